@@ -1,0 +1,167 @@
+"""``phantom trial``, ``phantom sentences check`` and ``phantom models``.
+
+Module-level imports stay light: torch/transformers load inside the run functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"should be a number, got '{text}'") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"should be a positive number, got '{text}'")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"should be an integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"should be at least 1, got '{text}'")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("trial", help="run one fine-tuning trial (no Ray) and write Parquet")
+    p.add_argument("--model", required=True, help="registered name, local directory or hub id")
+    p.add_argument("--sentence", required=True, help="sentence id from the sentences file")
+    p.add_argument("--protocol", default="full", help="full | lora | lora-frozen-head | prefix")
+    p.add_argument("--lr", required=True, type=_positive_float, help="learning rate (> 0)")
+    p.add_argument("--steps", required=True, type=_positive_int, help="optimizer steps (>= 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="results folder (local path or storage URI)")
+    p.add_argument("--sentences", default=None, help="sentences YAML (default sweeps/sentences.yaml)")
+    p.add_argument("--lora-r", type=_positive_int, default=None)
+    p.add_argument("--lora-alpha", type=_positive_float, default=None)
+    p.add_argument("--lora-targets", default=None, help="comma-separated module names")
+    p.add_argument("--pool-mass", type=float, default=None, help="nucleus mass q (default 0.9)")
+    p.add_argument("--pool-cap", type=int, default=None, help="K_max (default 1024)")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_trial_command)
+
+    s = sub.add_parser("sentences", help="inspect the sentence set on a model")
+    ssub = s.add_subparsers(dest="sentences_command", metavar="ACTION", required=True)
+    chk = ssub.add_parser("check", help="token ids, G_max, ranks, Φ₀ and hardness per sentence")
+    chk.add_argument("--model", required=True)
+    chk.add_argument("--sentences", default=None)
+    chk.add_argument("--trust-remote-code", action="store_true")
+    chk.set_defaults(run=run_sentences_check)
+
+    m = sub.add_parser("models", help="list registered models and the weight cache")
+    m.set_defaults(run=run_models)
+
+
+def build_trial_config(args: argparse.Namespace):
+    from phantom.config import LoraConfig, ObservablesConfig, TrainingConfig, TrialConfig
+    from workers.sentences import get_sentence
+
+    sentence = get_sentence(args.sentence, args.sentences)
+    lora = {}
+    if args.lora_r is not None:
+        lora["r"] = args.lora_r
+    if args.lora_alpha is not None:
+        lora["alpha"] = args.lora_alpha
+    if args.lora_targets:
+        lora["target_modules"] = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
+    observables = {}
+    if args.pool_mass is not None:
+        observables["pool_mass"] = args.pool_mass
+    if args.pool_cap is not None:
+        observables["pool_cap"] = args.pool_cap
+    return TrialConfig(
+        model=args.model, sentence_id=sentence.id, target=sentence.target,
+        competitor=sentence.competitor, contexts=sentence.contexts, protocol=args.protocol,
+        lr=args.lr, seed=args.seed, training=TrainingConfig(steps=args.steps),
+        lora=LoraConfig(**lora), observables=ObservablesConfig(**observables),
+        trust_remote_code=args.trust_remote_code,
+    )
+
+
+def run_trial_command(args: argparse.Namespace) -> int:
+    cfg = build_trial_config(args)  # validates protocol, lr, sentence: nothing written yet
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from phantom.storage import Store
+    from workers.models import load_model
+    from workers.trial import resolve_ids, run_trial
+
+    err = sys.stderr
+    print(f"loading {cfg.model} ...", file=err, flush=True)
+    base = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, progress=lambda m: print(m, file=err))
+    resolve_ids(cfg, base.tokenizer)  # a multi-token target fails here, before any write
+    store = Store.open(args.out)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("Φ={task.fields[phi]:+.4f} loss={task.fields[loss]:.4f}"), TimeRemainingColumn()]
+    with Progress(*columns, disable=args.quiet, transient=True, console=None) as bar:
+        task = bar.add_task(f"{cfg.sentence_id} {cfg.protocol} lr={cfg.lr:g}", total=cfg.training.steps,
+                            phi=float("nan"), loss=float("nan"))
+
+        def on_step(t: int, rows: list[dict]):
+            bar.update(task, completed=t, phi=rows[0]["phi"], loss=rows[0]["loss"])
+            return None
+
+        result = run_trial(cfg, store, base=base, callback=on_step)
+    f = result.final
+    print(
+        f"trial {result.trial_id}: {result.status} after {result.steps_done} steps in {result.wall_s:.1f}s"
+        + (f" (Φ {f['phi']:+.4f}, loss {f['loss']:.4f}, rank_g {f['rank_g']}, rank_c {f['rank_c']})" if f else "")
+    )
+    if result.error:
+        print(f"  {result.error}")
+    print(f"wrote {result.steps_path}\n      {result.trial_path}")
+    return 0 if result.status == "ok" else 1
+
+
+def run_sentences_check(args: argparse.Namespace) -> int:
+    from phantom.errors import SentenceError
+    from workers.models import load_model
+    from workers.probe import is_hard, probe_sentence
+    from workers.sentences import load_sentences, token_pieces
+
+    sentences = load_sentences(args.sentences)
+    loaded = load_model(args.model, trust_remote_code=args.trust_remote_code,
+                        progress=lambda m: print(m, file=sys.stderr))
+    head = f"{'sentence':<12} {'ctx':>3} {'g':>7} {'c':>7} {'G_max':>7} {'rank_g':>7} {'rank_c':>7} {'phi0':>9} {'pool':>5}  hard"
+    print(f"model {args.model} ({loaded.family}, {'tied' if loaded.tied else 'untied'} head)")
+    print(head)
+    n_hard = n_ok = 0
+    for s in sentences.values():
+        try:
+            rows = probe_sentence(loaded, s)
+        except SentenceError as exc:
+            bad = [w for w in (s.target, s.competitor) if len(token_pieces(loaded.tokenizer, w)) != 1]
+            pieces = ", ".join(f"'{w}' -> {token_pieces(loaded.tokenizer, w)}" for w in bad)
+            print(f"{s.id:<12} skipped: not a single token: {pieces or exc}")
+            continue
+        for r in rows:
+            hard = is_hard(r)
+            n_ok += 1
+            n_hard += hard
+            print(f"{s.id:<12} {r['context_id']:>3} {r['g']:>7} {r['c']:>7} {r['gmax']:>7.4f} {r['rank_g']:>7} "
+                  f"{r['rank_c']:>7} {r['phi']:>+9.4f} {r['pool_size']:>5}  {'yes' if hard else 'no'}")
+    print(f"{n_hard} of {n_ok} usable contexts are hard (phi0 <= 0)")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from workers.models import cache_dir, describe, registered
+
+    print(f"weight cache: {cache_dir()} (set PHANTOM_CACHE to move it)")
+    for name in registered():
+        cached = (cache_dir() / "models" / name / "phantom.json").is_file()
+        kind = describe(name)
+        note = " (cached)" if cached else (" (converted on first use)" if kind == "embedded" else "")
+        print(f"  {name:<16} {kind}{note}")
+    print("  any Hugging Face hub id or local model directory also works")
+    return 0

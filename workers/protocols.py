@@ -1,0 +1,87 @@
+"""Fine-tuning protocols (SPEC §6), through peft.
+
+- ``full``: every parameter trains.
+- ``lora``: LoRA (rank 8, alpha 16, dropout 0 by default) on the attention query/value
+  projections of the family; the input embedding is frozen. As in the paper ("standard LoRA
+  freezes the input embedding but not the LM head"), an *untied* LM head stays trainable; a
+  tied head is the embedding and stays frozen.
+- ``lora-frozen-head``: the same LoRA with the LM head frozen explicitly — the paper's missing
+  ablation for untied heads (identical to ``lora`` on tied models).
+- ``prefix``: prefix tuning (``prefix_tokens`` virtual tokens); all base weights frozen.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from phantom.config import LoraConfig
+from phantom.errors import ConfigError
+
+# attention query/value projections per model_type
+LORA_TARGETS = {
+    "gpt2": ("c_attn",),
+    "gpt_neo": ("q_proj", "v_proj"),
+    "gpt_neox": ("query_key_value",),
+    "llama": ("q_proj", "v_proj"),
+    "mistral": ("q_proj", "v_proj"),
+    "qwen2": ("q_proj", "v_proj"),
+    "qwen3": ("q_proj", "v_proj"),
+    "gemma": ("q_proj", "v_proj"),
+    "gemma2": ("q_proj", "v_proj"),
+    "gemma3_text": ("q_proj", "v_proj"),
+    "gemma3": ("q_proj", "v_proj"),
+    "phi3": ("qkv_proj",),
+    "olmo": ("q_proj", "v_proj"),
+    "olmo2": ("q_proj", "v_proj"),
+}
+
+
+def lora_targets(model_type: str, cfg: LoraConfig) -> list[str]:
+    if cfg.target_modules:
+        return list(cfg.target_modules)
+    if model_type not in LORA_TARGETS:
+        raise ConfigError(
+            f"no default LoRA target modules for model type '{model_type}': set `lora.target_modules`"
+        )
+    return list(LORA_TARGETS[model_type])
+
+
+def apply_protocol(model: torch.nn.Module, protocol: str, cfg: LoraConfig, tied: bool) -> torch.nn.Module:
+    """Wrap/freeze ``model`` for ``protocol``; returns the model to train."""
+    if protocol == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    import peft
+
+    model_type = model.config.model_type
+    if protocol in ("lora", "lora-frozen-head"):
+        pcfg = peft.LoraConfig(
+            r=cfg.r,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=lora_targets(model_type, cfg),
+            fan_in_fan_out=model_type == "gpt2",  # GPT-2's Conv1D stores (in, out)
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        wrapped = peft.get_peft_model(model, pcfg)
+        head = wrapped.get_output_embeddings()
+        if protocol == "lora" and not tied and head is not None:
+            head.weight.requires_grad_(True)  # the untied head is a second trainable channel
+        if protocol == "lora-frozen-head" and head is not None:
+            head.weight.requires_grad_(False)
+        wrapped.get_input_embeddings().weight.requires_grad_(False)
+        return wrapped
+    if protocol == "prefix":
+        pcfg = peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.prefix_tokens)
+        return peft.get_peft_model(model, pcfg)
+    raise ConfigError(f"unknown protocol '{protocol}'")  # validated earlier; defensive
+
+
+def count_params(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts, each shared tensor counted once."""
+    seen: dict[int, tuple[int, bool]] = {}
+    for p in model.parameters():
+        seen[id(p)] = (p.numel(), p.requires_grad)
+    return sum(n for n, t in seen.values() if t), sum(n for n, _ in seen.values())
