@@ -43,7 +43,7 @@ def run_query(conn, sql: str):
 
     stmt = check_read_only(sql)
     try:
-        return conn.execute(stmt).fetch_arrow_table()
+        return conn.sql(stmt).to_arrow_table()
     except duckdb.Error as exc:
         raise QueryError(str(exc).splitlines()[0]) from None
 
@@ -64,7 +64,7 @@ def render(table, fmt: str, out: str | None) -> None:
     elif fmt == "csv":
         text = table.to_pandas().to_csv(index=False)
     else:
-        text = table.to_pandas().to_json(orient="records", date_format="iso", indent=1) + "\n"
+        text = table.to_pandas().to_json(orient="records", date_format="iso", indent=1, double_precision=15) + "\n"
     if out:
         Path(out).write_text(text, encoding="utf-8")
     else:

@@ -10,6 +10,7 @@ Names resolve in this order:
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import os
@@ -23,7 +24,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from phantom.errors import ModelError, suggest
+from phantom.errors import ModelError, suggest, unknown
 from workers import tiny
 
 # ----------------------------------------------------------------------------------------------
@@ -100,6 +101,9 @@ def load_model(name: str, *, trust_remote_code: bool = False, progress: Callable
         source = "local"
         model, tokenizer = _from_pretrained(str(Path(name).expanduser()), trust_remote_code, local=True)
     else:
+        # a near miss of a registered name is a typo, not a hub id ('tiny-lama')
+        if "/" not in name and difflib.get_close_matches(name, registered(), n=1, cutoff=0.8):
+            raise ModelError(unknown("model", name, registered()) + " (or a hub id / local directory)")
         source = "hub"
         model, tokenizer = _from_pretrained(name, trust_remote_code, local=False)
     model.eval()

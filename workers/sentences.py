@@ -96,4 +96,7 @@ def token_id(tokenizer, word: str) -> int:
         raise SentenceError(
             f"'{word}' is not a single token for this tokenizer: it splits into {len(ids)} pieces {pieces}"
         )
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is not None and ids[0] == unk and word != tokenizer.unk_token:
+        raise SentenceError(f"'{word}' is not in this tokenizer's vocabulary (it maps to the unknown token)")
     return int(ids[0])

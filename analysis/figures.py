@@ -1,0 +1,222 @@
+"""The paper's figures for one grid, as PNG bytes (matplotlib, Agg backend).
+
+Each function takes a DuckDB connection with the analysis views and returns PNG bytes, or
+None when the grid has no data for that figure (the report then says what is missing).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from analysis import db
+
+MAX_PANELS = 6
+MAX_LINES = 10
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _grid(n: int, w: float = 4.2, h: float = 3.2):
+    plt = _plt()
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _groups(conn, table: str = "reference_trials") -> list[tuple[str, str]]:
+    return db.fetch(conn, f"SELECT DISTINCT model, protocol FROM {table} ORDER BY 1, 2")[:MAX_PANELS]
+
+
+def phi_traces(conn) -> bytes | None:
+    """Figure 3: Φ(t) per sentence at the reference rate, flip steps marked."""
+    groups = _groups(conn)
+    if not groups:
+        return None
+    picks = db.records(
+        conn,
+        """SELECT model, protocol, sentence_id, arg_min(trial_id, seed) AS trial_id,
+                  arg_min(flip_step, seed) AS flip_step, any_value(lr) AS lr
+           FROM reference_trials GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+    )
+    ids = [p["trial_id"] for p in picks]
+    series: dict[str, tuple[list, list]] = {}
+    for tid, step, phi in db.fetch(
+        conn,
+        "SELECT trial_id, step, phi FROM trial_steps WHERE trial_id IN (SELECT unnest(?)) "
+        "ORDER BY trial_id, step",
+        [ids],
+    ):
+        s = series.setdefault(tid, ([], []))
+        s[0].append(step)
+        s[1].append(phi)
+    fig, axes = _grid(len(groups))
+    for ax, (model, protocol) in zip(axes, groups):
+        mine = [p for p in picks if p["model"] == model and p["protocol"] == protocol][:MAX_LINES]
+        for p in mine:
+            t, phi = series.get(p["trial_id"], ([], []))
+            line = ax.plot(t, phi, lw=1.2, label=p["sentence_id"])[0]
+            k = p["flip_step"]
+            if k is not None and k in t:
+                ax.plot([k], [phi[t.index(k)]], "o", color=line.get_color(), ms=5)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(f"{model} / {protocol}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("Φ")
+        ax.legend(fontsize=6, ncol=2)
+    return _png(fig)
+
+
+def through_flip(conn) -> bytes | None:
+    """Figure 5: Δ, ψ_g·h, ψ_c·h and Φ through the flip of the sharpest catapults."""
+    picks = db.records(
+        conn,
+        """SELECT trial_id, model, protocol, sentence_id, flip_step, R FROM trial_summary
+           WHERE status = 'ok' AND flip_step > 0 AND R IS NOT NULL
+           ORDER BY R DESC, trial_id LIMIT 3""",
+    )
+    if not picks:
+        return None
+    fig, axes = _grid(len(picks))
+    for ax, p in zip(axes, picks):
+        rows = db.fetch(
+            conn,
+            "SELECT step, delta, h_dot_g, h_dot_c, phi FROM trial_steps WHERE trial_id = ? ORDER BY step",
+            [p["trial_id"]],
+        )
+        t = [r[0] for r in rows]
+        ax.plot(t, [r[1] for r in rows], label="Δ = z_g − z_c")
+        ax.plot(t, [r[2] for r in rows], label="ψ_g·h")
+        ax.plot(t, [r[3] for r in rows], label="ψ_c·h")
+        ax.axvline(p["flip_step"], color="grey", ls="--", lw=0.8)
+        ax.set_xlabel("step")
+        ax2 = ax.twinx()
+        ax2.plot(t, [r[4] for r in rows], color="k", lw=1.6, label="Φ")
+        ax2.set_ylabel("Φ")
+        ax.set_title(f"{p['model']}/{p['protocol']} {p['sentence_id']} (R = {p['R']:.1f})", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
+    return _png(fig)
+
+
+def phase_diagram(conn) -> bytes | None:
+    """η·G_max against R for flipped trials, catapult-like marked, with the θ*_shape line."""
+    groups = db.fetch(
+        conn,
+        "SELECT DISTINCT model, protocol FROM trial_summary WHERE status = 'ok' AND flip_step > 0 "
+        "AND x > 0 AND R > 0 ORDER BY 1, 2",
+    )[:MAX_PANELS]
+    if not groups:
+        return None
+    fig, axes = _grid(len(groups))
+    for ax, (model, protocol) in zip(axes, groups):
+        pts = db.fetch(
+            conn,
+            """SELECT x, R, character IN ('catapult', 'catapult-like') FROM trial_summary
+               WHERE model = ? AND protocol = ? AND status = 'ok' AND flip_step > 0
+                 AND x > 0 AND R > 0""",
+            [model, protocol],
+        )
+        for flag, colour, label in ((True, "tab:red", "catapult-like"), (False, "tab:blue", "other")):
+            sel = [p for p in pts if p[2] == flag]
+            ax.scatter([p[0] for p in sel], [p[1] for p in sel], s=10, c=colour, label=label, alpha=0.6)
+        theta = db.scalar(conn, "SELECT theta_shape FROM fits WHERE model = ? AND protocol = ?", [model, protocol])
+        if theta:
+            ax.axvline(theta, color="k", ls="--", lw=1, label=f"θ* = {theta:.3g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("η·G_max")
+        ax.set_ylabel("R")
+        ax.set_title(f"{model} / {protocol}", fontsize=9)
+        ax.legend(fontsize=6)
+    return _png(fig)
+
+
+def bulk_histograms(conn) -> bytes | None:
+    """Figure 6: the bulk G² distribution per model, with its class."""
+    rows = db.records(conn, "SELECT * FROM geometry ORDER BY class, model")
+    rows = [r for r in rows if r["hist_counts"]][: MAX_PANELS * 2]
+    if not rows:
+        return None
+    fig, axes = _grid(len(rows), 3.6, 2.8)
+    for ax, r in zip(axes, rows):
+        edges, counts = r["hist_edges"], r["hist_counts"]
+        widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+        ax.bar(edges[:-1], counts, width=widths, align="edge", color="tab:green" if r["class"] == "A" else "tab:purple")
+        ax.set_yscale("log")
+        ax.set_xlabel("G²")
+        ax.set_title(f"{r['model']}: class {r['class']} (mean G² {r['mean_g2']:.3g})", fontsize=9)
+    return _png(fig)
+
+
+def reduced_field(conn) -> bytes | None:
+    """Figure 7: H per model and protocol, bars spanning the per-sentence range."""
+    rows = db.records(conn, "SELECT model, protocol, H, H_min, H_max FROM fits WHERE H IS NOT NULL ORDER BY protocol, model")
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.4))
+    labels = [f"{r['model']}\n{r['protocol']}" for r in rows]
+    hs = [r["H"] for r in rows]
+    lo = [max(0.0, r["H"] - (r["H_min"] if r["H_min"] is not None else r["H"])) for r in rows]
+    hi = [max(0.0, (r["H_max"] if r["H_max"] is not None else r["H"]) - r["H"]) for r in rows]
+    colours = ["tab:orange" if r["protocol"] == "full" else "tab:cyan" for r in rows]
+    ax.bar(range(len(rows)), hs, yerr=[lo, hi], color=colours, capsize=3)
+    ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=45, ha="right")
+    ax.set_ylabel("H = η_ref·Ḡ_max/θ*")
+    return _png(fig)
+
+
+def burial(conn) -> bytes | None:
+    """Figure 8: B_FT against bulk density (mean G²) and against H, per protocol."""
+    rows = db.records(
+        conn,
+        "SELECT f.model, f.protocol, f.B_FT, f.H, g.mean_g2 FROM fits f LEFT JOIN geometry g USING (model) "
+        "WHERE f.B_FT IS NOT NULL ORDER BY 1, 2",
+    )
+    if not rows:
+        return None
+    fig, (a, b) = _grid(2)
+    for proto in sorted({r["protocol"] for r in rows}):
+        mine = [r for r in rows if r["protocol"] == proto]
+        g = [r for r in mine if r["mean_g2"] is not None]
+        a.scatter([r["mean_g2"] for r in g], [r["B_FT"] for r in g], label=proto)
+        h = [r for r in mine if r["H"] is not None]
+        b.scatter([r["H"] for r in h], [r["B_FT"] for r in h], label=proto)
+        for r in g:
+            a.annotate(r["model"], (r["mean_g2"], r["B_FT"]), fontsize=6)
+        for r in h:
+            b.annotate(r["model"], (r["H"], r["B_FT"]), fontsize=6)
+    a.set_xlabel("bulk density (mean G²)")
+    b.set_xlabel("H")
+    for ax in (a, b):
+        ax.set_ylabel("B_FT")
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+FIGURES = [
+    ("phi", "Φ(t) per sentence, flip steps marked (Figure 3)", phi_traces, "needs trials"),
+    ("flip", "Δ, ψ_g·h, ψ_c·h and Φ through the flip (Figure 5)", through_flip, "needs a trial that flips during training"),
+    ("phase", "Phase diagram: η·G_max against R with θ*_shape", phase_diagram, "needs flipped trials"),
+    ("bulk", "Bulk embedding geometry per model (Figure 6)", bulk_histograms, "needs `phantom geometry --model M` results"),
+    ("H", "Reduced field H per model and protocol (Figure 7)", reduced_field, "needs sentences with an η_c (some rates flip, some do not) and an η_ref"),
+    ("burial", "B_FT against bulk density and against H (Figure 8)", burial, "needs trials at the reference rate"),
+]

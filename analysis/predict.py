@@ -1,0 +1,114 @@
+"""``phantom predict``: the blind prediction (SPEC §5, paper §7, Eq. 22) for a model that was
+never fine-tuned. Class from its bulk geometry; H̄ = mean H of the *other* models of that class
+under the protocol (from reference sweeps); then
+
+    η_c = η_ref / H̄,   θ*_pred = η_ref·Ḡ_max / H̄,   per sentence η_c(s) = θ*_pred / G_max(s),
+
+and rate X is above threshold for sentence s when X > η_c(s) (X·G_max(s) > θ*_pred).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from phantom.errors import ConfigError, StorageError
+
+
+@dataclass(frozen=True)
+class SentencePrediction:
+    sentence_id: str
+    gmax: float
+    eta_c: float
+    above: bool
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: str
+    protocol: str
+    model_class: str
+    lr: float
+    lr_ref: float
+    H_class: float
+    reference_models: tuple[str, ...]
+    gmax_mean: float
+    eta_c: float
+    theta: float
+    sentences: tuple[SentencePrediction, ...]
+
+
+def predict(model: str, protocol: str, model_class: str, lr: float, lr_ref: float,
+            reference_H: dict[str, float], gmax: dict[str, float]) -> Prediction:
+    """The arithmetic of Eq. 22 (pure; ``reference_H``: model → H of the same class)."""
+    hs = [h for h in reference_H.values() if h is not None and math.isfinite(h)]
+    if not hs:
+        raise StorageError(
+            f"no reference model of class {model_class} has an H under '{protocol}' "
+            "(needs its sweep with rates that flip and rates that do not, and its geometry)"
+        )
+    if not gmax:
+        raise StorageError(f"no sentence G_max for '{model}' (run phantom geometry with sentences)")
+    h_class = sum(hs) / len(hs)
+    gbar = sum(gmax.values()) / len(gmax)
+    theta = lr_ref * gbar / h_class
+    per = tuple(
+        SentencePrediction(s, g, theta / g if g > 0 else math.inf, g > 0 and lr > theta / g)
+        for s, g in sorted(gmax.items())
+    )
+    return Prediction(model, protocol, model_class, lr, lr_ref, h_class,
+                      tuple(sorted(reference_H)), gbar, lr_ref / h_class, theta, per)
+
+
+def _geometry_rows(args, conn) -> list[dict]:
+    from analysis import db
+
+    if args.geometry:
+        import pyarrow.parquet as pq
+
+        rows = [r for r in pq.read_table(args.geometry).to_pylist() if r["model"] == args.model]
+        if not rows:
+            raise StorageError(f"{args.geometry} has no geometry for '{args.model}'")
+        return rows
+    rows = db.records(conn, "SELECT * FROM geometry_rows WHERE model = ?", [args.model])
+    if rows:
+        return rows
+    from analysis.geometry import measure
+
+    return measure(args.model, n_pairs=args.pairs, tau=args.tau, seed=args.seed,
+                   sentences_path=args.sentences,
+                   trust_remote_code=args.trust_remote_code).to_pylist()
+
+
+def run_predict(args, settings) -> int:
+    from analysis import db
+
+    lr_ref = settings.lr_ref_map.get(args.protocol)
+    if lr_ref is None:
+        raise ConfigError(f"no η_ref for protocol '{args.protocol}': give --lr-ref {args.protocol}=RATE")
+    conn = db.connect(args.reference, settings)
+    try:
+        rows = _geometry_rows(args, conn)
+        cls = rows[0]["class"]
+        ref = db.fetch(
+            conn,
+            "SELECT f.model, f.H FROM fits f JOIN geometry g USING (model) "
+            "WHERE g.class = ? AND f.protocol = ? AND f.model <> ? AND f.H IS NOT NULL",
+            [cls, args.protocol, args.model],
+        )
+    finally:
+        conn.close()
+    gmax = {r["sentence_id"]: r["gmax"] for r in rows if r["sentence_id"]}
+    p = predict(args.model, args.protocol, cls, args.lr, lr_ref, dict(ref), gmax)
+    if args.format == "json":
+        print(json.dumps(asdict(p), indent=1))
+        return 0
+    print(f"{p.model}: class {p.model_class}; H̄_{p.protocol} = {p.H_class:.4g} from "
+          f"{', '.join(p.reference_models)}")
+    print(f"predicted η_c = {p.eta_c:.4g} (η_ref {p.lr_ref:g}), θ* = {p.theta:.4g} "
+          f"(Ḡ_max {p.gmax_mean:.4f})")
+    print(f"{'sentence':<16} {'G_max':>7} {'η_c(s)':>10}  rate {p.lr:g}")
+    for s in p.sentences:
+        print(f"{s.sentence_id:<16} {s.gmax:>7.4f} {s.eta_c:>10.4g}  {'above' if s.above else 'below'}")
+    return 0

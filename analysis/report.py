@@ -1,0 +1,91 @@
+"""The self-contained HTML report: figures embedded as base64 PNG, tables inline, no scripts
+and no external resources (it opens from a file, an e-mail or an artifact store as is)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from datetime import datetime, timezone
+
+from phantom import __version__
+
+from analysis import db
+from analysis.figures import FIGURES
+from analysis.settings import AnalysisSettings
+
+MAX_ROWS = 200
+
+TABLES = [
+    ("fits", "Fits per model and protocol (θ*_shape, θ*_resolve, H, B_FT)", "SELECT * FROM fits"),
+    ("correlations", "Spearman rank correlations", "SELECT * FROM correlations"),
+    ("isolation", "Causal isolation (Table 3), at the reference rate", "SELECT * FROM isolation"),
+    ("stopping", "Φ-saturation stopping (Table 1), at the reference rate", "SELECT * FROM stopping"),
+    ("ablation", "Competitor ablation (Table 5), at the reference rate", "SELECT * FROM ablation"),
+    ("blind", "Blind prediction (§7)", "SELECT * FROM blind_prediction"),
+    ("eta_c", "Critical learning rate per sentence (Table 6)", "SELECT * FROM eta_c ORDER BY model, protocol, sentence_id"),
+]
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.78em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
+th { background: #f3f3f3; } td.s { text-align: left; }
+img { max-width: 100%; } .note { color: #777; font-style: italic; }
+.wrap { overflow-x: auto; }
+"""
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "<td></td>"
+    if isinstance(v, bool):
+        return f"<td>{'yes' if v else 'no'}</td>"
+    if isinstance(v, float):
+        return "<td></td>" if math.isnan(v) else f"<td>{v:.4g}</td>"
+    if isinstance(v, int):
+        return f"<td>{v}</td>"
+    return f'<td class="s">{html.escape(str(v))}</td>'
+
+
+def table_html(conn, sql: str) -> str:
+    rows = db.records(conn, f"SELECT * FROM ({sql}) LIMIT {MAX_ROWS + 1}")
+    if not rows:
+        return '<p class="note">no rows for this grid</p>'
+    total = db.scalar(conn, f"SELECT count(*) FROM ({sql})")
+    cols = [c for c in rows[0] if not isinstance(rows[0][c], list)]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(_cell(r[c]) for c in cols) + "</tr>" for r in rows[:MAX_ROWS])
+    more = f'<p class="note">{total} rows; first {MAX_ROWS} shown (all are in the Parquet/CSV)</p>' if total > MAX_ROWS else ""
+    return f'<div class="wrap"><table><tr>{head}</tr>{body}</table></div>{more}'
+
+
+def build_report(conn, settings: AnalysisSettings) -> str:
+    n = db.scalar(conn, "SELECT count(*) FROM trial_summary")
+    models = db.scalar(conn, "SELECT count(DISTINCT model) FROM trial_summary")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>Phantom transitions: analysis report</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Phantom transitions: analysis report</h1>",
+        f"<p>{n} trials, {models} models. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"by phantom {html.escape(__version__)}. Reference rates η_ref: "
+        + ", ".join(f"{html.escape(p)} {r:g}" for p, r in settings.lr_ref)
+        + f"; character thresholds R ≥ {settings.catapult:g} / {settings.catapult_like:g} / "
+        f"{settings.intermediate:g} / {settings.borderline:g}; Φ-saturation w = "
+        f"{settings.saturation_window}, tol = {settings.saturation_tol:g}.</p>",
+    ]
+    for key, title, fn, missing in FIGURES:
+        parts.append(f"<h2 id='fig-{key}'>{html.escape(title)}</h2>")
+        png = fn(conn)
+        if png:
+            b64 = base64.b64encode(png).decode("ascii")
+            parts.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>")
+        else:
+            parts.append(f"<p class='note'>No data for this figure: {html.escape(missing)}.</p>")
+    for key, title, sql in TABLES:
+        parts.append(f"<h2 id='table-{key}'>{html.escape(title)}</h2>")
+        parts.append(table_html(conn, sql))
+    parts.append("</body></html>")
+    return "\n".join(parts)

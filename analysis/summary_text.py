@@ -1,0 +1,57 @@
+"""The few lines ``phantom analyze`` prints: what was analysed and the headline numbers."""
+
+from __future__ import annotations
+
+from phantom.storage import Store
+
+from analysis import db
+
+
+def _g(x, spec: str = ".3g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def summary_text(conn, out: Store) -> str:
+    lines = []
+    status = db.fetch(conn, "SELECT status, count(*) FROM trial_summary GROUP BY 1 ORDER BY 1")
+    total = sum(n for _, n in status)
+    lines.append(f"{total} trials (" + ", ".join(f"{n} {s}" for s, n in status) + ")")
+    chars = db.fetch(
+        conn,
+        "SELECT character, count(*) FROM trial_summary WHERE character IS NOT NULL "
+        "GROUP BY 1 ORDER BY 2 DESC, 1",
+    )
+    if chars:
+        lines.append("characters: " + ", ".join(f"{c} {n}" for c, n in chars))
+    fits = db.records(conn, "SELECT * FROM fits ORDER BY model, protocol")
+    if fits:
+        lines.append("")
+        lines.append(f"{'model':<24} {'protocol':<10} {'θ*_shape':>10} {'err':>4} "
+                     f"{'θ*_resolve':>11} {'H':>7} {'B_FT':>6}")
+        for f in fits:
+            lines.append(
+                f"{f['model'][:24]:<24} {f['protocol']:<10} {_g(f['theta_shape']):>10} "
+                f"{_g(f['shape_errors'], 'd') if f['shape_errors'] is not None else '-':>4} "
+                f"{_g(f['theta_resolve']):>11} {_g(f['H']):>7} {_g(f['B_FT']):>6}"
+            )
+    corr = db.records(
+        conn,
+        "SELECT * FROM correlations WHERE x = 'gmax' AND y = 'R' AND scope = 'model' "
+        "ORDER BY model, protocol",
+    )
+    if corr:
+        lines.append("")
+        lines.append("Spearman(G_max, R): " + "; ".join(
+            f"{c['model']}/{c['protocol']} ρ={_g(c['rho'], '.2f')} (p={_g(c['p_value'], '.2g')}, n={c['n']})"
+            for c in corr
+        ))
+    blind = db.records(conn, "SELECT * FROM blind_prediction WHERE rel_error IS NOT NULL")
+    for b in blind:
+        lines.append(
+            f"blind prediction {b['model']}/{b['protocol']} (class {b['class']}): "
+            f"θ*_pred {_g(b['theta_pred'])} vs measured {_g(b['theta_measured'])}, "
+            f"error {100 * b['rel_error']:.1f}%"
+        )
+    lines.append("")
+    lines.append(f"wrote {out.uri}/ (phantom.duckdb, report.html, tables as .parquet/.csv)")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""The sweep definition: one frozen dataclass per concept, built by ``phantom.config.from_dict``.
+
+A sweep file names the grid's dimensions (models x sentences x protocols x learning rates x
+seeds), the per-trial settings shared by every point (``training``, ``lora``, ``observables``,
+exactly the sub-configs of a :class:`~phantom.config.TrialConfig`), and how to dispatch it
+(``resources``, ``retries``, ``storage``, ``stopper``, ``search``). Reading the YAML (``include:``
+and ``--set``) lives in :mod:`orchestrator.loader`; expanding the grid in :mod:`orchestrator.grid`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from phantom.config import (
+    PROTOCOLS,
+    LoraConfig,
+    ObservablesConfig,
+    TrainingConfig,
+    from_dict,
+    to_dict,
+)
+from phantom.errors import ConfigError, suggest
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SEARCH_MODES = ("grid", "eta-c")
+
+
+@dataclass(frozen=True)
+class SentencesConfig:
+    """Which sentences: a sentences YAML (relative paths: to the sweep file) and optional ids."""
+
+    file: str = field(default="sentences.yaml", metadata={"help": "sentences YAML file"})
+    ids: tuple[str, ...] | None = field(default=None, metadata={"help": "subset of ids; null = all"})
+
+    def __post_init__(self) -> None:
+        if not self.file.strip():
+            raise ConfigError("`file` should be a sentences YAML path, got ''")
+        if self.ids is not None and not self.ids:
+            raise ConfigError("`ids` should be null (all) or a non-empty list")
+        if self.ids is not None and len(set(self.ids)) != len(self.ids):
+            raise ConfigError(f"`ids` has duplicates: {list(self.ids)}")
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """What one trial reserves on a Ray node (fractions of a GPU share it between trials)."""
+
+    cpus_per_trial: float = field(default=1.0, metadata={"help": "CPUs reserved per trial"})
+    gpus_per_trial: float = field(default=0.0, metadata={"help": "GPUs per trial (0.25 = 4 per GPU)"})
+    max_concurrent: int | None = field(default=None, metadata={"help": "cap on running trials"})
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
+            raise ConfigError(f"`cpus_per_trial` should be a positive number, got {self.cpus_per_trial}")
+        if not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise ConfigError(f"`gpus_per_trial` should be >= 0, got {self.gpus_per_trial}")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise ConfigError(f"`gpus_per_trial` above 1 should be whole, got {self.gpus_per_trial}")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError(f"`max_concurrent` should be at least 1, got {self.max_concurrent}")
+
+
+@dataclass(frozen=True)
+class StopperConfig:
+    """SPEC §4 Φ-saturation stop: off by default (the paper's runs spend the whole budget)."""
+
+    phi_saturation: bool = field(default=False, metadata={"help": "stop a trial once Φ plateaus after the flip"})
+    window: int = field(default=3, metadata={"help": "w: Φ evaluations in the plateau"})
+    tol: float = field(default=0.01, metadata={"help": "max − min of Φ over w below this"})
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise ConfigError(f"`window` should be at least 2, got {self.window}")
+        if not (math.isfinite(self.tol) and self.tol > 0):
+            raise ConfigError(f"`tol` should be a positive number, got {self.tol}")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """``grid`` runs every point; ``eta-c`` bisects each (model, sentence, protocol, seed) for
+    the critical learning rate η_c (SPEC §5) between ``lr_min`` and ``lr_max``."""
+
+    mode: str = field(default="grid", metadata={"help": "grid | eta-c"})
+    lr_min: float = field(default=1e-6, metadata={"help": "eta-c: lower end of the bracket"})
+    lr_max: float = field(default=1e-3, metadata={"help": "eta-c: upper end of the bracket"})
+    tolerance: float = field(default=1.1, metadata={"help": "eta-c: stop when hi/lo <= this factor"})
+    max_rounds: int = field(default=30, metadata={"help": "eta-c: most bisection rounds"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEARCH_MODES:
+            raise ConfigError(
+                f"`mode` should be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}.{suggest(self.mode, SEARCH_MODES)}"
+            )
+        for name in ("lr_min", "lr_max"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"`{name}` should be a positive number, got {value}")
+        if self.lr_min >= self.lr_max:
+            raise ConfigError(f"`lr_min` ({self.lr_min:g}) should be below `lr_max` ({self.lr_max:g})")
+        if not (math.isfinite(self.tolerance) and self.tolerance > 1):
+            raise ConfigError(f"`tolerance` should be a factor above 1 (e.g. 1.1), got {self.tolerance}")
+        if self.max_rounds < 1:
+            raise ConfigError(f"`max_rounds` should be at least 1, got {self.max_rounds}")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A whole sweep. ``learning_rates`` is ignored by ``search.mode: eta-c`` (it searches)."""
+
+    name: str
+    models: tuple[str, ...]
+    sentences: SentencesConfig = field(default_factory=SentencesConfig)
+    protocols: tuple[str, ...] = ("full",)
+    learning_rates: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    observables: ObservablesConfig = field(default_factory=ObservablesConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    retries: int = field(default=2, metadata={"help": "re-runs of a trial whose worker or node died"})
+    storage: str | None = field(default=None, metadata={"help": "results root; data in STORAGE/NAME"})
+    stopper: StopperConfig = field(default_factory=StopperConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    trust_remote_code: bool = False
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise ConfigError(f"`name` should be a folder name (letters, digits, . _ -), got {self.name!r}")
+        dims = ["models", "protocols", "seeds"]
+        if self.search.mode == "grid":
+            dims.insert(2, "learning_rates")
+        for dim in dims:
+            values = getattr(self, dim)
+            if not values:
+                raise ConfigError(f"`{dim}` is empty: a sweep needs at least one value")
+            if len(set(values)) != len(values):
+                raise ConfigError(f"`{dim}` has duplicates: {list(values)}")
+        for model in self.models:
+            if not model.strip():
+                raise ConfigError("`models` has an empty name")
+        for protocol in self.protocols:
+            if protocol not in PROTOCOLS:
+                raise ConfigError(
+                    f"Unknown protocol '{protocol}' in `protocols`.{suggest(protocol, PROTOCOLS)}"
+                    f" Available: {', '.join(PROTOCOLS)}"
+                )
+        for i, lr in enumerate(self.learning_rates):
+            if not (math.isfinite(lr) and lr > 0):
+                raise ConfigError(f"`learning_rates[{i}]` should be a positive number, got {lr}")
+        if self.retries < 0:
+            raise ConfigError(f"`retries` should be >= 0, got {self.retries}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
+        data = dict(data)
+        if isinstance(data.get("sentences"), str):  # `sentences: file.yaml` shorthand
+            data["sentences"] = {"file": data["sentences"]}
+        for key in ("models", "protocols", "learning_rates", "seeds"):
+            if isinstance(data.get(key), (str, int, float)) and not isinstance(data.get(key), bool):
+                data[key] = [data[key]]  # a scalar is a one-point dimension
+        for key in ("name", "models"):
+            if key not in data:
+                raise ConfigError(f"missing key `{key}`")
+        return from_dict(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)

@@ -1,0 +1,134 @@
+"""Read a sweep YAML: ``include:`` chains (local keys win, cycles raise) and ``--set`` overrides.
+
+The result is a plain dict for :meth:`SweepConfig.from_dict` plus where the sentences file is.
+Every problem is a one-line :class:`ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from phantom.errors import ConfigError
+from orchestrator.config import SweepConfig
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` as a float (YAML 1.1 demands ``1.0e-4``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{at}: {problem}") from None
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Local keys win; mappings merge key by key, everything else (lists too) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_tree(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The merged mapping of ``path`` and everything it includes (paths relative to it)."""
+    path = path.resolve()
+    if path in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, path))
+        raise ConfigError(f"include cycle: {cycle}")
+    if not path.is_file():
+        where = f" (included from {_chain[-1].name})" if _chain else ""
+        raise ConfigError(f"sweep file not found: {path}{where}")
+    doc = parse_yaml(path.read_text(encoding="utf-8"), path.name)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path.name}: a sweep file should be a mapping of keys, got {type(doc).__name__}")
+    includes = doc.pop("include", None)
+    if includes is None:
+        return doc
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{path.name}: `include` should be a file name or a list of them")
+    merged: dict = {}
+    for inc in includes:
+        merged = _merge(merged, read_tree(path.parent / inc, (*_chain, path)))
+    return _merge(merged, doc)
+
+
+def apply_set(data: dict, assignment: str) -> dict:
+    """``dotted.key=YAML``: set one key (creating mappings on the way); the value is YAML."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set expects dotted.key=value, got '{assignment}'")
+    value = parse_yaml(text, f"--set {key}") if text.strip() else None
+    out = copy.deepcopy(data)
+    node = out
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif isinstance(child, str) and part == "sentences":
+            child = node[part] = {"file": child}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: `{'.'.join(parts[: i + 1])}` is not a mapping")
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
+def resolve_sentences_file(file: str, sweep_file: Path | None) -> Path:
+    """Absolute path of the sentences file: as given if absolute, else next to the sweep file,
+    else relative to the current directory."""
+    p = Path(file).expanduser()
+    if p.is_absolute():
+        return p
+    if sweep_file is not None and (sweep_file.parent / p).is_file():
+        return (sweep_file.parent / p).resolve()
+    return Path(os.getcwd(), p).resolve()
+
+
+def load_sweep(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> tuple[SweepConfig, Path]:
+    """(the validated sweep, the absolute sentences file) for a sweep YAML and ``--set``s."""
+    path = Path(path)
+    data = read_tree(path)
+    for assignment in overrides:
+        data = apply_set(data, assignment)
+    try:
+        sweep = SweepConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
+    sentences = resolve_sentences_file(sweep.sentences.file, path.resolve())
+    if not sentences.is_file():
+        raise ConfigError(f"{path.name}: `sentences.file` not found: {sweep.sentences.file}")
+    return sweep, sentences

@@ -1,0 +1,89 @@
+"""Spearman (ties, p-values) and KS distances against SciPy directly."""
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from analysis import db, stats, tables
+
+CASES = [
+    ([1, 2, 2, 3, 4, 4, 4, 5], [2, 1, 3, 3, 5, 4, 6, 6]),  # ties on both sides
+    ([0.3, 0.5, 0.5, 0.9, 0.1, 0.7], [10, 8, 8, 2, 11, 1]),
+    (list(range(12)), [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]),
+    ([1, 2, 3, 4], [1, 2, 3, 4]),  # ρ = 1 → p = 0
+]
+
+
+@pytest.mark.parametrize("x,y", CASES)
+def test_spearman_python_vs_scipy(x, y):
+    rho, p = stats.spearman(np.array(x, float), np.array(y, float))
+    ref = scipy.stats.spearmanr(x, y)
+    assert rho == pytest.approx(ref.statistic, abs=1e-12)
+    assert p == pytest.approx(ref.pvalue, abs=1e-12)
+
+
+def test_average_ranks_vs_scipy():
+    x = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5])
+    assert np.allclose(stats.average_ranks(x), scipy.stats.rankdata(x))
+
+
+def test_spearman_sql_vs_scipy(memdb):
+    rows = []
+    for k, (x, y) in enumerate(CASES):
+        rows += [("model", f"m{k}", "full", "gmax", "R", float(a), float(b)) for a, b in zip(x, y)]
+    db.fetch(memdb, "CREATE TABLE correlation_points (scope VARCHAR, model VARCHAR, protocol VARCHAR, "
+             "x_name VARCHAR, y_name VARCHAR, x DOUBLE, y DOUBLE)")
+    memdb.executemany("INSERT INTO correlation_points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    db.fetch(memdb, tables.CORRELATIONS_SQL)
+    got = {r["model"]: r for r in db.records(memdb, "SELECT * FROM correlations")}
+    for k, (x, y) in enumerate(CASES):
+        ref = scipy.stats.spearmanr(x, y)
+        assert got[f"m{k}"]["n"] == len(x)
+        assert got[f"m{k}"]["rho"] == pytest.approx(ref.statistic, abs=1e-12)
+        assert got[f"m{k}"]["p_value"] == pytest.approx(ref.pvalue, abs=1e-12)
+
+
+def test_spearman_p_undefined():
+    assert stats.spearman_p(0.5, 2) is None and stats.spearman_p(None, 10) is None
+
+
+@pytest.fixture(scope="module")
+def samples():
+    rng = np.random.default_rng(7)
+    return {"gauss": rng.normal(0.06, 0.01, 4000), "exp": rng.exponential(0.003, 4000)}
+
+
+def test_ks_distances_vs_scipy(samples):
+    for x in samples.values():
+        mu, sd = x.mean(), x.std()
+        assert stats.ks_normal(x) == pytest.approx(
+            scipy.stats.kstest(x, "norm", args=(mu, sd)).statistic, abs=1e-12)
+        assert stats.ks_exponential(x) == pytest.approx(
+            scipy.stats.kstest(x, "expon", args=(0, x.mean())).statistic, abs=1e-12)
+
+
+def test_ks_class(samples):
+    g, e = samples["gauss"], samples["exp"]
+    assert stats.bulk_class(stats.ks_normal(g), stats.ks_exponential(g)) == "A"
+    assert stats.bulk_class(stats.ks_normal(e), stats.ks_exponential(e)) == "B"
+
+
+def test_bulk_statistics_of_planted_embedding():
+    import torch
+
+    from analysis.geometry import bulk_statistics, sample_pairs
+
+    i, j = sample_pairs(50, 10_000, seed=1)  # more than exist: all 1225 pairs
+    assert len(i) == 50 * 49 // 2 and np.all(i < j)
+    i, j = sample_pairs(1000, 5000, seed=1)
+    assert len(set(zip(i.tolist(), j.tolist()))) == 5000 and np.all(i < j)
+    E = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
+    b = bulk_statistics(E, n_pairs=3000, tau=0.3, seed=3)
+    i, j = sample_pairs(300, 3000, seed=3)
+    Ed = E.double()
+    psi = (Ed / Ed.norm(dim=1, keepdim=True)).numpy()
+    G = (psi[i] * psi[j]).sum(1)
+    assert b["mean_g2"] == pytest.approx((G ** 2).mean(), rel=1e-12)
+    assert b["frac_above_tau"] == pytest.approx((G > 0.3).mean())
+    assert b["ks_norm"] == pytest.approx(scipy.stats.kstest(G**2, "norm", args=((G**2).mean(), (G**2).std())).statistic)
+    assert sum(b["hist_counts"]) == 3000

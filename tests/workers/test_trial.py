@@ -1,0 +1,186 @@
+"""The trial runner: protocols, causal isolation, Parquet output, determinism, failures."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow.parquet as pq
+import pytest
+
+from phantom.config import LoraConfig, TrainingConfig, TrialConfig
+from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
+from phantom.storage import Store
+from workers.sentences import get_sentence
+from workers.trial import run_trial
+
+FAMILIES = ["tiny-gpt2", "tiny-neox", "tiny-llama"]
+
+
+def make_cfg(model="tiny-llama", protocol="full", lr=1e-2, steps=4, seed=0, sentence="longing", **kw):
+    s = get_sentence(sentence)
+    return TrialConfig(
+        model=model, sentence_id=s.id, target=s.target, competitor=s.competitor,
+        contexts=kw.pop("contexts", s.contexts), protocol=protocol, lr=lr, seed=seed,
+        training=TrainingConfig(steps=steps), **kw,
+    )
+
+
+def read_steps(result):
+    return pq.read_table(result.steps_path).to_pylist()
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+@pytest.mark.parametrize("protocol", ["lora", "prefix", "lora-frozen-head"])
+def test_frozen_embedding_protocols_have_exactly_zero_drift(tmp_path, tiny_models, model, protocol):
+    res = run_trial(make_cfg(model, protocol, lr=5e-2, steps=5), tmp_path, base=tiny_models[model])
+    rows = read_steps(res)
+    assert len(rows) == 6 and res.status == "ok"
+    assert all(r["dG_max"] == 0.0 for r in rows)
+    assert all(r["psi_g_rotation"] == 0.0 for r in rows)
+    # the trial did train: the readout moved
+    assert rows[-1]["loss"] != rows[0]["loss"]
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_full_finetuning_moves_the_geometry(tmp_path, tiny_models, model):
+    res = run_trial(make_cfg(model, "full", lr=1e-2, steps=3), tmp_path, base=tiny_models[model])
+    rows = read_steps(res)
+    assert rows[0]["dG_max"] == 0.0
+    assert all(r["dG_max"] > 0.0 for r in rows[1:])
+
+
+def test_lora_trains_an_untied_head_and_frozen_head_does_not(tmp_path, tiny_models):
+    base = tiny_models["tiny-neox"]
+    lora = run_trial(make_cfg("tiny-neox", "lora"), tmp_path, base=base)
+    frozen = run_trial(make_cfg("tiny-neox", "lora-frozen-head"), tmp_path, base=base)
+    head = base.head_weights().numel()
+    rec = lambda r: pq.read_table(r.trial_path).to_pylist()[0]  # noqa: E731
+    assert rec(lora)["trainable_params"] - rec(frozen)["trainable_params"] == head
+    assert rec(lora)["tied"] is False
+    # on a tied model the head is the embedding: both protocols train the same parameters
+    t1 = run_trial(make_cfg("tiny-llama", "lora"), tmp_path, base=tiny_models["tiny-llama"])
+    t2 = run_trial(make_cfg("tiny-llama", "lora-frozen-head"), tmp_path, base=tiny_models["tiny-llama"])
+    assert rec(t1)["trainable_params"] == rec(t2)["trainable_params"]
+
+
+def test_base_model_is_not_modified(tmp_path, tiny_models):
+    base = tiny_models["tiny-gpt2"]
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    run_trial(make_cfg("tiny-gpt2", "full", lr=0.1), tmp_path, base=base)
+    run_trial(make_cfg("tiny-gpt2", "lora", lr=0.1), tmp_path, base=base)
+    after = base.model.state_dict()
+    assert before.keys() == after.keys()
+    assert all((before[k] == after[k]).all() for k in before)
+
+
+def test_schema_and_record(tmp_path, tiny_models):
+    cfg = make_cfg(steps=3)
+    res = run_trial(cfg, tmp_path, base=tiny_models["tiny-llama"])
+    steps = pq.read_table(res.steps_path)
+    trial = pq.read_table(res.trial_path)
+    assert steps.schema.equals(STEP_SCHEMA)
+    assert trial.schema.equals(TRIAL_SCHEMA)
+    rows = steps.to_pylist()
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert rows[0]["grad_norm"] is None and rows[0]["step_ms"] is None
+    assert all(r["grad_norm"] > 0 and r["step_ms"] > 0 for r in rows[1:])
+    assert all(r["trial_id"] == cfg.trial_id for r in rows)
+    rec = trial.to_pylist()[0]
+    assert rec["status"] == "ok" and rec["steps_done"] == 3 and rec["steps"] == 3
+    assert rec["gmax"] == pytest.approx(0.847, abs=1e-6)
+    assert TrialConfig.from_dict(__import__("json").loads(rec["config"])).trial_id == cfg.trial_id
+    # nothing temporary left behind; the store sees one complete trial
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert Store.open(tmp_path).completed_trial_ids() == {cfg.trial_id}
+
+
+def test_trial_id_is_stable_and_config_sensitive():
+    a, b = make_cfg(), make_cfg()
+    assert a.trial_id == b.trial_id
+    assert make_cfg(lr=2e-2).trial_id != a.trial_id
+    assert make_cfg(seed=1).trial_id != a.trial_id
+    assert make_cfg(lora=LoraConfig(r=4)).trial_id != a.trial_id
+    assert make_cfg(contexts=("another context entirely",)).trial_id != a.trial_id
+
+
+@pytest.mark.parametrize("protocol", ["full", "lora"])
+def test_same_seed_same_numbers(tmp_path, tiny_models, protocol):
+    base = tiny_models["tiny-neox"]
+    r1 = read_steps(run_trial(make_cfg("tiny-neox", protocol), tmp_path / "a", base=base))
+    r2 = read_steps(run_trial(make_cfg("tiny-neox", protocol), tmp_path / "b", base=base))
+    drop = ("step_ms", "obs_ms")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in r1] == [
+        {k: v for k, v in r.items() if k not in drop} for r in r2
+    ]
+
+
+def test_several_contexts_give_one_row_per_context(tmp_path, tiny_models):
+    ctx = ("Far from home for years , she felt a deep and aching", "He stared at the sea with")
+    res = run_trial(make_cfg(contexts=ctx, steps=2), tmp_path, base=tiny_models["tiny-llama"])
+    rows = read_steps(res)
+    assert [(r["step"], r["context_id"]) for r in rows] == [(s, i) for s in range(3) for i in range(2)]
+    assert rows[0]["loss"] != rows[1]["loss"]
+
+
+def test_divergence_keeps_rows_and_is_recorded(tmp_path, tiny_models):
+    res = run_trial(make_cfg("tiny-gpt2", "full", lr=1e30, steps=6), tmp_path, base=tiny_models["tiny-gpt2"])
+    assert res.status == "diverged" and "non-finite" in res.error
+    rows = read_steps(res)
+    assert 1 <= len(rows) <= 6
+    assert all(math.isfinite(r["loss"]) for r in rows)
+    rec = pq.read_table(res.trial_path).to_pylist()[0]
+    assert rec["status"] == "diverged" and rec["steps_done"] == len(rows)
+
+
+def test_a_failure_is_recorded_then_raised(tmp_path, tiny_models, monkeypatch):
+    import workers.trial as wt
+
+    calls = {"n": 0}
+    real = wt.obs.observe
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom in step 2")
+        return real(*a, **k)
+
+    monkeypatch.setattr(wt.obs, "observe", flaky)
+    cfg = make_cfg(steps=5)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_trial(cfg, tmp_path, base=tiny_models["tiny-llama"])
+    rec = pq.read_table(tmp_path / "trials" / f"{cfg.trial_id}.parquet").to_pylist()[0]
+    assert rec["status"] == "error" and "boom in step 2" in rec["error"]
+    assert pq.read_table(tmp_path / "steps" / f"{cfg.trial_id}.parquet").num_rows == 2
+
+
+def test_callback_can_stop_a_trial_early(tmp_path, tiny_models):
+    seen = []
+
+    def cb(t, rows):
+        seen.append((t, rows[0]["phi"]))
+        return "phi-saturation" if t == 2 else None
+
+    res = run_trial(make_cfg(steps=10), tmp_path, base=tiny_models["tiny-llama"], callback=cb)
+    assert res.status == "ok" and res.stop_reason == "phi-saturation" and res.steps_done == 2
+    assert [t for t, _ in seen] == [0, 1, 2]
+    rec = pq.read_table(res.trial_path).to_pylist()[0]
+    assert rec["stop_reason"] == "phi-saturation" and rec["steps"] == 10
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    store = Store.open(tmp_path)
+    table = pa.table({"x": [1, 2, 3]})
+    store.write_table(table, "steps", "a.parquet")
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("phantom.storage.pq.write_table", broken)
+    with pytest.raises(OSError):
+        store.write_table(pa.table({"x": [9]}), "steps", "a.parquet")
+    with pytest.raises(OSError):
+        store.write_table(pa.table({"x": [9]}), "steps", "b.parquet")
+    assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == ["a.parquet"]
+    assert pq.read_table(tmp_path / "steps" / "a.parquet").column("x").to_pylist() == [1, 2, 3]
