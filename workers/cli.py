@@ -90,6 +90,7 @@ def build_trial_config(args: argparse.Namespace):
 def run_trial_command(args: argparse.Namespace) -> int:
     cfg = build_trial_config(args)  # validates protocol, lr, sentence: nothing written yet
 
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from phantom.storage import Store
@@ -103,7 +104,7 @@ def run_trial_command(args: argparse.Namespace) -> int:
     store = Store.open(args.out)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("Φ={task.fields[phi]:+.4f} loss={task.fields[loss]:.4f}"), TimeRemainingColumn()]
-    with Progress(*columns, disable=args.quiet, transient=True, console=None) as bar:
+    with Progress(*columns, disable=args.quiet, transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(f"{cfg.sentence_id} {cfg.protocol} lr={cfg.lr:g}", total=cfg.training.steps,
                             phi=float("nan"), loss=float("nan"))
 
