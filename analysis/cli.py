@@ -41,7 +41,7 @@ def run_query(args: argparse.Namespace) -> int:
     from analysis import db
     from analysis.query import render, run_query as _run
 
-    conn = db.connect_readonly(args.paths, _settings(args))
+    conn = db.connect_readonly(args.paths, _settings(args), only_for=args.sql)
     try:
         table = _run(conn, args.sql)
     finally:

@@ -173,8 +173,21 @@ def _execute(conn, sql: str) -> None:
         raise QueryError(str(exc).splitlines()[0]) from None
 
 
-def define_views(conn, stores: Sequence[Store], settings: AnalysisSettings) -> None:
-    for _, sql in raw_view_sql(stores, settings) + derived_view_sql(settings):
+def define_views(
+    conn, stores: Sequence[Store], settings: AnalysisSettings, only_for: str | None = None
+) -> None:
+    """Define the views; with ``only_for`` (a query), only those it names and their
+    dependencies (binding the nested views costs about a second, a plain query need not pay)."""
+    views = raw_view_sql(stores, settings) + derived_view_sql(settings)
+    if only_for is not None:
+        import re
+
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", only_for.lower()))
+        named = [i for i, (name, _) in enumerate(views) if name in words]
+        # SHOW TABLES, information_schema, ...: a query that names no view gets them all
+        last = max(named) if named else len(views) - 1
+        views = views[: last + 1]
+    for _, sql in views:
         _execute(conn, sql)
 
 
@@ -199,6 +212,7 @@ def connect(
 def connect_readonly(
     paths: Iterable[str | os.PathLike] | Sequence[Store],
     settings: AnalysisSettings | None = None,
+    only_for: str | None = None,
 ):
     """A connection that cannot write: the views live in a catalog attached read-only, file
     access is limited to the results folders (enable_external_access = false with
@@ -218,7 +232,7 @@ def connect_readonly(
         build = duckdb.connect(dbfile)
         try:
             register_functions(build)
-            define_views(build, stores, settings or AnalysisSettings())
+            define_views(build, stores, settings or AnalysisSettings(), only_for)
         finally:
             build.close()
         conn = duckdb.connect(dbfile, read_only=True)

@@ -42,6 +42,10 @@ def _grid(n: int, w: float = 4.2, h: float = 3.2):
     return fig, flat[:n]
 
 
+def _in_list(ids: list[str]) -> str:
+    return ", ".join("'" + str(i).replace("'", "''") + "'" for i in ids) or "NULL"
+
+
 def _groups(conn, table: str = "reference_trials") -> list[tuple[str, str]]:
     return db.fetch(conn, f"SELECT DISTINCT model, protocol FROM {table} ORDER BY 1, 2")[:MAX_PANELS]
 
@@ -59,11 +63,11 @@ def phi_traces(conn) -> bytes | None:
     )
     ids = [p["trial_id"] for p in picks]
     series: dict[str, tuple[list, list]] = {}
+    # a literal IN list is pushed down into the Parquet scan (a join with a list is not)
     for tid, step, phi in db.fetch(
         conn,
-        "SELECT trial_id, step, phi FROM trial_steps WHERE trial_id IN (SELECT unnest(?)) "
+        f"SELECT trial_id, step, phi FROM trial_steps WHERE trial_id IN ({_in_list(ids)}) "
         "ORDER BY trial_id, step",
-        [ids],
     ):
         s = series.setdefault(tid, ([], []))
         s[0].append(step)
@@ -95,13 +99,14 @@ def through_flip(conn) -> bytes | None:
     )
     if not picks:
         return None
+    every = db.fetch(
+        conn,
+        "SELECT trial_id, step, delta, h_dot_g, h_dot_c, phi FROM trial_steps "
+        f"WHERE trial_id IN ({_in_list([p['trial_id'] for p in picks])}) ORDER BY trial_id, step",
+    )
     fig, axes = _grid(len(picks))
     for ax, p in zip(axes, picks):
-        rows = db.fetch(
-            conn,
-            "SELECT step, delta, h_dot_g, h_dot_c, phi FROM trial_steps WHERE trial_id = ? ORDER BY step",
-            [p["trial_id"]],
-        )
+        rows = [r[1:] for r in every if r[0] == p["trial_id"]]
         t = [r[0] for r in rows]
         ax.plot(t, [r[1] for r in rows], label="Δ = z_g − z_c")
         ax.plot(t, [r[2] for r in rows], label="ψ_g·h")

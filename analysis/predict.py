@@ -71,7 +71,7 @@ def _geometry_rows(args, conn) -> list[dict]:
         if not rows:
             raise StorageError(f"{args.geometry} has no geometry for '{args.model}'")
         return rows
-    rows = db.records(conn, "SELECT * FROM geometry_rows WHERE model = ?", [args.model])
+    rows = db.records(conn, "SELECT model, class, sentence_id, gmax FROM geometry_rows WHERE model = ?", [args.model])
     if rows:
         return rows
     from analysis.geometry import measure

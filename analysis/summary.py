@@ -23,31 +23,28 @@ CHARACTERS = (
 )
 CATAPULT_LIKE = ("catapult", "catapult-like")
 
-TRIAL_STEPS_SQL = """
+_FINITE = "isfinite(s.phi) AND isfinite(s.logit_gap) AND coalesce(isfinite(s.loss), true)"
+
+# Single-context trials (the usual case) pass straight through; only trials with several
+# contexts pay for the GROUP BY that averages them.
+TRIAL_STEPS_SQL = f"""
 CREATE OR REPLACE VIEW trial_steps AS
-SELECT
-    trial_id,
-    step,
-    avg(phi) AS phi,
-    avg(signal) AS S,
-    avg(drag) AS D,
-    avg(logit_gap) AS delta,
-    avg(burial) AS B,
-    avg(efficiency) AS eps,
-    avg(born_rank) AS born_rank,
-    avg(pool_size) AS pool_size,
-    bool_and(rank_g < rank_c) AS rank_resolved,
-    avg(phi_ablated) AS phi_ablated,
-    max(dG_max) AS dG_max,
-    avg(loss) AS loss,
-    avg(h_dot_g) AS h_dot_g,
-    avg(h_dot_c) AS h_dot_c,
-    avg(gmax) AS gmax,
-    count(*) AS n_contexts
-FROM steps
+WITH t AS (SELECT trial_id, coalesce(n_contexts, 1) AS n_contexts FROM trials)
+SELECT s.trial_id, s.step, s.phi, s.signal AS S, s.drag AS D, s.logit_gap AS delta,
+       s.burial AS B, s.efficiency AS eps, CAST(s.born_rank AS DOUBLE) AS born_rank,
+       CAST(s.pool_size AS DOUBLE) AS pool_size, s.rank_g < s.rank_c AS rank_resolved,
+       s.phi_ablated, s.dG_max, s.loss, s.h_dot_g, s.h_dot_c, s.gmax, 1 AS n_contexts
+FROM steps s JOIN t USING (trial_id)
 -- a diverged trial keeps its rows up to the divergence; a non-finite row carries no Φ
-WHERE isfinite(phi) AND isfinite(logit_gap) AND coalesce(isfinite(loss), true)
-GROUP BY trial_id, step
+WHERE t.n_contexts <= 1 AND {_FINITE}
+UNION ALL
+SELECT s.trial_id, s.step, avg(s.phi), avg(s.signal), avg(s.drag), avg(s.logit_gap),
+       avg(s.burial), avg(s.efficiency), avg(s.born_rank), avg(s.pool_size),
+       bool_and(s.rank_g < s.rank_c), avg(s.phi_ablated), max(s.dG_max), avg(s.loss),
+       avg(s.h_dot_g), avg(s.h_dot_c), avg(s.gmax), count(*)
+FROM steps s JOIN t USING (trial_id)
+WHERE t.n_contexts > 1 AND {_FINITE}
+GROUP BY s.trial_id, s.step
 """
 
 
@@ -63,10 +60,20 @@ WITH moves AS (
         abs(delta - lag(delta) OVER w) AS ddelta,
         max(phi) OVER win - min(phi) OVER win AS phi_range,
         min(step) OVER win AS win_start,
-        count(*) OVER win AS win_n
+        count(*) OVER win AS win_n,
+        first_value(phi) OVER w AS phi_first,
+        min(step) FILTER (WHERE phi > 0) OVER p AS first_positive
     FROM trial_steps
     WINDOW w AS (PARTITION BY trial_id ORDER BY step),
-           win AS (PARTITION BY trial_id ORDER BY step ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW)
+           win AS (PARTITION BY trial_id ORDER BY step ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW),
+           p AS (PARTITION BY trial_id)
+),
+marked AS (
+    SELECT *,
+        -- Φ-saturation: the last w evaluations all lie at or after the flip and span < tol
+        win_n = {w} AND phi_range < {tol!r}
+            AND win_start >= CASE WHEN phi_first > 0 THEN 0 ELSE first_positive END AS plateau
+    FROM moves
 ),
 agg AS (
     SELECT
@@ -89,26 +96,18 @@ agg AS (
         arg_max_null(born_rank, step) AS born_rank_T,
         arg_max_null(rank_resolved, step) AS rank_resolved_T,
         arg_max_null(loss, step) AS loss_T,
-        min(step) FILTER (WHERE phi > 0) AS first_positive,
+        CASE WHEN arg_min_null(phi, step) > 0 THEN 0 ELSE min(first_positive) END AS flip_step,
         min(step) FILTER (WHERE rank_resolved) AS rank_flip_step,
         max(dphi) / nullif(avg(dphi), 0) AS R,
         -- argmax of |ΔΦ|; ties go to the earliest step
         arg_max(step, (dphi, -step)) FILTER (WHERE dphi IS NOT NULL) AS jump_step,
         max(ddelta) / nullif(avg(ddelta), 0) AS R_delta,
-        max(dG_max) AS max_dG
-    FROM moves
+        max(dG_max) AS max_dG,
+        min(step) FILTER (WHERE plateau) AS phi_stop,
+        arg_min_null(born_rank, step) FILTER (WHERE plateau) AS born_rank_stop,
+        arg_min_null(rank_resolved, step) FILTER (WHERE plateau) AS rank_resolved_stop
+    FROM marked
     GROUP BY trial_id
-),
-flips AS (
-    SELECT trial_id, CASE WHEN phi0 > 0 THEN 0 ELSE first_positive END AS flip_step FROM agg
-),
-stops AS (
-    -- Φ-saturation: the first step whose last w evaluations all lie at or after the flip
-    -- and span less than tol
-    SELECT m.trial_id, min(m.step) AS phi_stop
-    FROM moves m JOIN flips f USING (trial_id)
-    WHERE m.win_n = {w} AND m.win_start >= f.flip_step AND m.phi_range < {tol!r}
-    GROUP BY m.trial_id
 ),
 base AS (
     SELECT
@@ -117,18 +116,16 @@ base AS (
         t.gmax, t.gmax_head, t.tied, t.lr * t.gmax AS x,
         a.evaluations, a.last_step,
         a.phi0, a.S0, a.D0, a.delta0, a.B0, a.eps0, a.born_rank0, a.pool_size0,
-        f.flip_step, a.rank_flip_step,
+        a.flip_step, a.rank_flip_step,
         a.R, a.jump_step, a.R_delta, a.R / nullif(a.R_delta, 0) AS amplification,
-        s.phi_stop,
+        a.phi_stop, a.born_rank_stop, a.rank_resolved_stop,
         a.phi_T, a.S_T, a.D_T, a.B_T, a.phi_ablated_T, a.born_rank_T, a.rank_resolved_T,
         a.loss_T, a.max_dG
     FROM trials t
     LEFT JOIN agg a USING (trial_id)
-    LEFT JOIN flips f USING (trial_id)
-    LEFT JOIN stops s USING (trial_id)
 )
 SELECT
-    b.* EXCLUDE (phi_stop, rank_resolved_T),
+    b.* EXCLUDE (phi_stop, rank_resolved_T, born_rank_stop, rank_resolved_stop),
     CASE
         WHEN b.status IN ('diverged', 'error') THEN b.status
         WHEN b.evaluations IS NULL THEN NULL
@@ -148,9 +145,8 @@ SELECT
     b.phi_stop,
     1.0 - b.phi_stop / b.budget AS compute_saved,
     CASE WHEN b.phi_stop IS NOT NULL THEN
-        st.born_rank IS DISTINCT FROM b.born_rank_T
-        OR st.rank_resolved IS DISTINCT FROM b.rank_resolved_T
+        b.born_rank_stop IS DISTINCT FROM b.born_rank_T
+        OR b.rank_resolved_stop IS DISTINCT FROM b.rank_resolved_T
     END AS ranking_changed_after_stop
 FROM base b
-LEFT JOIN trial_steps st ON st.trial_id = b.trial_id AND st.step = b.phi_stop
 """

@@ -173,7 +173,8 @@ def synthetic_grid(
         gm = np.array([gmax_of[(p[0], p[2])] for p in pts])
         sharp = np.exp(rng.normal(0.0, 1.5, k))
         flip_at = rng.uniform(1, steps * 1.3, k)
-        phi = -0.2 + 0.5 / (1 + np.exp(-sharp[:, None] * (t[None, :] - flip_at[:, None])))
+        with np.errstate(over="ignore"):
+            phi = -0.2 + 0.5 / (1 + np.exp(-sharp[:, None] * (t[None, :] - flip_at[:, None])))
         phi += rng.normal(0, 1e-3, (k, T))
         drag = -0.1 + 0.05 * rng.standard_normal((k, 1)) * t[None, :] / T
         delta = -1.0 + 2.0 * t[None, :] / T * np.ones((k, 1))
