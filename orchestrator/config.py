@@ -18,6 +18,7 @@ from phantom.config import (
     PROTOCOLS,
     LoraConfig,
     ObservablesConfig,
+    StopperConfig,
     TrainingConfig,
     from_dict,
     to_dict,
@@ -61,21 +62,6 @@ class ResourcesConfig:
             raise ConfigError(f"`gpus_per_trial` above 1 should be whole, got {self.gpus_per_trial}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"`max_concurrent` should be at least 1, got {self.max_concurrent}")
-
-
-@dataclass(frozen=True)
-class StopperConfig:
-    """SPEC §4 Φ-saturation stop: off by default (the paper's runs spend the whole budget)."""
-
-    phi_saturation: bool = field(default=False, metadata={"help": "stop a trial once Φ plateaus after the flip"})
-    window: int = field(default=3, metadata={"help": "w: Φ evaluations in the plateau"})
-    tol: float = field(default=0.01, metadata={"help": "max − min of Φ over w below this"})
-
-    def __post_init__(self) -> None:
-        if self.window < 2:
-            raise ConfigError(f"`window` should be at least 2, got {self.window}")
-        if not (math.isfinite(self.tol) and self.tol > 0):
-            raise ConfigError(f"`tol` should be a positive number, got {self.tol}")
 
 
 @dataclass(frozen=True)

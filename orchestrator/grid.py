@@ -11,6 +11,7 @@ tokenizer is *skipped*, with the reason, before anything starts.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from dataclasses import dataclass
@@ -62,10 +63,12 @@ def check_model_names(sweep: SweepConfig) -> None:
         kind = describe(name)
         if kind != "hub":
             continue
-        hint = suggest(name, registered())
         if name.startswith(("/", ".", "~")) or not HUB_ID_RE.match(name):
+            hint = suggest(name, registered())
             raise ConfigError(f"Unknown model '{name}' in `models` (no such directory, not a hub id).{hint}")
-        if hint and "/" not in name and not _hub_cached(name):
+        # one letter off a registered name is a typo, not a hub id ('distilgpt2' is not 'tiny-gpt2')
+        close = difflib.get_close_matches(name, registered(), n=1, cutoff=0.85)
+        if close and "/" not in name and not _hub_cached(name):
             raise ConfigError(unknown("model", name, registered()) + " (or a hub id / local directory)")
 
 
@@ -138,6 +141,6 @@ def _trial(sweep: SweepConfig, model: str, s, protocol: str, lr: float, seed: in
     return TrialConfig(
         model=model, sentence_id=s.id, target=s.target, competitor=s.competitor,
         contexts=s.contexts, protocol=protocol, lr=float(lr), seed=int(seed),
-        training=sweep.training, lora=sweep.lora, observables=sweep.observables,
+        training=sweep.training, lora=sweep.lora, observables=sweep.observables, stopper=sweep.stopper,
         trust_remote_code=sweep.trust_remote_code,
     )

@@ -62,17 +62,17 @@ def _record_attempt(store, trial_id: str) -> int:
 
 
 def phantom_trainable(config: dict[str, Any]) -> None:
-    """Tune function trainable. ``config``: ``trial`` (canonical TrialConfig JSON), ``storage``
-    (the sweep folder URI), ``stopper`` ({phi_saturation, window, tol}), ``cpus``,
+    """Tune function trainable. ``config``: ``trial`` ({id, config: canonical TrialConfig JSON}), ``storage``
+    (the sweep folder URI), ``cpus``,
     ``step_delay_s`` (testing knob: sleep after each step so a test can act mid-trial)."""
     from ray import tune
 
     from phantom.config import TrialConfig
     from phantom.errors import PhantomError, SentenceError
     from phantom.storage import Store
-    from orchestrator.stopper import STOP_REASON, PhiSaturation
+    from orchestrator.status import SKIPS_DIR
 
-    cfg = TrialConfig.from_dict(json.loads(config["trial"]))
+    cfg = TrialConfig.from_dict(json.loads(config["trial"]["config"]))
     store = Store.open(config["storage"])
     trial_id = cfg.trial_id
     status = existing_status(store, trial_id)
@@ -91,15 +91,15 @@ def phantom_trainable(config: dict[str, Any]) -> None:
     try:
         base = load_model_cached(cfg.model, trust_remote_code=cfg.trust_remote_code)
         resolve_ids(cfg, base.tokenizer)
-    except SentenceError as exc:  # the driver normally filters these out before dispatch
+    except SentenceError as exc:  # the driver filters these out, unless it could not load the tokenizer
+        store.write_text(json.dumps({"model": cfg.model, "sentence_id": cfg.sentence_id, "reason": str(exc)}),
+                         SKIPS_DIR, f"{trial_id}.json")
         tune.report({"status": "skipped", "error": str(exc), "trial_id": trial_id, "step": 0})
         return
     except PhantomError as exc:
         tune.report({"status": "error", "error": str(exc).splitlines()[0], "trial_id": trial_id, "step": 0})
         return
 
-    stop = config.get("stopper") or {}
-    rule = PhiSaturation(stop.get("window", 3), stop.get("tol", 0.01)) if stop.get("phi_saturation") else None
     delay = float(config.get("step_delay_s") or 0.0)
     last = [0.0]
 
@@ -110,8 +110,6 @@ def phantom_trainable(config: dict[str, Any]) -> None:
         if now - last[0] >= REPORT_EVERY_S:
             last[0] = now
             tune.report({"step": step, "phi": rows[0]["phi"], "loss": rows[0]["loss"], "trial_id": trial_id})
-        if rule is not None and rule.update(step, rows[0]["phi"]):
-            return STOP_REASON
         return None
 
     result = run_trial(cfg, store, base=base, callback=on_step, raise_errors=False)

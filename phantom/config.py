@@ -188,6 +188,23 @@ class ObservablesConfig:
 
 
 @dataclass(frozen=True)
+class StopperConfig:
+    """SPEC §4 Φ-saturation stop, applied by the worker: off by default (the paper spends the
+    whole budget). Part of the trial config, so a stopped trial and a full-budget trial of the
+    same point have different ids and never stand in for each other."""
+
+    phi_saturation: bool = field(default=False, metadata={"help": "stop a trial once Φ plateaus after the flip"})
+    window: int = field(default=3, metadata={"help": "w: Φ evaluations in the plateau"})
+    tol: float = field(default=0.01, metadata={"help": "max − min of Φ over w below this"})
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise ConfigError(f"`window` should be at least 2, got {self.window}")
+        if not (math.isfinite(self.tol) and self.tol > 0):
+            raise ConfigError(f"`tol` should be a positive number, got {self.tol}")
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     """One fully resolved trial: (model, sentence, protocol, lr, seed) and its settings."""
 
@@ -202,6 +219,7 @@ class TrialConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     observables: ObservablesConfig = field(default_factory=ObservablesConfig)
+    stopper: StopperConfig = field(default_factory=StopperConfig)
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:

@@ -103,6 +103,7 @@ TRIAL_FIELDS: list[tuple[str, pa.DataType]] = [
     ("finished_at", pa.timestamp("us", tz="UTC")),
     ("wall_s", pa.float64()),
     ("host", pa.string()),
+    ("node_id", pa.string()),  # the Ray node, when run by the orchestrator
     ("device", pa.string()),
     ("config", pa.string()),  # canonical JSON of the resolved TrialConfig
     ("versions", pa.string()),  # JSON: python, torch, transformers, peft, accelerate, phantom

@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-targets", default=None, help="comma-separated module names")
     p.add_argument("--pool-mass", type=float, default=None, help="nucleus mass q (default 0.9)")
     p.add_argument("--pool-cap", type=int, default=None, help="K_max (default 1024)")
+    p.add_argument("--phi-saturation", action="store_true",
+                   help="stop once Φ plateaus after the flip (SPEC §4; window 3, tol 0.01)")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_trial_command)
@@ -62,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_trial_config(args: argparse.Namespace):
-    from phantom.config import LoraConfig, ObservablesConfig, TrainingConfig, TrialConfig
+    from phantom.config import LoraConfig, ObservablesConfig, StopperConfig, TrainingConfig, TrialConfig
     from workers.sentences import get_sentence
 
     sentence = get_sentence(args.sentence, args.sentences)
@@ -83,6 +85,7 @@ def build_trial_config(args: argparse.Namespace):
         competitor=sentence.competitor, contexts=sentence.contexts, protocol=args.protocol,
         lr=args.lr, seed=args.seed, training=TrainingConfig(steps=args.steps),
         lora=LoraConfig(**lora), observables=ObservablesConfig(**observables),
+        stopper=StopperConfig(phi_saturation=args.phi_saturation),
         trust_remote_code=args.trust_remote_code,
     )
 
@@ -120,6 +123,8 @@ def run_trial_command(args: argparse.Namespace) -> int:
     )
     if result.error:
         print(f"  {result.error}")
+    if result.stop_reason:
+        print(f"  stopped early: {result.stop_reason}")
     print(f"wrote {result.steps_path}\n      {result.trial_path}")
     return 0 if result.status == "ok" else 1
 

@@ -15,6 +15,7 @@ import json
 import math
 import platform
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from workers import observables as obs
 from workers.models import LoadedModel, load_model_cached
 from workers.protocols import apply_protocol, count_params
 from workers.sentences import token_id
+from workers.stopping import STOP_REASON, PhiSaturation
 
 # callback(step, rows of that step) -> a stop reason (e.g. "phi-saturation") or None
 StepCallback = Callable[[int, list[dict]], "str | None"]
@@ -101,6 +103,17 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+def _ray_node_id() -> str | None:
+    """The Ray node running this trial, when it runs under Ray (never imports Ray itself)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    try:
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - best effort metadata
+        return None
 
 
 def _versions() -> str:
@@ -184,6 +197,7 @@ def run_trial(
             sentence_id=cfg.sentence_id, lr=float(cfg.lr), seed=int(cfg.seed),
         )
         pending = {"grad_norm": None, "step_ms": None}
+        rule = PhiSaturation(cfg.stopper.window, cfg.stopper.tol) if cfg.stopper.phi_saturation else None
         budget = cfg.training.steps
         try:
             for t in range(budget + 1):
@@ -216,9 +230,12 @@ def run_trial(
                     for name in STEP_COLUMNS:
                         columns[name].append(row[name])
                 steps_done = t
-                if callback is not None:
-                    stop_reason = callback(t, step_rows)
-                if not train or stop_reason:
+                saturated = rule is not None and rule.update(t, step_rows[0]["phi"])
+                asked = callback(t, step_rows) if callback is not None else None
+                if not train:
+                    break
+                stop_reason = asked or (STOP_REASON if saturated else None)
+                if stop_reason:
                     break
                 t2 = time.perf_counter()
                 accelerator.backward(loss)
@@ -249,7 +266,8 @@ def run_trial(
         "status": status, "error": error, "stop_reason": stop_reason, "gmax": gmax0,
         "gmax_head": gmax_head, "tied": tied, "trainable_params": trainable,
         "total_params": total, "started_at": started, "finished_at": datetime.now(timezone.utc),
-        "wall_s": wall, "host": socket.gethostname(), "device": _device_name(device),
+        "wall_s": wall, "host": socket.gethostname(), "node_id": _ray_node_id(),
+        "device": _device_name(device),
         "config": cfg.canonical_json(), "versions": _versions(),
     }
     trial_table = pa.Table.from_pylist([record], schema=TRIAL_SCHEMA)

@@ -7,7 +7,7 @@ import math
 import pyarrow.parquet as pq
 import pytest
 
-from phantom.config import LoraConfig, TrainingConfig, TrialConfig
+from phantom.config import LoraConfig, StopperConfig, TrainingConfig, TrialConfig
 from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
 from phantom.storage import Store
 from workers.sentences import get_sentence
@@ -184,3 +184,19 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
         store.write_table(pa.table({"x": [9]}), "steps", "b.parquet")
     assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == ["a.parquet"]
     assert pq.read_table(tmp_path / "steps" / "a.parquet").column("x").to_pylist() == [1, 2, 3]
+
+
+def test_phi_saturation_stop_is_part_of_the_trial(tmp_path, tiny_models):
+    from workers.stopping import saturation_step
+
+    base = tiny_models["tiny-llama"]
+    full = run_trial(make_cfg(lr=3e-2, steps=30), tmp_path, base=base)
+    phis = [r["phi"] for r in read_steps(full)]
+    expected = saturation_step(phis, 3, 0.01)
+    assert expected is not None and 0 < expected < 30
+    cfg = make_cfg(lr=3e-2, steps=30, stopper=StopperConfig(phi_saturation=True))
+    assert cfg.trial_id != full.trial_id  # a stopped trial never stands in for a full one
+    res = run_trial(cfg, tmp_path, base=base)
+    assert res.stop_reason == "phi-saturation" and res.status == "ok"
+    assert res.steps_done == expected
+    assert [r["phi"] for r in read_steps(res)] == phis[: expected + 1]

@@ -6,9 +6,10 @@ It is the same definition as ``phi_stop`` in the analysis' ``trial_summary`` vie
 
 Why in the worker and not a ``tune.Stopper``: a Tune stopper ends the trainable from outside,
 after the step's result has travelled to the driver, so the trial would either be cut without
-its records or stop a few steps late. The worker callback returns ``"phi-saturation"``, the
-trial runner stops before the next optimizer step and writes the record with status ``ok`` and
-``stop_reason = 'phi-saturation'``: an early stop is recorded, never confused with a failure.
+its records or stop a few steps late. The trial runner applies the rule when the trial config
+asks for it (``stopper.phi_saturation``), stops before the next optimizer step and writes the
+record with status ``ok`` and ``stop_reason = 'phi-saturation'``: an early stop is recorded,
+never confused with a failure. Being part of the trial config, the setting is in the trial id.
 """
 
 from __future__ import annotations

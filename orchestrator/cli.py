@@ -1,0 +1,107 @@
+"""``phantom sweep run | resume | status | validate``.
+
+Module-level imports stay light (no ray, torch, transformers): ``validate`` and ``status``
+never import Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run, resume, inspect or validate a sweep (Ray Tune)")
+    ssub = p.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
+
+    r = ssub.add_parser("run", help="run a sweep file; only what is missing from storage runs")
+    r.add_argument("file", help="sweep YAML (e.g. sweeps/lr50.yaml)")
+    r.add_argument("--address", default=None, help="Ray cluster to attach to (default: start Ray here)")
+    r.add_argument("--storage", default=None, help="results root (path or URI); data goes to STORAGE/NAME")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML",
+                   help="override a key, e.g. --set training.steps=20 --set models=[tiny-llama]")
+    r.set_defaults(run=run_command)
+
+    s = ssub.add_parser("resume", help="continue an interrupted sweep from its folder STORAGE/NAME")
+    s.add_argument("path", help="the sweep folder (STORAGE/NAME)")
+    s.add_argument("--errored", action="store_true", help="also re-run trials that failed")
+    s.add_argument("--address", default=None, help="Ray cluster to attach to")
+    s.set_defaults(run=resume_command)
+
+    st = ssub.add_parser("status", help="counts, failures, skips, completeness (no Ray)")
+    st.add_argument("path", help="the sweep folder (STORAGE/NAME)")
+    st.set_defaults(run=status_command)
+
+    v = ssub.add_parser("validate", help="check a sweep file: grid size and skipped pairs")
+    v.add_argument("file")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML")
+    v.add_argument("--storage", default=None, help="show where the data would go")
+    v.set_defaults(run=validate_command)
+
+
+def _exit_code(uri: str) -> int:
+    from orchestrator.status import sweep_status
+
+    st = sweep_status(uri)
+    return 0 if st.finished_ok else 1
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from orchestrator.loader import load_sweep
+    from orchestrator.runner import run_sweep, sweep_store
+
+    sweep, sentences = load_sweep(args.file, args.overrides)
+    sweep_store(sweep, args.storage)  # no storage: fail before anything starts
+    outcome = run_sweep(sweep, sentences, storage=args.storage, address=args.address, stream=sys.stdout)
+    return _exit_code(outcome.uri)
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    from orchestrator.runner import resume
+
+    outcome = resume(args.path, address=args.address, rerun_errored=args.errored, stream=sys.stdout)
+    return _exit_code(outcome.uri)
+
+
+def status_command(args: argparse.Namespace) -> int:
+    from orchestrator.status import format_status, sweep_status
+
+    st = sweep_status(args.path)
+    print(format_status(st))
+    return 0 if st.complete else 3
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    from orchestrator.grid import expand
+    from orchestrator.loader import load_sweep
+
+    sweep, sentences = load_sweep(args.file, args.overrides)
+    if sweep.search.mode == "eta-c":
+        from orchestrator.etac import plan_brackets
+
+        brackets, grid = plan_brackets(sweep, sentences)
+        print(f"{sweep.name}: eta-c search over {len(brackets)} brackets (model x sentence x protocol x seed),"
+              f" lr in [{sweep.search.lr_min:g}, {sweep.search.lr_max:g}], to a factor {sweep.search.tolerance:g}")
+        print(f"  at most {len(brackets)} x {_rounds(sweep)} trials")
+    else:
+        grid = expand(sweep, sentences)
+        n_sent = len(grid.trials) and len({(t.model, t.sentence_id) for t in grid.trials})
+        print(
+            f"{sweep.name}: {len(grid.trials)} trials = {n_sent} (model, sentence) pairs x "
+            f"{len(sweep.protocols)} protocols x {len(sweep.learning_rates)} rates x {len(sweep.seeds)} seeds,"
+            f" {sweep.training.steps} steps each"
+        )
+    for s in grid.skipped:
+        print(f"  skipped {s.model} / {s.sentence_id}: {s.reason}")
+    for m in grid.unchecked:
+        print(f"  not checked here: {m} (tokenizer not available offline; single-token check runs on the workers)")
+    root = args.storage or sweep.storage
+    print(f"  data: {root.rstrip('/')}/{sweep.name}" if root else "  data: (no storage set: pass --storage to run)")
+    return 0
+
+
+def _rounds(sweep) -> int:
+    import math
+
+    s = sweep.search
+    return 2 + math.ceil(math.log2(math.log(s.lr_max / s.lr_min) / math.log(s.tolerance)))

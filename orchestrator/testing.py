@@ -1,0 +1,56 @@
+"""Helpers for the orchestrator tests (shipped in the package, as optuna.testing): a tiny sweep
+definition and checks of the data a sweep wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SENTENCES = REPO / "sweeps" / "sentences.yaml"
+
+
+def tiny_sweep(**over) -> dict:
+    """A small sweep on a tiny model: 2 sentences x 2 rates x 5 steps by default."""
+    data = {
+        "name": "tiny",
+        "sentences": {"file": str(SENTENCES), "ids": ["longing", "shame"]},
+        "models": ["tiny-gpt2"],
+        "protocols": ["full"],
+        "learning_rates": [1.0e-3, 1.0e-2],
+        "seeds": [0],
+        "training": {"steps": 5},
+        "resources": {"cpus_per_trial": 1},
+        "retries": 2,
+    }
+    data.update(over)
+    return data
+
+
+def read_steps(folder: Path):
+    """All step rows of a sweep folder (only files with a trial record count as results)."""
+    import pyarrow.parquet as pq
+
+    done = {p.stem for p in (folder / "trials").glob("*.parquet")}
+    tables = [pq.read_table(p) for p in sorted((folder / "steps").glob("*.parquet")) if p.stem in done]
+    import pyarrow as pa
+
+    return pa.concat_tables(tables) if tables else None
+
+
+def read_trials(folder: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [pq.read_table(p).to_pylist()[0] for p in sorted((folder / "trials").glob("*.parquet"))]
+
+
+def assert_complete(folder: Path, n_trials: int, steps: int) -> None:
+    """Exactly n_trials x (steps + 1) step rows, one per (trial_id, step), no partial files."""
+    trials = read_trials(folder)
+    assert len(trials) == n_trials
+    assert all(t["status"] == "ok" for t in trials), [(t["trial_id"], t["error"]) for t in trials]
+    table = read_steps(folder)
+    assert table.num_rows == n_trials * (steps + 1)
+    pairs = list(zip(table.column("trial_id").to_pylist(), table.column("step").to_pylist()))
+    assert len(set(pairs)) == len(pairs)
+    assert {p.stem for p in (folder / "steps").glob("*.parquet")} == {t["trial_id"] for t in trials}
+    assert not list(folder.rglob("*.tmp"))

@@ -1,0 +1,100 @@
+"""The deployment files parse, use the real entrypoint and image, and agree with each other.
+(No Docker engine or Kubernetes here: this is what can be checked without one.)"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import yaml
+
+from phantom.cli import build_parser
+from orchestrator.loader import load_sweep
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER = REPO / "docker"
+IMAGE_DIR = "/home/ray/phantom"  # WORKDIR of the image: the repository root inside it
+
+
+def _dockerfile() -> str:
+    return (DOCKER / "Dockerfile").read_text()
+
+
+def _kuberay() -> dict[str, dict]:
+    docs = [d for d in yaml.safe_load_all((DOCKER / "kuberay.yaml").read_text()) if d]
+    return {d["kind"]: d for d in docs}
+
+
+def _launcher() -> dict:
+    return yaml.safe_load((DOCKER / "ray-cluster.yaml").read_text())
+
+
+def _images(node) -> set[str]:
+    if isinstance(node, dict):
+        return {v for k, v in node.items() if k == "image" and isinstance(v, str)} | {
+            i for v in node.values() for i in _images(v)}
+    if isinstance(node, list):
+        return {i for v in node for i in _images(v)}
+    return set()
+
+
+def test_dockerfile_installs_the_project_and_its_packages():
+    text = _dockerfile()
+    assert f"WORKDIR {IMAGE_DIR}" in text
+    assert re.search(r"pip install --no-cache-dir -e \.", text)
+    packages = re.findall(r'"(\w+)\*"', (REPO / "pyproject.toml").read_text().split("packages.find")[1].split("\n")[1])
+    assert set(packages) == {"phantom", "workers", "orchestrator", "analysis"}
+    for pkg in [*packages, "sweeps"]:
+        assert f"COPY --chown=ray:users {pkg} ./{pkg}" in text, pkg
+    assert "phantom sweep validate sweeps/lr50.yaml" in text  # the build proves the entrypoint runs
+
+
+def test_one_image_and_one_ray_version_everywhere():
+    tag = re.search(r"-t (\S+) \.", _dockerfile()).group(1)
+    k = _kuberay()
+    assert _images(k["RayCluster"]) == _images(k["RayJob"]) == {tag}
+    assert _launcher()["docker"]["image"] == tag
+    ray_from = re.search(r"FROM rayproject/ray:([\d.]+)-", _dockerfile()).group(1)
+    assert k["RayCluster"]["spec"]["rayVersion"] == ray_from
+    import ray
+
+    assert ray.__version__.split(".")[:2] == ray_from.split(".")[:2]  # the version tested here
+
+
+def _check_command(command: str) -> None:
+    argv = shlex.split(command)
+    assert argv[:3] == ["phantom", "sweep", "run"]
+    args = build_parser().parse_args(argv[1:])  # the real CLI parses it
+    assert args.run.__name__ == "run_command"
+    assert args.address == "auto"
+    assert args.storage.startswith("s3://")  # shared storage, not a node-local path
+    sweep_file = REPO / Path(args.file).relative_to(IMAGE_DIR)
+    sweep, _ = load_sweep(sweep_file, args.overrides)  # it names a valid sweep of this repo
+    assert sweep.name == sweep_file.stem
+
+
+def test_rayjob_runs_phantom_sweep_on_the_raycluster():
+    k = _kuberay()
+    job, cluster = k["RayJob"], k["RayCluster"]
+    assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster["metadata"]["name"]
+    _check_command(" ".join(job["spec"]["entrypoint"].split()))
+    head = cluster["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # the head runs the driver, not trials
+    workers = cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    assert workers["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_cluster_launcher_runs_the_same_command_against_the_same_storage():
+    text = (DOCKER / "ray-cluster.yaml").read_text()
+    launcher = _launcher()
+    assert launcher["head_node_type"] in launcher["available_node_types"]
+    assert launcher["available_node_types"]["head"]["resources"] == {"CPU": 0}
+    commands = re.findall(r"'(phantom sweep run [^']+)'", text)
+    assert commands
+    for command in commands:
+        _check_command(command)
+    storages = {shlex.split(c)[shlex.split(c).index("--storage") + 1] for c in commands}
+    job_storage = _kuberay()["RayJob"]["spec"]["entrypoint"].split("--storage")[1].split()[0]
+    assert storages == {job_storage}
+    assert any("ray start --head" in c and "--num-cpus=0" in c for c in launcher["head_start_ray_commands"])

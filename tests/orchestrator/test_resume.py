@@ -1,0 +1,78 @@
+"""The driver killed with SIGKILL mid-sweep, then `resume`: every trial exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.runner import STEP_DELAY_ENV, resume
+from orchestrator.status import sweep_status
+from orchestrator.testing import assert_complete, tiny_sweep
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(write_sweep, tmp_path):
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    sentences = tiny_sweep()["sentences"]["file"]
+    path = write_sweep(tiny_sweep(sentences={"file": sentences, "ids": ["longing", "shame", "awe"]},
+                                  training={"steps": 8}))  # 6 trials
+    folder = tmp_path / "st" / "tiny"
+    env = {**os.environ, STEP_DELAY_ENV: "0.2", "RAY_DEDUP_LOGS": "0"}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "phantom.cli", "sweep", "run", str(path), "--storage", str(tmp_path / "st")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    spawned: set[int] = set()
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and driver.poll() is None:
+            spawned |= _descendants(driver.pid)
+            done = len(list((folder / "trials").glob("*.parquet"))) if (folder / "trials").exists() else 0
+            if done >= 2:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the sweep finished before it could be killed"
+        spawned |= _descendants(driver.pid)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+        st = sweep_status(str(folder))
+        assert 2 <= st.done < 6 and st.missing > 0  # really interrupted mid-sweep
+    finally:
+        time.sleep(2)
+        for pid in spawned:  # whatever of the killed driver's Ray is left: stop it, as a reboot would
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    outcome = resume(str(folder))
+    assert outcome.dispatched + outcome.already == 6 and outcome.dispatched >= 1
+    assert_complete(folder, n_trials=6, steps=8)
+    assert sweep_status(str(folder)).finished_ok
+    assert not ray.is_initialized()  # resume shut down the Ray it started
