@@ -192,9 +192,16 @@ def _package_dir(package: str, pip_name: str) -> Path:
 
 def _load_cached(target: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     tokenizer = AutoTokenizer.from_pretrained(str(target))
-    model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a sub-second load needs no bar (and floods sweep logs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     return model, tokenizer
 
 
