@@ -81,3 +81,9 @@ def test_trials_run_on_both_nodes_and_survive_losing_one(cluster, write_sweep, t
     tries = attempts[victim]
     assert tries[0]["node_id"] == removed and tries[-1]["node_id"] != removed  # rescheduled
     assert os.path.exists(folder / "trials" / f"{victim}.parquet")
+    # the trial record names the node that finished the trial: the last attempt's
+    from orchestrator.testing import read_trials
+
+    records = {t["trial_id"]: t for t in read_trials(folder)}
+    assert all(records[tid]["node_id"] == tries[-1]["node_id"] for tid, tries in attempts.items())
+    assert records[victim]["node_id"] != removed
