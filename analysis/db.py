@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from phantom.errors import QueryError, StorageError
-from phantom.schema import GEOMETRY_DIR, STEPS_DIR, TRIAL_SCHEMA, TRIALS_DIR, STEP_SCHEMA
+from phantom.layout import GEOMETRY_DIR, STEPS_DIR, TRIALS_DIR
+from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
 from phantom.storage import Store
 
 from analysis import fits, tables

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
+from phantom import layout
+from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA, TrialRecord
 from phantom.storage import Store
 
 
@@ -113,17 +114,16 @@ def trial_record(
     n_contexts: int = 1,
 ) -> pa.Table:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    row = {
-        "trial_id": trial_id, "model": model, "protocol": protocol, "sentence_id": sentence_id,
-        "target": " t", "competitor": " c", "context": "ctx", "n_contexts": n_contexts,
-        "lr": lr, "seed": seed, "steps": steps,
-        "steps_done": steps if steps_done is None else steps_done, "status": status,
-        "error": None, "stop_reason": None, "gmax": gmax, "gmax_head": gmax, "tied": True,
-        "trainable_params": 1, "total_params": 1, "started_at": now, "finished_at": now,
-        "wall_s": 1.0, "host": "test", "device": "cpu", "config": json.dumps({"lr": lr}),
-        "versions": "{}",
-    }
-    return pa.Table.from_pylist([row], schema=TRIAL_SCHEMA)
+    record = TrialRecord(
+        trial_id=trial_id, bracket_id=f"{model}|{protocol}|{sentence_id}|{seed}", model=model,
+        protocol=protocol, sentence_id=sentence_id, target=" t", competitor=" c", context="ctx",
+        n_contexts=n_contexts, lr=lr, seed=seed, steps=steps,
+        steps_done=steps if steps_done is None else steps_done, status=status, gmax=gmax,
+        gmax_head=gmax, tied=True, trainable_params=1, total_params=1, started_at=now,
+        finished_at=now, wall_s=1.0, host="test", device="cpu", config=json.dumps({"lr": lr}),
+        versions="{}",
+    )
+    return record.table()
 
 
 def write_trial(store: Store | str, steps: pa.Table | None, record: pa.Table | None) -> None:
@@ -131,9 +131,9 @@ def write_trial(store: Store | str, steps: pa.Table | None, record: pa.Table | N
     store = store if isinstance(store, Store) else Store.open(store)
     trial_id = (record if record is not None else steps).column("trial_id")[0].as_py()
     if steps is not None:
-        store.write_table(steps, *store.steps_file(trial_id))
+        store.write_table(steps, *layout.steps_file(trial_id))
     if record is not None:
-        store.write_table(record, *store.trial_file(trial_id))
+        store.write_table(record, *layout.trial_file(trial_id))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,7 +224,9 @@ def synthetic_grid(
             "trainable_params": np.ones(k, np.int64), "total_params": np.ones(k, np.int64),
             "started_at": [now] * k, "finished_at": [now] * k, "wall_s": np.ones(k),
             "host": ["bench"] * k, "device": ["cpu"] * k, "config": ["{}"] * k,
-            "versions": ["{}"] * k,
+            "versions": ["{}"] * k, "node_id": [None] * k, "context_index": [None] * k,
+            "pack_size": np.ones(k, np.int32),
+            "bracket_id": [f"{p[0]}|{p[1]}|s{p[2]}|{s}" for p, s in zip(pts, seeds)],
         }
         store.write_table(pa.table(rec, schema=TRIAL_SCHEMA), "trials", f"{name}.parquet")
     return rows

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from phantom import layout
 from phantom.config import TrialConfig
 from phantom.storage import Store
 from orchestrator.config import SweepConfig
@@ -97,10 +98,10 @@ def _observe(store: Store, trial: TrialConfig) -> tuple[str, bool, bool] | None:
     import pyarrow.compute as pc
 
     tid = trial.trial_id
-    if not store.exists(*store.trial_file(tid)):
+    if not store.exists(*layout.trial_file(tid)):
         return None
-    status = store.read_table(*store.trial_file(tid)).column("status")[0].as_py()
-    steps = store.read_table(*store.steps_file(tid), ) if store.exists(*store.steps_file(tid)) else None
+    status = store.read_table(*layout.trial_file(tid)).column("status")[0].as_py()
+    steps = store.read_table(*layout.steps_file(tid), ) if store.exists(*layout.steps_file(tid)) else None
     if steps is None or steps.num_rows == 0:
         return status, status == "diverged", False
     first = steps.filter(pc.equal(steps["context_id"], 0))

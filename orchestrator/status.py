@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from phantom.errors import StorageError
-from phantom.schema import STEPS_DIR, TMP_SUFFIX, TRIALS_DIR
+from phantom.layout import STEPS_DIR, TMP_SUFFIX, TRIALS_DIR
 from phantom.storage import Store
 
 PLAN_FILE = "plan.json"

@@ -20,16 +20,18 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from phantom import layout
+
 ATTEMPTS_DIR = "attempts"
 REPORT_EVERY_S = 0.5  # progress results to the driver at most this often (each is a round trip)
 
 
 def existing_status(store, trial_id: str) -> str | None:
     """Status of the trial's complete record, or None when there is none (or it is unreadable)."""
-    if not store.exists(*store.trial_file(trial_id)):
+    if not store.exists(*layout.trial_file(trial_id)):
         return None
     try:
-        return store.read_table(*store.trial_file(trial_id)).column("status")[0].as_py()
+        return store.read_table(*layout.trial_file(trial_id)).column("status")[0].as_py()
     except Exception:  # a record that cannot be read is not a result
         return None
 
@@ -103,7 +105,7 @@ def phantom_trainable(config: dict[str, Any]) -> None:
     delay = float(config.get("step_delay_s") or 0.0)
     last = [0.0]
 
-    def on_step(step: int, rows: list[dict]) -> str | None:
+    def on_step(_cfg, step: int, rows: list[dict]) -> str | None:
         if delay:
             time.sleep(delay)
         now = time.monotonic()

@@ -189,13 +189,16 @@ class ObservablesConfig:
 
 @dataclass(frozen=True)
 class StopperConfig:
-    """SPEC §4 Φ-saturation stop, applied by the worker: off by default (the paper spends the
-    whole budget). Part of the trial config, so a stopped trial and a full-budget trial of the
-    same point have different ids and never stand in for each other."""
+    """Early stops applied by the worker (definitions: :mod:`phantom.outcomes`). Both are off
+    by default: the paper spends the whole budget. Part of the trial config, so a stopped trial
+    and a full-budget trial of the same point have different ids and never stand in for each
+    other (the η_c bracket, :attr:`TrialConfig.bracket_id`, leaves the stopper out: a stop
+    never changes whether and when a trial flips)."""
 
     phi_saturation: bool = field(default=False, metadata={"help": "stop a trial once Φ plateaus after the flip"})
     window: int = field(default=3, metadata={"help": "w: Φ evaluations in the plateau"})
     tol: float = field(default=0.01, metadata={"help": "max − min of Φ over w below this"})
+    at_flip: bool = field(default=False, metadata={"help": "stop at the flip (all an η_c trial must answer)"})
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -221,6 +224,9 @@ class TrialConfig:
     observables: ObservablesConfig = field(default_factory=ObservablesConfig)
     stopper: StopperConfig = field(default_factory=StopperConfig)
     trust_remote_code: bool = False
+    context_index: int | None = field(
+        default=None, metadata={"help": "which context of the sentence this trial trains on alone; null: all together"}
+    )
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -236,11 +242,26 @@ class TrialConfig:
             raise ConfigError(f"sentence '{self.sentence_id}' has no context")
         if self.target == self.competitor:
             raise ConfigError(f"sentence '{self.sentence_id}': target and competitor are equal")
+        if self.context_index is not None and (self.context_index < 0 or len(self.contexts) != 1):
+            raise ConfigError(
+                f"`context_index` names one context trained alone (>= 0, one context), got "
+                f"{self.context_index} with {len(self.contexts)} contexts"
+            )
 
     @property
     def trial_id(self) -> str:
         """Stable 16-hex id: sha256 of the canonical JSON of the whole resolved config."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    @property
+    def bracket_id(self) -> str:
+        """The η_c bracket: the same hash with the rate and the stopper left out, so every
+        rate of one (model, sentence, protocol, seed, settings) point shares it."""
+        data = to_dict(self)
+        data.pop("lr")
+        data.pop("stopper")
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def canonical_json(self) -> str:
         return json.dumps(to_dict(self), sort_keys=True, separators=(",", ":"))

@@ -1,25 +1,21 @@
 """The Parquet column contract that SQL users, the orchestrator and the analysis depend on.
 
-Storage layout of a results folder (``phantom trial --out DIR`` or a sweep's ``STORAGE/NAME``)::
-
-    DIR/steps/<trial_id>.parquet    one row per (step, context): STEP_SCHEMA
-    DIR/trials/<trial_id>.parquet   one row: TRIAL_SCHEMA, written *last*
-    DIR/geometry/<model>.parquet    bulk geometry + per-sentence base values (analysis)
-
-A trial is complete exactly when its ``trials/<trial_id>.parquet`` exists: the steps file is
-written (atomically) first, the trial record (atomically) after it. A steps file without a
-trial record is the leftover of a killed trial and is never read as a result. Files are
-written under a ``*.tmp`` name and renamed, so no reader ever sees half a file.
+``steps/<trial_id>.parquet`` holds STEP_SCHEMA (one row per step and context);
+``trials/<trial_id>.parquet`` holds one :class:`TrialRecord` (TRIAL_SCHEMA is generated from
+the dataclass, so the record the worker writes, the schema and the test fixtures cannot drift
+apart). Where the files live: :mod:`phantom.layout`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
 import pyarrow as pa
 
-STEPS_DIR = "steps"
-TRIALS_DIR = "trials"
-GEOMETRY_DIR = "geometry"
-TMP_SUFFIX = ".tmp"
+from phantom.outcomes import TrialStatus
 
 # Per-step observables (SPEC §3). Row ``step = 0`` is the base model; row ``step = t`` is the
 # model after t optimizer steps. ``loss`` is the CE on g of that row's model; ``grad_norm`` and
@@ -76,37 +72,57 @@ STEP_COLUMNS = [name for name, _ in STEP_FIELDS]
 # The observables proper (what workers.observables computes), in contract order.
 OBSERVABLE_COLUMNS = STEP_COLUMNS[STEP_COLUMNS.index("p_g") :]
 
-TRIAL_STATUSES = ("ok", "diverged", "error")
 
-TRIAL_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("trial_id", pa.string()),
-    ("model", pa.string()),
-    ("protocol", pa.string()),
-    ("sentence_id", pa.string()),
-    ("target", pa.string()),
-    ("competitor", pa.string()),
-    ("context", pa.string()),  # the first context; all of them are in `config`
-    ("n_contexts", pa.int32()),
-    ("lr", pa.float64()),
-    ("seed", pa.int64()),
-    ("steps", pa.int32()),  # the budget
-    ("steps_done", pa.int32()),  # optimizer steps actually taken
-    ("status", pa.string()),  # ok | diverged | error
-    ("error", pa.string()),
-    ("stop_reason", pa.string()),  # NULL = ran the budget; e.g. 'phi-saturation' (not a failure)
-    ("gmax", pa.float64()),  # G_gc from the input embedding at step 0
-    ("gmax_head", pa.float64()),  # G_gc from the LM-head rows at step 0
-    ("tied", pa.bool_()),
-    ("trainable_params", pa.int64()),
-    ("total_params", pa.int64()),
-    ("started_at", pa.timestamp("us", tz="UTC")),
-    ("finished_at", pa.timestamp("us", tz="UTC")),
-    ("wall_s", pa.float64()),
-    ("host", pa.string()),
-    ("node_id", pa.string()),  # the Ray node, when run by the orchestrator
-    ("device", pa.string()),
-    ("config", pa.string()),  # canonical JSON of the resolved TrialConfig
-    ("versions", pa.string()),  # JSON: python, torch, transformers, peft, accelerate, phantom
-]
-TRIAL_SCHEMA = pa.schema(TRIAL_FIELDS)
-TRIAL_COLUMNS = [name for name, _ in TRIAL_FIELDS]
+def _col(arrow: pa.DataType, doc: str, default: Any = None) -> Any:
+    return field(default=default, metadata={"arrow": arrow, "doc": doc})
+
+
+@dataclass
+class TrialRecord:
+    """One row of ``trials/<trial_id>.parquet``: the trial's identity, outcome and provenance.
+
+    Written *last*, after the steps file: its existence means the trial is complete."""
+
+    trial_id: str = _col(pa.string(), "first 16 hex of the SHA-256 of the resolved config")
+    bracket_id: str = _col(pa.string(), "the same hash with lr and stopper left out: trials of one η_c bracket share it")
+    model: str = _col(pa.string(), "registered name, hub id or local directory")
+    protocol: str = _col(pa.string(), "full | lora | lora-frozen-head | prefix")
+    sentence_id: str = _col(pa.string(), "sentence id of the sentences file")
+    target: str = _col(pa.string(), "g")
+    competitor: str = _col(pa.string(), "c")
+    context: str = _col(pa.string(), "the first context; all of them are in `config`")
+    n_contexts: int = _col(pa.int32(), "contexts trained together as one batch", 1)
+    context_index: int | None = _col(pa.int32(), "which context of the sentence, when each runs as its own trial; NULL: all together")
+    lr: float = _col(pa.float64(), "learning rate (constant)", 0.0)
+    seed: int = _col(pa.int64(), "torch seed (LoRA/prefix init; full FT without dropout does not depend on it)", 0)
+    steps: int = _col(pa.int32(), "the budget of optimizer steps", 0)
+    steps_done: int = _col(pa.int32(), "optimizer steps actually taken", 0)
+    status: str = _col(pa.string(), "ok | diverged | error (phantom.outcomes.TrialStatus)", TrialStatus.OK.value)
+    error: str | None = _col(pa.string(), "one-line message of an error or divergence")
+    stop_reason: str | None = _col(pa.string(), "NULL = ran the budget; phi-saturation | flip (not failures)")
+    gmax: float | None = _col(pa.float64(), "G_gc from the input embedding at step 0")
+    gmax_head: float | None = _col(pa.float64(), "G_gc from the LM-head rows at step 0")
+    tied: bool | None = _col(pa.bool_(), "the LM head is the input embedding")
+    trainable_params: int | None = _col(pa.int64(), "parameters that train")
+    total_params: int | None = _col(pa.int64(), "all parameters (shared tensors once)")
+    pack_size: int = _col(pa.int32(), "trials trained together in one vectorised pack (1 = alone)", 1)
+    started_at: datetime | None = _col(pa.timestamp("us", tz="UTC"), "UTC")
+    finished_at: datetime | None = _col(pa.timestamp("us", tz="UTC"), "UTC")
+    wall_s: float | None = _col(pa.float64(), "seconds from start to the record")
+    host: str | None = _col(pa.string(), "hostname of the worker")
+    node_id: str | None = _col(pa.string(), "the Ray node, when run by the orchestrator")
+    device: str | None = _col(pa.string(), "torch device")
+    config: str | None = _col(pa.string(), "canonical JSON of the resolved TrialConfig")
+    versions: str | None = _col(pa.string(), "JSON: python, torch, transformers, peft, accelerate, phantom, lock")
+
+    def to_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["status"] = str(TrialStatus(row["status"]))
+        return row
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist([self.to_row()], schema=TRIAL_SCHEMA)
+
+
+TRIAL_SCHEMA = pa.schema([(f.name, f.metadata["arrow"]) for f in dataclasses.fields(TrialRecord)])
+TRIAL_COLUMNS = TRIAL_SCHEMA.names

@@ -16,7 +16,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from phantom.errors import StorageError
-from phantom.schema import GEOMETRY_DIR, STEPS_DIR, TMP_SUFFIX, TRIALS_DIR
+from phantom import layout
+from phantom.layout import TMP_SUFFIX, TRIALS_DIR
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,8 @@ class Store:
         except FileNotFoundError:
             pass
 
-    # -- the layout (see phantom.schema) -------------------------------------------------------
-
-    def steps_file(self, trial_id: str) -> tuple[str, str]:
-        return (STEPS_DIR, f"{trial_id}.parquet")
-
-    def trial_file(self, trial_id: str) -> tuple[str, str]:
-        return (TRIALS_DIR, f"{trial_id}.parquet")
+    # -- the layout (phantom.layout) -----------------------------------------------------------
 
     def completed_trial_ids(self) -> set[str]:
         """Ids whose trial record exists: complete results (any status)."""
-        return {name[: -len(".parquet")] for name in self.list(TRIALS_DIR)}
-
-    def geometry_file(self, model: str) -> tuple[str, str]:
-        safe = model.replace("/", "__")
-        return (GEOMETRY_DIR, f"{safe}.parquet")
+        return {layout.trial_id_of(name) for name in self.list(TRIALS_DIR)}

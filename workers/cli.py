@@ -111,7 +111,7 @@ def run_trial_command(args: argparse.Namespace) -> int:
         task = bar.add_task(f"{cfg.sentence_id} {cfg.protocol} lr={cfg.lr:g}", total=cfg.training.steps,
                             phi=float("nan"), loss=float("nan"))
 
-        def on_step(t: int, rows: list[dict]):
+        def on_step(_cfg, t: int, rows: list[dict]):
             bar.update(task, completed=t, phi=rows[0]["phi"], loss=rows[0]["loss"])
             return None
 

@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+
 import torch
 
 from phantom.config import LoraConfig
@@ -46,7 +49,36 @@ def lora_targets(model_type: str, cfg: LoraConfig) -> list[str]:
     return list(LORA_TARGETS[model_type])
 
 
-def apply_protocol(model: torch.nn.Module, protocol: str, cfg: LoraConfig, tied: bool) -> torch.nn.Module:
+def lora_a_init(seed: int, name: str, shape: tuple[int, int]) -> torch.Tensor:
+    """The initial LoRA A (r, fan_in) of module ``name``: U(−1/√fan_in, 1/√fan_in), which is
+    peft's default (kaiming-uniform, a = √5), drawn from a generator seeded by (seed, module
+    name). B starts at 0. Drawing per module, not from the global RNG in creation order, makes a
+    trial's adapters the same whether it trains alone or in a pack (workers.packs)."""
+    key = int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little")
+    gen = torch.Generator().manual_seed(key & (2**63 - 1))
+    bound = 1.0 / math.sqrt(shape[1])
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2.0 - 1.0).mul_(bound).float()
+
+
+def base_module_name(peft_name: str) -> str:
+    """``base_model.model.<name>`` (a peft-wrapped module) → ``<name>`` (the same module in the
+    base model)."""
+    prefix = "base_model.model."
+    return peft_name[len(prefix):] if peft_name.startswith(prefix) else peft_name
+
+
+def _seed_lora(wrapped: torch.nn.Module, seed: int) -> None:
+    with torch.no_grad():
+        for name, module in wrapped.named_modules():
+            lora_a = getattr(module, "lora_A", None)
+            if isinstance(lora_a, torch.nn.ModuleDict) and "default" in lora_a:
+                weight = lora_a["default"].weight
+                weight.copy_(lora_a_init(seed, base_module_name(name), tuple(weight.shape)))
+
+
+def apply_protocol(
+    model: torch.nn.Module, protocol: str, cfg: LoraConfig, tied: bool, seed: int = 0
+) -> torch.nn.Module:
     """Wrap/freeze ``model`` for ``protocol``; returns the model to train."""
     if protocol == "full":
         for p in model.parameters():
@@ -66,6 +98,7 @@ def apply_protocol(model: torch.nn.Module, protocol: str, cfg: LoraConfig, tied:
             task_type="CAUSAL_LM",
         )
         wrapped = peft.get_peft_model(model, pcfg)
+        _seed_lora(wrapped, seed)
         head = wrapped.get_output_embeddings()
         if protocol == "lora" and not tied and head is not None:
             head.weight.requires_grad_(True)  # the untied head is a second trainable channel

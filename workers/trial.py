@@ -1,48 +1,48 @@
-"""One fine-tuning trial: train (context → target) under accelerate, observe after every step,
-write the step table and the trial record to Parquet.
+"""One fine-tuning trial — or a pack of trials trained together — read top to bottom.
 
 Row ``t`` describes the model after ``t`` optimizer steps (row 0: the base model). The forward
 pass that computes step t+1's gradient *is* the evaluation of state t, so observing costs no
 extra forward except the last. Dropout is off (the model stays in eval mode): the study
 measures the deterministic dynamics of one example, and the observables must come from the
 same logits the gradient sees.
+
+Each trial writes ``steps/<id>.parquet`` then ``trials/<id>.parquet`` (phantom.layout) the
+moment it leaves the loop — finished, stopped, diverged or failed — so a later crash of its
+pack loses nothing of it.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import math
-import platform
 import socket
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
 import torch
 
-from phantom import __version__
+from phantom import layout
 from phantom.config import TrialConfig
-from phantom.errors import SentenceError
-from phantom.schema import STEP_COLUMNS, STEP_SCHEMA, TRIAL_SCHEMA
+from phantom.errors import ConfigError, SentenceError
+from phantom.outcomes import FlipStop, PhiSaturation, StopReason, TrialStatus, trial_phi
+from phantom.schema import STEP_COLUMNS, STEP_SCHEMA, TrialRecord
 from phantom.storage import Store
 from workers import observables as obs
+from workers.engines import Forward, SingleEngine, encode
 from workers.models import LoadedModel, load_model_cached
-from workers.protocols import apply_protocol, count_params
 from workers.sentences import token_id
-from workers.stopping import STOP_REASON, PhiSaturation
 
-# callback(step, rows of that step) -> a stop reason (e.g. "phi-saturation") or None
-StepCallback = Callable[[int, list[dict]], "str | None"]
+# callback(cfg, step, rows of that step) -> a stop reason (e.g. "phi-saturation") or None
+StepCallback = Callable[[TrialConfig, int, list[dict]], "str | None"]
 
 
 @dataclass(frozen=True)
 class TrialResult:
     trial_id: str
-    status: str  # ok | diverged | error
+    status: str  # phantom.outcomes.TrialStatus value
     steps_done: int
     stop_reason: str | None
     error: str | None
@@ -56,47 +56,235 @@ class TrialResult:
 def resolve_ids(cfg: TrialConfig, tokenizer) -> tuple[int, int]:
     """Token ids of target and competitor; SentenceError if either is not one token."""
     try:
-        g = token_id(tokenizer, cfg.target)
-        c = token_id(tokenizer, cfg.competitor)
+        return token_id(tokenizer, cfg.target), token_id(tokenizer, cfg.competitor)
     except SentenceError as exc:
         raise SentenceError(f"sentence '{cfg.sentence_id}' on model '{cfg.model}': {exc}") from None
-    return g, c
 
 
-def _encode(tokenizer, contexts: tuple[str, ...], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded (input_ids, attention_mask, index of each context's last token)."""
-    seqs = [tokenizer(text)["input_ids"] for text in contexts]
-    width = max(len(s) for s in seqs)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    last = torch.tensor([len(s) - 1 for s in seqs])
-    return ids.to(device), mask.to(device), last.to(device)
+def pack_key(cfg: TrialConfig) -> str:
+    """Trials with the same key can train in one pack: everything but the rate and the seed
+    (and the stopper, applied per member) is shared."""
+    return cfg.replace(lr=1.0, seed=0).bracket_id
 
 
-def _accelerator(precision: str):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    cuda = torch.cuda.is_available()
-    if precision == "auto":
-        mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
-    else:
-        mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
-    AcceleratorState._reset_state(reset_partial_state=True)  # settings may differ per trial
-    return Accelerator(cpu=not cuda, mixed_precision=mp)
+# ----------------------------------------------------------------------------------------------
+# one member of the loop: its rows, its stop rules, its record
 
 
-def _adamw(params, cfg: TrialConfig) -> torch.optim.Optimizer:
-    t = cfg.training
-    kwargs = dict(lr=cfg.lr, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
-    try:  # fused AdamW is ~5x faster on CPU (0.11 s vs 0.55 s a step on smollm2-135m)
-        return torch.optim.AdamW(params, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, **kwargs)
+@dataclass
+class Member:
+    cfg: TrialConfig
+    record: TrialRecord
+    t0: float
+    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in STEP_COLUMNS})
+    references: dict[int, obs.GeometryReference] = field(default_factory=dict)
+    rules: list = field(default_factory=list)
+    pending: dict = field(default_factory=lambda: {"grad_norm": None, "step_ms": None})
+    result: TrialResult | None = None
+
+    @classmethod
+    def start(cls, cfg: TrialConfig, base: LoadedModel, g: int, c: int, pack_size: int) -> Member:
+        record = TrialRecord(
+            trial_id=cfg.trial_id, bracket_id=cfg.bracket_id, model=cfg.model, protocol=cfg.protocol,
+            sentence_id=cfg.sentence_id, target=cfg.target, competitor=cfg.competitor,
+            context=cfg.contexts[0], n_contexts=len(cfg.contexts), context_index=cfg.context_index,
+            lr=float(cfg.lr), seed=int(cfg.seed), steps=cfg.training.steps, steps_done=0,
+            gmax=_cosine(base.input_embeddings(), g, c), gmax_head=_cosine(base.head_weights(), g, c),
+            tied=base.tied, pack_size=pack_size, started_at=datetime.now(timezone.utc),
+            host=socket.gethostname(), node_id=_ray_node_id(), device="cpu",
+            config=cfg.canonical_json(), versions=_versions(),
+        )
+        rules = []
+        if cfg.stopper.at_flip:
+            rules.append((FlipStop(), StopReason.FLIP))
+        if cfg.stopper.phi_saturation:
+            rules.append((PhiSaturation(cfg.stopper.window, cfg.stopper.tol), StopReason.PHI_SATURATION))
+        return cls(cfg, record, time.perf_counter(), rules=rules)
+
+    def add_rows(self, step: int, values: list[dict], obs_ms: float) -> None:
+        meta = dict(trial_id=self.cfg.trial_id, model=self.cfg.model, protocol=self.cfg.protocol,
+                    sentence_id=self.cfg.sentence_id, lr=float(self.cfg.lr), seed=int(self.cfg.seed))
+        for i, v in enumerate(values):
+            row = {**meta, **v, **self.pending, "step": step, "context_id": i, "obs_ms": obs_ms}
+            for name in STEP_COLUMNS:
+                self.columns[name].append(row[name])
+        self.record.steps_done = step
+
+    def stop_reason(self, step: int, values: list[dict]) -> str | None:
+        """The first configured rule that stops at this step (each rule sees Φ of the trial,
+        the mean over contexts; every rule is fed every step)."""
+        phi = trial_phi([v["phi"] for v in values])
+        hits = [reason for rule, reason in self.rules if rule.update(step, phi)]
+        return str(hits[0]) if hits else None
+
+    def finish(self, store: Store, status: TrialStatus, error: str | None = None,
+               stop_reason: str | None = None) -> TrialResult:
+        """Write the steps, then the record (the trial is complete when the record exists)."""
+        rec = self.record
+        rec.status, rec.error, rec.stop_reason = status.value, error, stop_reason
+        rec.finished_at = datetime.now(timezone.utc)
+        rec.wall_s = time.perf_counter() - self.t0
+        tid = self.cfg.trial_id
+        steps_path = store.write_table(pa.table(self.columns, schema=STEP_SCHEMA), *layout.steps_file(tid))
+        trial_path = store.write_table(rec.table(), *layout.trial_file(tid))
+        n = len(self.columns["step"])
+        final = {name: self.columns[name][-1] for name in STEP_COLUMNS} if n else {}
+        self.result = TrialResult(tid, status.value, rec.steps_done, stop_reason, error, n, rec.wall_s,
+                                  steps_path, trial_path, final)
+        return self.result
+
+
+# ----------------------------------------------------------------------------------------------
+# the loop
+
+
+def run_trial(
+    cfg: TrialConfig,
+    out: Store | str,
+    *,
+    base: LoadedModel | None = None,
+    callback: StepCallback | None = None,
+    raise_errors: bool = True,
+) -> TrialResult:
+    """Run one trial and write ``steps/<id>.parquet`` then ``trials/<id>.parquet`` under ``out``.
+
+    ``base`` is a loaded base model that is not modified (a copy trains); without one the model
+    is loaded (and kept for the next trial of this process). Input errors (unknown model,
+    multi-token target) raise before anything is written. A failure during training is written
+    down as status ``error`` with the rows so far, then re-raised unless ``raise_errors`` is off.
+    """
+    return run_pack([cfg], out, base=base, callback=callback, raise_errors=raise_errors)[0]
+
+
+def run_pack(
+    cfgs: Sequence[TrialConfig],
+    out: Store | str,
+    *,
+    base: LoadedModel | None = None,
+    callback: StepCallback | None = None,
+    raise_errors: bool = True,
+    engine_factory=None,
+) -> list[TrialResult]:
+    """Run trials that share a pack key (:func:`pack_key`) together; one result per config, in
+    order. One config runs on :class:`~workers.engines.SingleEngine`; several on the packed
+    engine of their protocol (:func:`workers.packs.pack_engine`). Each member keeps its own id,
+    rows, record, status, divergence and early stop; one that leaves the pack is written at once.
+    """
+    cfgs = list(cfgs)
+    if not cfgs:
+        return []
+    if len({pack_key(c) for c in cfgs}) != 1 or len({c.trial_id for c in cfgs}) != len(cfgs):
+        raise ConfigError("a pack holds distinct trials that differ only in learning rate, seed or stopper")
+    store = out if isinstance(out, Store) else Store.open(out)
+    first = cfgs[0]
+    base = base or load_model_cached(first.model, trust_remote_code=first.trust_remote_code)
+    g, c = resolve_ids(first, base.tokenizer)
+    if max(g, c) >= base.input_embeddings().shape[0]:
+        raise SentenceError(f"token id of '{first.target}'/'{first.competitor}' is outside the embedding")
+
+    members = [Member.start(cfg, base, g, c, len(cfgs)) for cfg in cfgs]
+    engine = None
+    try:
+        # ---- the engine: model copy or pack, protocol, optimizer, device ----
+        batch = encode(base.tokenizer, first.contexts)
+        if engine_factory is not None:
+            engine = engine_factory(cfgs, base, batch, g)
+        elif len(cfgs) == 1:
+            engine = SingleEngine(first, base, batch, g)
+        else:
+            from workers.packs import pack_engine
+
+            engine = pack_engine(cfgs, base, batch, g)
+        for k, m in enumerate(members):
+            m.record.trainable_params, m.record.total_params = engine.params_count(k)
+            m.record.device = _device_name(engine.device)
+        budget = first.training.steps
+
+        for t in range(budget + 1):
+            train = t < budget
+            # ---- forward: evaluate state t (and the loss of step t+1) ----
+            t0 = time.perf_counter()
+            fwd = engine.forward(train)
+            t_fwd = time.perf_counter() - t0
+            # ---- observe each member; decide who goes on ----
+            running = list(engine.active)
+            for j, k in enumerate(running):
+                m = members[k]
+                if not _finite(fwd, j):
+                    m.record.steps_done = t
+                    m.finish(store, TrialStatus.DIVERGED, f"non-finite loss or logits after step {t}")
+                    engine.drop(k)
+                    continue
+                t1 = time.perf_counter()
+                values = _observe(m, fwd, j, engine.embedding(k), g, c)
+                m.add_rows(t, values, (time.perf_counter() - t1) * 1e3 / len(values))
+                reason = m.stop_reason(t, values)
+                asked = callback(m.cfg, t, values) if callback is not None else None
+                if not train or reason or asked:
+                    m.finish(store, TrialStatus.OK, stop_reason=asked or reason)
+                    engine.drop(k)
+            if not engine.active:
+                break
+            # ---- one optimizer step for the members still in the pack ----
+            keep = [j for j, k in enumerate(running) if k in engine.active]
+            t2 = time.perf_counter()
+            norms = engine.step(fwd.loss[keep])
+            step_ms = (t_fwd + time.perf_counter() - t2) * 1e3
+            for k, norm in zip(engine.active, norms):
+                members[k].pending = {"grad_norm": norm, "step_ms": step_ms}
+    except Exception as exc:  # recorded for every member still running, then re-raised
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        for m in members:
+            if m.result is None:
+                m.finish(store, TrialStatus.ERROR, message)
+        if raise_errors:
+            raise
+    finally:
+        if engine is not None and hasattr(engine, "close"):
+            engine.close()
+    return [m.result for m in members]
+
+
+def record_failure(cfg: TrialConfig, out: Store | str, exc: BaseException) -> TrialResult:
+    """Write an ``error`` record (no rows) for a trial that failed before its loop could start
+    (the model did not load, ...): every failure leaves its message on disk."""
+    store = out if isinstance(out, Store) else Store.open(out)
+    record = TrialRecord(
+        trial_id=cfg.trial_id, bracket_id=cfg.bracket_id, model=cfg.model, protocol=cfg.protocol,
+        sentence_id=cfg.sentence_id, target=cfg.target, competitor=cfg.competitor,
+        context=cfg.contexts[0], n_contexts=len(cfg.contexts), context_index=cfg.context_index,
+        lr=float(cfg.lr), seed=int(cfg.seed), steps=cfg.training.steps,
+        started_at=datetime.now(timezone.utc), host=socket.gethostname(), node_id=_ray_node_id(),
+        config=cfg.canonical_json(),
+    )
+    member = Member(cfg, record, time.perf_counter())
+    return member.finish(store, TrialStatus.ERROR, f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _finite(fwd: Forward, j: int) -> bool:
+    return bool(torch.isfinite(fwd.loss[j]) and torch.isfinite(fwd.z[j]).all())
+
+
+def _observe(m: Member, fwd: Forward, j: int, E: torch.Tensor, g: int, c: int) -> list[dict]:
+    """SPEC §3 observables of each context of member ``m`` (pure functions, workers.observables)."""
+    o = m.cfg.observables
+    values = []
+    for i in range(fwd.z.shape[1]):
+        v, pool = obs.observe(fwd.z[j, i], fwd.h[j, i], E, g, c, pool_mass=o.pool_mass,
+                              pool_cap=o.pool_cap, reference=m.references.get(i))
+        if i not in m.references:
+            m.references[i] = obs.GeometryReference.capture(E.detach(), pool, g)
+        values.append(v)
+    return values
+
+
+def _cosine(weights: torch.Tensor, g: int, c: int) -> float:
+    psi = obs.unit_rows(weights.detach()[[g, c]])
+    return float(psi[0] @ psi[1])
 
 
 def _device_name(device: torch.device) -> str:
@@ -117,9 +305,14 @@ def _ray_node_id() -> str | None:
 
 
 def _versions() -> str:
+    import json
+    import platform
+
     import accelerate
     import peft
     import transformers
+
+    from phantom import __version__
 
     return json.dumps(
         {
@@ -131,152 +324,4 @@ def _versions() -> str:
             "accelerate": accelerate.__version__,
         },
         sort_keys=True,
-    )
-
-
-def _gram_gc(weights: torch.Tensor, g: int, c: int) -> float:
-    psi = obs.unit_rows(weights.detach()[[g, c]])
-    return float(psi[0] @ psi[1])
-
-
-def run_trial(
-    cfg: TrialConfig,
-    out: Store | str,
-    *,
-    base: LoadedModel | None = None,
-    callback: StepCallback | None = None,
-    raise_errors: bool = True,
-) -> TrialResult:
-    """Run one trial and write ``steps/<id>.parquet`` then ``trials/<id>.parquet`` under ``out``.
-
-    ``base`` is a loaded base model that is not modified (a deep copy trains); without one the
-    model is loaded (and kept for the next trial of this process). Input errors (unknown model,
-    multi-token target) raise before anything is written. A failure during training is written
-    down as status ``error`` with the rows so far, then re-raised unless ``raise_errors`` is off.
-    """
-    store = out if isinstance(out, Store) else Store.open(out)
-    base = base or load_model_cached(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    g, c = resolve_ids(cfg, base.tokenizer)
-    E_vocab = base.input_embeddings().shape[0]
-    if max(g, c) >= E_vocab:
-        raise SentenceError(f"token id of '{cfg.target}'/'{cfg.competitor}' is outside the embedding")
-
-    trial_id = cfg.trial_id
-    started = datetime.now(timezone.utc)
-    t_start = time.perf_counter()
-    tied = base.tied
-    gmax0 = _gram_gc(base.input_embeddings(), g, c)
-    gmax_head = _gram_gc(base.head_weights(), g, c)
-
-    columns: dict[str, list] = {name: [] for name in STEP_COLUMNS}
-    status, error, stop_reason, steps_done = "ok", None, None, 0
-    trainable = total = 0
-    device = torch.device("cpu")
-    try:
-        torch.manual_seed(cfg.seed)
-        model = copy.deepcopy(base.model)
-        model = apply_protocol(model, cfg.protocol, cfg.lora, tied)
-        model.eval()  # no dropout (see module docstring)
-        trainable, total = count_params(model)
-        accelerator = _accelerator(cfg.training.precision)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = _adamw(params, cfg)
-        model, optimizer = accelerator.prepare(model, optimizer)
-        device = accelerator.device
-        ids, mask, last = _encode(base.tokenizer, cfg.contexts, device)
-        rows_idx = torch.arange(ids.shape[0], device=device)
-        targets = torch.full((ids.shape[0],), g, dtype=torch.long, device=device)
-        unwrapped = accelerator.unwrap_model(model)
-        E = unwrapped.get_input_embeddings().weight
-        captured: dict[str, torch.Tensor] = {}
-        head = unwrapped.get_output_embeddings()
-        hook = head.register_forward_pre_hook(lambda _m, args: captured.__setitem__("h", args[0]))
-        references: list[obs.GeometryReference | None] = [None] * ids.shape[0]
-        meta = dict(
-            trial_id=trial_id, model=cfg.model, protocol=cfg.protocol,
-            sentence_id=cfg.sentence_id, lr=float(cfg.lr), seed=int(cfg.seed),
-        )
-        pending = {"grad_norm": None, "step_ms": None}
-        rule = PhiSaturation(cfg.stopper.window, cfg.stopper.tol) if cfg.stopper.phi_saturation else None
-        budget = cfg.training.steps
-        try:
-            for t in range(budget + 1):
-                train = t < budget
-                t0 = time.perf_counter()
-                with torch.set_grad_enabled(train), accelerator.autocast():
-                    logits = model(input_ids=ids, attention_mask=mask).logits
-                z = logits[rows_idx, last].float()  # (n_ctx, V)
-                h = captured["h"][rows_idx, last]  # (n_ctx, d)
-                loss = torch.nn.functional.cross_entropy(z, targets)
-                t_fwd = time.perf_counter() - t0
-                if not (torch.isfinite(loss) and torch.isfinite(z).all()):
-                    status, error = "diverged", f"non-finite loss or logits after step {t}"
-                    steps_done = t
-                    break
-                t1 = time.perf_counter()
-                step_rows = []
-                for i in range(ids.shape[0]):
-                    values, pool = obs.observe(
-                        z[i], h[i], E, g, c,
-                        pool_mass=cfg.observables.pool_mass, pool_cap=cfg.observables.pool_cap,
-                        reference=references[i],
-                    )
-                    if references[i] is None:
-                        references[i] = obs.GeometryReference.capture(E.detach(), pool, g)
-                    step_rows.append(values)
-                obs_ms = (time.perf_counter() - t1) * 1e3 / len(step_rows)
-                for i, values in enumerate(step_rows):
-                    row = {**meta, **values, **pending, "step": t, "context_id": i, "obs_ms": obs_ms}
-                    for name in STEP_COLUMNS:
-                        columns[name].append(row[name])
-                steps_done = t
-                saturated = rule is not None and rule.update(t, step_rows[0]["phi"])
-                asked = callback(t, step_rows) if callback is not None else None
-                if not train:
-                    break
-                stop_reason = asked or (STOP_REASON if saturated else None)
-                if stop_reason:
-                    break
-                t2 = time.perf_counter()
-                accelerator.backward(loss)
-                max_norm = cfg.training.max_grad_norm or math.inf
-                grad_norm = accelerator.clip_grad_norm_(params, max_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                pending = {
-                    "grad_norm": float(grad_norm),
-                    "step_ms": (t_fwd + time.perf_counter() - t2) * 1e3,
-                }
-        finally:
-            hook.remove()
-    except Exception as exc:  # recorded, then re-raised (unless asked not to)
-        status, error = "error", f"{type(exc).__name__}: {exc}".splitlines()[0]
-        failure = exc
-    else:
-        failure = None
-
-    wall = time.perf_counter() - t_start
-    steps_table = pa.table({name: columns[name] for name in STEP_COLUMNS}, schema=STEP_SCHEMA)
-    steps_path = store.write_table(steps_table, *store.steps_file(trial_id))
-    record = {
-        "trial_id": trial_id, "model": cfg.model, "protocol": cfg.protocol,
-        "sentence_id": cfg.sentence_id, "target": cfg.target, "competitor": cfg.competitor,
-        "context": cfg.contexts[0], "n_contexts": len(cfg.contexts), "lr": float(cfg.lr),
-        "seed": int(cfg.seed), "steps": cfg.training.steps, "steps_done": steps_done,
-        "status": status, "error": error, "stop_reason": stop_reason, "gmax": gmax0,
-        "gmax_head": gmax_head, "tied": tied, "trainable_params": trainable,
-        "total_params": total, "started_at": started, "finished_at": datetime.now(timezone.utc),
-        "wall_s": wall, "host": socket.gethostname(), "node_id": _ray_node_id(),
-        "device": _device_name(device),
-        "config": cfg.canonical_json(), "versions": _versions(),
-    }
-    trial_table = pa.Table.from_pylist([record], schema=TRIAL_SCHEMA)
-    trial_path = store.write_table(trial_table, *store.trial_file(trial_id))
-    if failure is not None and raise_errors:
-        raise failure
-    final = {name: columns[name][-1] for name in STEP_COLUMNS} if columns["step"] else {}
-    return TrialResult(
-        trial_id=trial_id, status=status, steps_done=steps_done, stop_reason=stop_reason,
-        error=error, rows=len(columns["step"]), wall_s=wall, steps_path=steps_path,
-        trial_path=trial_path, final=final,
     )

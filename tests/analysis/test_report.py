@@ -12,6 +12,7 @@ import pytest
 
 from analysis.analyze import analyze
 from analysis.testing import geometry_table, step_table, trial_record, write_trial
+from phantom import layout
 from phantom.storage import Store
 
 RATES = [1e-5, 2e-5, 4e-5, 8e-5]
@@ -40,7 +41,7 @@ def grid(tmp_path_factory):
                                              lr=lr, gmax=g, steps=12))
         store.write_table(geometry_table(model, mean_g2=0.05 if model == "alpha" else 0.003,
                                          cls="A" if model == "alpha" else "B", sentences=GMAX),
-                          *store.geometry_file(model))
+                          *layout.geometry_file(model))
     result = analyze([root], progress=None)
     return root, result
 

@@ -18,7 +18,7 @@ import pytest
 from orchestrator.loader import load_sweep
 from orchestrator.runner import STEP_DELAY_ENV, resume, run_sweep
 from orchestrator.status import sweep_status
-from workers.stopping import saturation_step
+from phantom.outcomes import saturation_step
 from orchestrator.testing import assert_complete, read_steps, read_trials, tiny_sweep
 
 pytestmark = pytest.mark.timeout(240)

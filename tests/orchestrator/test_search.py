@@ -7,7 +7,7 @@ import math
 import pytest
 
 from orchestrator.etac import Bracket
-from workers.stopping import PhiSaturation, saturation_step
+from phantom.outcomes import PhiSaturation, saturation_step
 from phantom.config import TrialConfig
 
 CASES = [  # (Φ trajectory, w, tol, stop step)

@@ -156,7 +156,7 @@ def test_a_failure_is_recorded_then_raised(tmp_path, tiny_models, monkeypatch):
 def test_callback_can_stop_a_trial_early(tmp_path, tiny_models):
     seen = []
 
-    def cb(t, rows):
+    def cb(_cfg, t, rows):
         seen.append((t, rows[0]["phi"]))
         return "phi-saturation" if t == 2 else None
 
@@ -187,7 +187,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
 
 def test_phi_saturation_stop_is_part_of_the_trial(tmp_path, tiny_models):
-    from workers.stopping import saturation_step
+    from phantom.outcomes import saturation_step
 
     base = tiny_models["tiny-llama"]
     full = run_trial(make_cfg(lr=3e-2, steps=30), tmp_path, base=base)
