@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -200,3 +202,88 @@ def test_phi_saturation_stop_is_part_of_the_trial(tmp_path, tiny_models):
     assert res.stop_reason == "phi-saturation" and res.status == "ok"
     assert res.steps_done == expected
     assert [r["phi"] for r in read_steps(res)] == phis[: expected + 1]
+
+
+def test_stop_at_flip_stops_where_the_flip_is(tmp_path, tiny_models):
+    from phantom.outcomes import flip_step
+
+    base = tiny_models["tiny-llama"]
+    full = run_trial(make_cfg(lr=3e-2, steps=20), tmp_path / "a", base=base)
+    phis = [r["phi"] for r in read_steps(full)]
+    expected = flip_step(phis)
+    assert expected is not None and 0 < expected < 20
+    cfg = make_cfg(lr=3e-2, steps=20, stopper=StopperConfig(at_flip=True))
+    assert cfg.trial_id != full.trial_id and cfg.bracket_id == make_cfg(lr=3e-2, steps=20).bracket_id
+    res = run_trial(cfg, tmp_path / "b", base=base)
+    assert (res.status, res.stop_reason, res.steps_done) == ("ok", "flip", expected)
+    assert [r["phi"] for r in read_steps(res)] == phis[: expected + 1]
+
+
+def test_bracket_id_leaves_out_rate_and_stopper_only():
+    a = make_cfg()
+    assert make_cfg(lr=0.5).bracket_id == a.bracket_id
+    assert make_cfg(stopper=StopperConfig(phi_saturation=True)).bracket_id == a.bracket_id
+    for other in (make_cfg(seed=1), make_cfg(protocol="lora"), make_cfg(steps=5), make_cfg(sentence="awe")):
+        assert other.bracket_id != a.bracket_id
+
+
+def test_context_index_names_one_context(tmp_path, tiny_models):
+    from phantom.errors import ConfigError
+
+    s = get_sentence("longing")
+    with pytest.raises(ConfigError, match="context_index"):
+        make_cfg(contexts=(s.contexts[0], "He stared at the sea with"), context_index=0)
+    cfg = make_cfg(contexts=("He stared at the sea with",), context_index=1, steps=1)
+    res = run_trial(cfg, tmp_path, base=tiny_models["tiny-llama"])
+    rec = pq.read_table(res.trial_path).to_pylist()[0]
+    assert rec["context_index"] == 1 and rec["n_contexts"] == 1 and rec["bracket_id"] == cfg.bracket_id
+
+
+def test_a_failure_before_training_leaves_an_error_record(tmp_path):
+    from workers.trial import record_failure
+
+    cfg = make_cfg(model="no-such-model")
+    res = record_failure(cfg, tmp_path, OSError("cannot load weights\nsecond line"))
+    rec = pq.read_table(res.trial_path).to_pylist()[0]
+    assert (rec["status"], rec["error"], rec["steps_done"]) == ("error", "OSError: cannot load weights", 0)
+    assert pq.read_table(res.steps_path).num_rows == 0
+    assert pq.read_table(res.trial_path).schema.equals(TRIAL_SCHEMA)
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_lora_adapters_start_from_the_seeded_draw(tiny_models, model):
+    import copy
+
+    from workers.protocols import apply_protocol, base_module_name, lora_a_init
+
+    base = tiny_models[model]
+    wrapped = apply_protocol(copy.deepcopy(base.model), "lora", LoraConfig(), base.tied, seed=7)
+    seen = 0
+    for name, module in wrapped.named_modules():
+        if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
+            a = module.lora_A["default"].weight.detach()
+            expected = lora_a_init(7, base_module_name(name), tuple(a.shape))
+            assert torch.equal(a, expected)
+            assert abs(float(a.abs().max())) <= 1 / math.sqrt(a.shape[1])
+            assert float(module.lora_B["default"].weight.abs().max()) == 0.0
+            assert not torch.equal(expected, lora_a_init(8, base_module_name(name), tuple(a.shape)))
+            seen += 1
+    assert seen == {"tiny-llama": 4, "tiny-gpt2": 2, "tiny-neox": 2}[model]  # q,v or fused qkv, 2 layers
+
+
+def test_logits_at_the_last_position_equal_the_full_forward(tiny_models):
+    """logits_to_keep reads only each context's last position: the same numbers as the full
+    forward read there, also for right-padded contexts of different lengths."""
+    from workers.engines import SingleEngine, encode
+
+    base = tiny_models["tiny-gpt2"]
+    ctx = ("Far from home for years , she felt a deep and aching", "He stared at the sea with")
+    cfg = make_cfg("tiny-gpt2", contexts=ctx)
+    batch = encode(base.tokenizer, ctx)
+    engine = SingleEngine(cfg, base, batch, 5)
+    with torch.no_grad():
+        fwd = engine.forward(False)
+        full = engine.model(input_ids=batch.ids, attention_mask=batch.mask).logits
+    expected = full[torch.arange(2), batch.last]
+    assert torch.allclose(fwd.z[0], expected, rtol=0, atol=1e-5)
+    engine.close()
