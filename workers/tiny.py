@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 import re
 
-import torch
-
 from phantom.errors import ModelError
 
 FAMILIES = {
@@ -100,6 +98,8 @@ def plant(embedding: torch.Tensor, pairs: dict[tuple[int, int], float], seed: in
 
     Row g keeps its norm; its direction becomes G·ψ_c + sqrt(1 − G²)·v with v ⟂ ψ_c random.
     Targets must be distinct (competitors may repeat: shame/guilt and remorse/guilt)."""
+    import torch
+
     targets = [g for g, _ in pairs]
     if len(set(targets)) != len(targets):
         raise ValueError("plant: each target token may be planted against one competitor only")
@@ -120,6 +120,7 @@ def plant(embedding: torch.Tensor, pairs: dict[tuple[int, int], float], seed: in
 def build_tiny(name: str, plant_pairs: dict[tuple[str, str], float] | None = None, sentences: dict | None = None):
     """(model, tokenizer) for a tiny model. ``plant_pairs`` maps (target, competitor) words to
     G_gc; by default every sentence pair is planted at the paper's G_max (0.6 if not given)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     from workers.sentences import load_sentences, token_id
