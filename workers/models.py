@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import torch
 
 from phantom.errors import ModelError, suggest, unknown
 from workers import tiny
 
+if TYPE_CHECKING:  # torch loads with the first model, not with the registry: `sweep validate`
+    import torch  # resolves names and reads tokenizers without it
 # ----------------------------------------------------------------------------------------------
 # the loaded model
 
@@ -61,7 +62,7 @@ class LoadedModel:
 # registry
 
 
-Loader = Callable[..., tuple[torch.nn.Module, object]]
+Loader = Callable[..., tuple]  # (model, tokenizer)
 _REGISTRY: dict[str, tuple[str, Loader]] = {}
 
 
@@ -158,6 +159,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _from_pretrained(name: str, trust_remote_code: bool, local: bool):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     offline = not local and _hub_cached(name)
@@ -191,6 +193,7 @@ def _package_dir(package: str, pip_name: str) -> Path:
 
 
 def _load_cached(target: Path):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -207,6 +210,7 @@ def _load_cached(target: Path):
 
 def _convert_gguf(name: str, gguf_dir: Path, gguf_file: str, say: Callable[[str], None]):
     """Load a GGUF, de-quantize to float32, save config + safetensors + tokenizer atomically."""
+    import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-
-import torch
+from typing import TYPE_CHECKING
 
 from phantom.errors import ModelError
+
+if TYPE_CHECKING:  # torch loads when a model is built, not for the vocabulary
+    import torch
 
 FAMILIES = {
     "tiny-gpt2": "gpt2",
@@ -50,11 +52,9 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+|[^\w\s]+", text)
 
 
-def build_tokenizer(sentences: dict | None = None):
-    """A word-level PreTrainedTokenizerFast over the sentences' words and a filler list."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
+def vocabulary(sentences: dict | None = None) -> dict[str, int]:
+    """The word-level vocabulary: specials, the filler list, then every word of the sentences
+    (default: sweeps/sentences.yaml), in that order."""
     from workers.sentences import load_sentences
 
     sentences = load_sentences() if sentences is None else sentences
@@ -65,8 +65,23 @@ def build_tokenizer(sentences: dict | None = None):
     vocab = {tok: i for i, tok in enumerate(SPECIALS)}
     for w in [*FILLER, *sorted(set(words))]:
         vocab.setdefault(w, len(vocab))
+    return vocab
+
+
+def word_tokenizer(vocab: dict[str, int]):
+    """The ``tokenizers`` object of a tiny model (no transformers, no torch)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def build_tokenizer(sentences: dict | None = None):
+    """A word-level PreTrainedTokenizerFast over the sentences' words and a filler list."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = word_tokenizer(vocabulary(sentences))
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>"
     )
@@ -100,6 +115,8 @@ def plant(embedding: torch.Tensor, pairs: dict[tuple[int, int], float], seed: in
 
     Row g keeps its norm; its direction becomes G·ψ_c + sqrt(1 − G²)·v with v ⟂ ψ_c random.
     Targets must be distinct (competitors may repeat: shame/guilt and remorse/guilt)."""
+    import torch
+
     targets = [g for g, _ in pairs]
     if len(set(targets)) != len(targets):
         raise ValueError("plant: each target token may be planted against one competitor only")
@@ -120,6 +137,7 @@ def plant(embedding: torch.Tensor, pairs: dict[tuple[int, int], float], seed: in
 def build_tiny(name: str, plant_pairs: dict[tuple[str, str], float] | None = None, sentences: dict | None = None):
     """(model, tokenizer) for a tiny model. ``plant_pairs`` maps (target, competitor) words to
     G_gc; by default every sentence pair is planted at the paper's G_max (0.6 if not given)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     from workers.sentences import load_sentences, token_id
