@@ -13,6 +13,7 @@ largest rate that does not flip and the smallest that does.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ PARAM = "lr"
 TRIAL_ID_ATTR = "trial_id"
 
 
-class Status:
+class Status(str, enum.Enum):
     """The search's word for a bracket (η_c itself: the analysis' ``eta_c`` view)."""
 
     OPEN = "open"  # still bisecting (or out of rounds)
@@ -36,6 +37,9 @@ class Status:
     ABOVE_RANGE = "above-range"  # no rate flips: η_c > lr_max
     PRE_RESOLVED = "pre-resolved"  # Φ₀ > 0: the base model already ranks g first
     ERROR = "error"  # a trial of the bracket failed: `resume --errored` re-runs it
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def round_lr(lr: float) -> float:
@@ -120,7 +124,7 @@ class Bracket:
     def pre_resolved(self) -> bool:
         return any(o.flip_step == 0 for o in self.outcomes)
 
-    def state(self, lr_min: float, lr_max: float, tolerance: float) -> tuple[str, dict]:
+    def state(self, lr_min: float, lr_max: float, tolerance: float) -> tuple[Status, dict]:
         """(status, {eta_c, lo, hi, non_monotone}) of the bracket."""
         results = self.results()
         eta, lo, hi, non_monotone = eta_c(results.items())

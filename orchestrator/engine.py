@@ -208,7 +208,7 @@ def dispatch(store: Store, sweep: SweepConfig, trials, *, rerun_errored: bool = 
         return Outcome(store.uri, 0, already, False)
     packs = make_packs(todo, sweep)
     print(f"{sweep.name}: {len(trials)} trials, {already} complete, {len(todo)} to run in {len(packs)} "
-          f"Tune trials ({describe(sweep)}) -> {store.uri}", file=stream, flush=True)
+          f"Tune trials -> {store.uri}; {describe(sweep)}", file=stream, flush=True)
     dispatched = len(todo)
     restored = False
     with ProgressView(total=len(todo), budget=sweep.training.steps, already=already, stream=stream):

@@ -37,6 +37,12 @@ def existing_status(store, trial_id: str) -> TrialStatus | None:
         return None
 
 
+def _pending(store, trial_id: str) -> bool:
+    """No usable result yet: no record, or an error record (re-run when dispatched)."""
+    status = existing_status(store, trial_id)
+    return status is None or not status.is_result()
+
+
 def read_attempts(store, trial_id: str) -> list[dict]:
     try:
         return json.loads(store.read_text(*layout.attempts_file(trial_id)))["attempts"]
@@ -86,7 +92,7 @@ def phantom_trainable(config: dict[str, Any]) -> None:
 
     store = Store.open(config["storage"])
     cfgs = [TrialConfig.from_dict(json.loads(text)) for text in config["pack"]["trials"]]
-    todo = [c for c in cfgs if not (existing_status(store, c.trial_id) or TrialStatus.ERROR).is_result()]
+    todo = [c for c in cfgs if _pending(store, c.trial_id)]
     if not todo:
         tune.report({"existing": True, "done": True, "finished": 0, "failed": 0, "member_steps": 0})
         return

@@ -77,7 +77,7 @@ def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(write_sweep, tm
 
     # the user's terminal showed Ray's token-authentication warning and autoscaler tips
     lines = log.read_text().splitlines()
-    assert lines[0].startswith("tiny: 6 trials, 0 complete, 6 to run in 6 Tune trials"), lines
+    assert lines[0].startswith("tiny: 6 trials, 0 complete, 6 to run in 6 Tune trials -> "), lines
     assert all(line.startswith("trials: ") for line in lines[1:]), lines
 
     outcome = resume(str(folder))  # the killed driver's lock is stale: its pid is gone
