@@ -1,7 +1,7 @@
 """``phantom sweep run | resume | status | validate``.
 
 Module-level imports stay light (no ray, torch, transformers): ``validate`` and ``status``
-never import Ray.
+import neither Ray nor torch.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--storage", default=None, help="results root (path or URI); data goes to STORAGE/NAME")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML",
                    help="override a key, e.g. --set training.steps=20 --set models=[tiny-llama]")
+    r.add_argument("--verbose", action="store_true", help="show Ray's own logs, warnings and worker output")
     r.set_defaults(run=run_command)
 
     s = ssub.add_parser("resume", help="continue an interrupted sweep from its folder STORAGE/NAME")
     s.add_argument("path", help="the sweep folder (STORAGE/NAME)")
     s.add_argument("--errored", action="store_true", help="also re-run trials that failed")
     s.add_argument("--address", default=None, help="Ray cluster to attach to")
+    s.add_argument("--verbose", action="store_true", help="show Ray's own logs, warnings and worker output")
     s.set_defaults(run=resume_command)
 
     st = ssub.add_parser("status", help="counts, failures, skips, completeness (no Ray)")
@@ -48,18 +50,19 @@ def _exit_code(uri: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     from orchestrator.loader import load_sweep
-    from orchestrator.runner import run_sweep, sweep_store
+    from orchestrator.runner import run_sweep
 
     sweep, sentences = load_sweep(args.file, args.overrides)
-    sweep_store(sweep, args.storage)  # no storage: fail before anything starts
-    outcome = run_sweep(sweep, sentences, storage=args.storage, address=args.address, stream=sys.stdout)
+    outcome = run_sweep(sweep, sentences, storage=args.storage, address=args.address, verbose=args.verbose,
+                        stream=sys.stdout)
     return _exit_code(outcome.uri)
 
 
 def resume_command(args: argparse.Namespace) -> int:
     from orchestrator.runner import resume
 
-    outcome = resume(args.path, address=args.address, rerun_errored=args.errored, stream=sys.stdout)
+    outcome = resume(args.path, address=args.address, rerun_errored=args.errored, verbose=args.verbose,
+                     stream=sys.stdout)
     return _exit_code(outcome.uri)
 
 
@@ -72,36 +75,36 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from orchestrator.grid import expand
     from orchestrator.loader import load_sweep
+    from orchestrator.packing import check_packing, describe
 
     sweep, sentences = load_sweep(args.file, args.overrides)
+    check_packing(sweep)
+    each = sweep.sentences.contexts == "each"
+    points = "(model, sentence, context) points" if each else "(model, sentence) pairs"
     if sweep.search.mode == "eta-c":
-        from orchestrator.etac import plan_brackets
+        from orchestrator.etac import max_trials, plan_brackets
 
         brackets, grid = plan_brackets(sweep, sentences)
-        print(f"{sweep.name}: eta-c search over {len(brackets)} brackets (model x sentence x protocol x seed),"
-              f" lr in [{sweep.search.lr_min:g}, {sweep.search.lr_max:g}], to a factor {sweep.search.tolerance:g}")
-        print(f"  at most {len(brackets)} x {_rounds(sweep)} trials")
+        s = sweep.search
+        print(f"{sweep.name}: eta-c search over {len(brackets)} brackets ({points} x protocols x seeds),"
+              f" lr in [{s.lr_min:g}, {s.lr_max:g}], to a factor {s.tolerance:g}")
+        print(f"  at most {len(brackets)} x {max_trials(sweep)} trials, each stopped at its flip"
+              f" (budget {sweep.training.steps} steps)")
     else:
+        from orchestrator.expand import expand  # the grid mode's plan, without the engine's imports
+
         grid = expand(sweep, sentences)
-        n_sent = len(grid.trials) and len({(t.model, t.sentence_id) for t in grid.trials})
+        n_points = len({(t.model, t.sentence_id, t.context_index) for t in grid.trials})
         print(
-            f"{sweep.name}: {len(grid.trials)} trials = {n_sent} (model, sentence) pairs x "
+            f"{sweep.name}: {len(grid.trials)} trials = {n_points} {points} x "
             f"{len(sweep.protocols)} protocols x {len(sweep.learning_rates)} rates x {len(sweep.seeds)} seeds,"
             f" {sweep.training.steps} steps each"
         )
     for s in grid.skipped:
         print(f"  skipped {s.model} / {s.sentence_id}: {s.reason}")
-    for m in grid.unchecked:
-        print(f"  not checked here: {m} (tokenizer not available offline; single-token check runs on the workers)")
+    r = sweep.resources
+    print(f"  each Tune trial reserves {r.cpus_per_trial:g} CPU, {r.gpus_per_trial:g} GPU; {describe(sweep)}")
     root = args.storage or sweep.storage
     print(f"  data: {root.rstrip('/')}/{sweep.name}" if root else "  data: (no storage set: pass --storage to run)")
     return 0
-
-
-def _rounds(sweep) -> int:
-    import math
-
-    s = sweep.search
-    return 2 + math.ceil(math.log2(math.log(s.lr_max / s.lr_min) / math.log(s.tolerance)))

@@ -27,18 +27,27 @@ from phantom.errors import ConfigError, suggest
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SEARCH_MODES = ("grid", "eta-c")
+CONTEXT_MODES = ("joint", "each")
 
 
 @dataclass(frozen=True)
 class SentencesConfig:
-    """Which sentences: a sentences YAML (relative paths: to the sweep file) and optional ids."""
+    """Which sentences: a sentences YAML (relative paths: to the sweep file), optional ids, and
+    whether a sentence's contexts train together (``joint``: one trial, the loss is their mean
+    CE) or each as its own trial (``each``: one trial per context, ``context_index`` set)."""
 
     file: str = field(default="sentences.yaml", metadata={"help": "sentences YAML file"})
     ids: tuple[str, ...] | None = field(default=None, metadata={"help": "subset of ids; null = all"})
+    contexts: str = field(default="joint", metadata={"help": "joint | each (one trial per context)"})
 
     def __post_init__(self) -> None:
         if not self.file.strip():
             raise ConfigError("`file` should be a sentences YAML path, got ''")
+        if self.contexts not in CONTEXT_MODES:
+            raise ConfigError(
+                f"`contexts` should be one of {', '.join(CONTEXT_MODES)}, got {self.contexts!r}."
+                f"{suggest(self.contexts, CONTEXT_MODES)}"
+            )
         if self.ids is not None and not self.ids:
             raise ConfigError("`ids` should be null (all) or a non-empty list")
         if self.ids is not None and len(set(self.ids)) != len(self.ids):
@@ -47,11 +56,15 @@ class SentencesConfig:
 
 @dataclass(frozen=True)
 class ResourcesConfig:
-    """What one trial reserves on a Ray node (fractions of a GPU share it between trials)."""
+    """What one Ray Tune trial reserves on a node. A Tune trial runs a *pack*: up to ``pack``
+    worker trials that differ only in learning rate or seed, trained as one vectorised loop
+    (``pack: 1`` turns packing off; ``auto`` takes the measured default of the device and
+    protocol, :data:`orchestrator.packing.PACK_DEFAULTS`). Fractions of a GPU share it."""
 
-    cpus_per_trial: float = field(default=1.0, metadata={"help": "CPUs reserved per trial"})
-    gpus_per_trial: float = field(default=0.0, metadata={"help": "GPUs per trial (0.25 = 4 per GPU)"})
-    max_concurrent: int | None = field(default=None, metadata={"help": "cap on running trials"})
+    cpus_per_trial: float = field(default=1.0, metadata={"help": "CPUs reserved per Tune trial (pack)"})
+    gpus_per_trial: float = field(default=0.0, metadata={"help": "GPUs per Tune trial (0.25 = 4 per GPU)"})
+    max_concurrent: int | None = field(default=None, metadata={"help": "cap on running Tune trials"})
+    pack: int | str = field(default="auto", metadata={"help": "most trials per pack; 1 = off; auto"})
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
@@ -62,6 +75,22 @@ class ResourcesConfig:
             raise ConfigError(f"`gpus_per_trial` above 1 should be whole, got {self.gpus_per_trial}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"`max_concurrent` should be at least 1, got {self.max_concurrent}")
+        if isinstance(self.pack, str) and self.pack != "auto":
+            raise ConfigError(f"`pack` should be a whole number >= 1 or 'auto', got {self.pack!r}")
+        if isinstance(self.pack, int) and self.pack < 1:
+            raise ConfigError(f"`pack` should be at least 1 (1 = no packing), got {self.pack}")
+
+    @property
+    def device(self) -> str:
+        """The device kind a trial runs on: ``cuda`` when it reserves a GPU, else ``cpu``."""
+        return "cuda" if self.gpus_per_trial > 0 else "cpu"
+
+    def request(self) -> dict[str, float]:
+        """The Ray resource request of one Tune trial (one pack)."""
+        out = {"CPU": float(self.cpus_per_trial)}
+        if self.gpus_per_trial:
+            out["GPU"] = float(self.gpus_per_trial)
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,218 +1,232 @@
-"""Adaptive search for the critical learning rate η_c (SPEC §5), ``search.mode: eta-c``.
+"""Search mode ``eta-c``: the critical learning rate of every bracket, by bisection (SPEC §5).
 
-Per bracket (model, sentence, protocol, seed): run the ends ``lr_min`` and ``lr_max``, then
-bisect in log space between the largest rate that does not flip (Φ never > 0 within the budget)
-and the smallest that does, until ``hi / lo <= tolerance``. η_c = sqrt(lo * hi), as in SPEC §5.
-A grid of that resolution needs ``log(lr_max/lr_min) / log(tolerance)`` rates; bisection needs
-``2 + ceil(log2(that))`` (1e-6..1e-3 to a factor 1.1: 9 trials instead of 73).
+Per bracket (model, sentence[, context], protocol, seed: everything but the rate) the ends
+``lr_min`` and ``lr_max`` run first, then the rate is bisected in log space between the
+largest rate that does not flip and the smallest that does, until ``hi / lo <= tolerance``
+(1e-6..1e-3 to a factor 1.1: 9 trials where a grid of that resolution needs 74). A search
+trial only has to answer "does it flip?", so it stops at its flip (``stopper.at_flip``: its
+stop reason ``flip``, part of its config and id).
 
-All brackets advance together: each round dispatches one trial per open bracket through the
-grid runner (same trainable, same storage, same ids), so rounds run in parallel on a cluster.
-
-State: one Optuna study per bracket (``optuna.journal`` in the sweep folder; param
-``log10_lr``, value 1 = flipped, 0 = not) records every evaluated rate, and the next rate is
-proposed from the study. The data is the ground truth: before each round the studies are
-synced from the trial records, so a resume works even when the journal is lost.
-Assumes flipping is monotone in η; a diverged trial counts as above η_c.
+All brackets advance together, one round at a time, each round one dispatch (packs and all)
+through :mod:`orchestrator.engine`. The state lives in an Optuna study per bracket in
+``optuna.journal`` (:mod:`orchestrator.bisect`; ``optuna-dashboard optuna.journal`` shows it):
+each round asks the studies for the next rates and tells them the outcomes, read from the
+records through the analysis' SQL. The records are the ground truth: a lost journal is
+re-synced from them, a rate asked but never answered (a killed driver) is dispatched again,
+and ``resume --errored`` re-runs a bracket's errored trial. η_c itself is the analysis'
+``eta_c`` view (``phantom query PATH "SELECT * FROM eta_c"``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import os
 import sys
-from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-
 from phantom import layout
-from phantom.config import TrialConfig
 from phantom.storage import Store
+from orchestrator.bisect import PARAM, TRIAL_ID_ATTR, Bracket, Observation, Status, distribution
 from orchestrator.config import SweepConfig
-from orchestrator.grid import Grid, expand
+from orchestrator.engine import Outcome, dispatch
+from orchestrator.expand import Grid, expand
+from orchestrator.plan import write_plan
 
-JOURNAL_FILE = "optuna.journal"
-RESULT_FILE = "eta_c.parquet"
-RESULT_SCHEMA = pa.schema([
-    ("model", pa.string()), ("sentence_id", pa.string()), ("protocol", pa.string()), ("seed", pa.int64()),
-    ("lr_lo", pa.float64()), ("lr_hi", pa.float64()), ("eta_c", pa.float64()), ("trials", pa.int32()),
-    ("status", pa.string()),  # found | below-range | above-range | pre-resolved | error | open
-])
-
-
-@dataclass
-class Bracket:
-    template: TrialConfig  # the bracket's trial at a placeholder rate
-    seen: dict[float, bool] = field(default_factory=dict)  # lr -> flipped
-    pre_resolved: bool = False
-    error: str | None = None
-
-    @property
-    def key(self) -> str:
-        t = self.template
-        return f"{t.model}|{t.sentence_id}|{t.protocol}|seed={t.seed}"
-
-    def trial(self, lr: float) -> TrialConfig:
-        return self.template.replace(lr=float(lr))
-
-    def bounds(self) -> tuple[float | None, float | None]:
-        lo = max((lr for lr, f in self.seen.items() if not f), default=None)
-        hi = min((lr for lr, f in self.seen.items() if f), default=None)
-        return lo, hi
-
-    def status(self, lr_min: float, lr_max: float, tol: float) -> str:
-        if self.error:
-            return "error"
-        if self.pre_resolved:
-            return "pre-resolved"
-        if lr_min not in self.seen or lr_max not in self.seen:
-            return "open"
-        lo, hi = self.bounds()
-        if lo is None:
-            return "below-range"
-        if hi is None:
-            return "above-range"
-        return "found" if hi / lo <= tol * (1 + 1e-9) or hi < lo else "open"
-
-    def proposals(self, lr_min: float, lr_max: float, tol: float) -> list[float]:
-        if self.status(lr_min, lr_max, tol) != "open":
-            return []
-        ends = [lr for lr in (lr_min, lr_max) if lr not in self.seen]
-        if ends:
-            return ends
-        lo, hi = self.bounds()
-        return [_round(math.sqrt(lo * hi))]
-
-
-def _round(lr: float) -> float:
-    return float(f"{lr:.6g}")  # stable, readable rates (and trial ids) across resumes
+OUTCOMES_SQL = """
+SELECT ts.trial_id, t.bracket_id, ts.lr, ts.status, ts.flip_step, t.error
+FROM trial_summary ts JOIN trials t USING (trial_id)
+"""
 
 
 def plan_brackets(sweep: SweepConfig, sentences_file: Path) -> tuple[list[Bracket], Grid]:
-    grid = expand(sweep, sentences_file, lrs=(sweep.search.lr_min,))
+    """One bracket per point of the grid without its rates; every check of the grid applies."""
+    stopper = dataclasses.replace(sweep.stopper, at_flip=True)
+    grid = expand(sweep, sentences_file, lrs=(sweep.search.lr_min,), stopper=stopper)
     return [Bracket(t) for t in grid.trials], grid
 
 
-def _observe(store: Store, trial: TrialConfig) -> tuple[str, bool, bool] | None:
-    """(status, flipped, pre-resolved) of a complete trial, or None when it is not complete."""
-    import pyarrow.compute as pc
-
-    tid = trial.trial_id
-    if not store.exists(*layout.trial_file(tid)):
-        return None
-    status = store.read_table(*layout.trial_file(tid)).column("status")[0].as_py()
-    steps = store.read_table(*layout.steps_file(tid), ) if store.exists(*layout.steps_file(tid)) else None
-    if steps is None or steps.num_rows == 0:
-        return status, status == "diverged", False
-    first = steps.filter(pc.equal(steps["context_id"], 0))
-    phi = first.column("phi").to_pylist()
-    step = first.column("step").to_pylist()
-    phi0 = phi[step.index(0)] if 0 in step else None
-    flipped = any(p is not None and p > 0 for p in phi) or status == "diverged"
-    return status, flipped, phi0 is not None and phi0 > 0
+def max_trials(sweep: SweepConfig) -> int:
+    """Trials a bracket needs at most: both ends, then one bisection per round."""
+    s = sweep.search
+    return 2 + math.ceil(math.log2(math.log(s.lr_max / s.lr_min) / math.log(s.tolerance)))
 
 
-def _studies(store: Store):
-    import optuna
+# ----------------------------------------------------------------------------------------------
+# the records, through the analysis' SQL
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if store.is_local:
+
+def read_outcomes(store: Store) -> dict[str, list[Observation]]:
+    """{bracket_id: outcomes} of every trial record in the folder (``trial_summary``)."""
+    from phantom.outcomes import flipped
+
+    if not store.list(layout.TRIALS_DIR):
+        return {}
+    from analysis.db import connect
+
+    conn = connect([store.uri])
+    try:
+        rows = conn.execute(OUTCOMES_SQL).fetchall()
+    finally:
+        conn.close()
+    out: dict[str, list[Observation]] = {}
+    for trial_id, bracket_id, lr, status, flip_step, error in rows:
+        out.setdefault(bracket_id, []).append(
+            Observation(trial_id, float(lr), flipped(status, flip_step), flip_step, error))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the journal
+
+
+class Journal:
+    """The Optuna journal of the search: in the sweep folder when it is local; on an object
+    store, a local working copy downloaded at the start and uploaded after each round."""
+
+    def __init__(self, store: Store, stack: contextlib.ExitStack) -> None:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        store.fs.create_dir(store.root, recursive=True)
-        return JournalStorage(JournalFileBackend(store.path(JOURNAL_FILE)))
-    return optuna.storages.InMemoryStorage()  # object stores: rebuilt from the data each time
+        self.store = store
+        if store.is_local:
+            self.path = store.path(layout.JOURNAL_FILE)
+        else:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="phantom-journal-"))
+            self.path = os.path.join(folder, layout.JOURNAL_FILE)
+            if store.exists(layout.JOURNAL_FILE):
+                Path(self.path).write_text(store.read_text(layout.JOURNAL_FILE), encoding="utf-8")
+        self.storage = JournalStorage(JournalFileBackend(self.path))
+
+    def flush(self) -> None:
+        if not self.store.is_local and os.path.exists(self.path):
+            self.store.write_text(Path(self.path).read_text(encoding="utf-8"), layout.JOURNAL_FILE)
+
+    def study(self, b: Bracket, sweep: SweepConfig):
+        import optuna
+
+        from orchestrator.bisect import BisectionSampler
+
+        study = optuna.create_study(study_name=b.study_name, storage=self.storage, load_if_exists=True,
+                                    direction="minimize", sampler=BisectionSampler())
+        if not study.user_attrs:  # a new study: say what it is (optuna-dashboard shows these)
+            t = b.template
+            for key, value in dict(model=t.model, sentence_id=t.sentence_id, context_index=t.context_index,
+                                   protocol=t.protocol, seed=t.seed, bracket_id=b.bracket_id,
+                                   sweep=sweep.name).items():
+                study.set_user_attr(key, value)
+        return study
 
 
-def _sync(storage, b: Bracket) -> None:
-    """Record in the bracket's Optuna study every rate the data holds that it lacks."""
+def sync(study, b: Bracket, dist) -> list:
+    """Tell the study every outcome the records hold that it lacks (a lost or stale journal
+    costs nothing); return the trials it asked for that still have no record."""
     import optuna
-    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
 
-    study = optuna.create_study(study_name=b.key, storage=storage, load_if_exists=True, direction="minimize")
-    known = {round(t.params["log10_lr"], 9) for t in study.get_trials(deepcopy=False)}
-    dist = FloatDistribution(-12.0, 2.0)
-    for lr, flipped in sorted(b.seen.items()):
-        if round(math.log10(lr), 9) not in known:
+    latest = {}
+    for t in study.get_trials(deepcopy=False):
+        latest[t.user_attrs.get(TRIAL_ID_ATTR)] = t
+    for o in b.outcomes:
+        t = latest.get(o.trial_id)
+        state = TrialState.FAIL if o.flipped is None else TrialState.COMPLETE
+        value = None if o.flipped is None else float(o.flipped)
+        if t is not None and t.state == TrialState.RUNNING:
+            study.tell(t.number, value, state=state)
+        elif t is None or t.state != state or (value is not None and t.value != value):
             study.add_trial(optuna.trial.create_trial(
-                params={"log10_lr": math.log10(lr)}, distributions={"log10_lr": dist}, value=float(flipped),
-                user_attrs={"trial_id": b.trial(lr).trial_id, "lr": lr},
+                state=state, value=value, params={PARAM: o.lr}, distributions={PARAM: dist},
+                user_attrs={TRIAL_ID_ATTR: o.trial_id, "error": o.error},
             ))
+    recorded = {o.trial_id for o in b.outcomes}
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get(TRIAL_ID_ATTR) not in recorded]
 
 
-def _refresh(store: Store, b: Bracket, s) -> None:
-    """Read every completed trial of this bracket along its deterministic bisection path."""
-    for _ in range(s.max_rounds + 2):
-        props = b.proposals(s.lr_min, s.lr_max, s.tolerance)
-        got = False
-        for lr in props:
-            obs = _observe(store, b.trial(lr))
-            if obs is None:
-                continue
-            status, flipped, pre = obs
-            got = True
-            if status == "error":
-                b.error = f"trial {b.trial(lr).trial_id} at lr={lr:g} failed"
-            b.seen[lr] = flipped
-            b.pre_resolved = b.pre_resolved or pre
-        if not got:
-            return
+def _ask(study, b: Bracket, dist, lr: float | None = None) -> float:
+    """A new trial of the study (at ``lr`` when given: a re-run), its phantom trial id attached."""
+    if lr is not None:
+        study.enqueue_trial({PARAM: lr})
+    trial = study.ask({PARAM: dist})
+    value = trial.params[PARAM]
+    trial.set_user_attr(TRIAL_ID_ATTR, b.trial(value).trial_id)
+    return value
 
 
-def run_eta_c(sweep: SweepConfig, sentences_file: Path, store: Store, *, address=None,
-              rerun_errored=False, stream=None):
-    from orchestrator.runner import Outcome, _ray_up, dispatch, summary, write_plan
+# ----------------------------------------------------------------------------------------------
+# the search
 
+
+def run_eta_c(store: Store, sweep: SweepConfig, sentences_file: Path, plan: tuple[list[Bracket], Grid], *,
+              rerun_errored: bool = False, stream=None) -> Outcome:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     stream = stream or sys.stderr
     s = sweep.search
-    brackets, grid = plan_brackets(sweep, sentences_file)
+    brackets, grid = plan
+    dist = distribution(s.lr_min, s.lr_max)
     for sk in grid.skipped:
         print(f"skipping {sk.model} / {sk.sentence_id}: {sk.reason}", file=stream)
-    journal = _studies(store)
-    dispatched: set[str] = set()
-    ran = 0
-    started = False
-    try:
+    dispatched = already = 0
+    rerun: set[str] = set()  # errored trials re-run by this invocation (once each)
+    with contextlib.ExitStack() as stack:
+        journal = Journal(store, stack)
         for round_no in range(1, s.max_rounds + 1):
+            outcomes = read_outcomes(store)
             todo = []
             for b in brackets:
-                _refresh(store, b, s)
-                _sync(journal, b)
-                todo += [b.trial(lr) for lr in b.proposals(s.lr_min, s.lr_max, s.tolerance)]
-            dispatched |= {t.trial_id for b in brackets for t in map(b.trial, b.seen)}
-            dispatched |= {t.trial_id for t in todo}
-            write_plan(store, sweep, sentences_file, Grid((), grid.skipped, grid.unchecked), dispatched)
+                b.outcomes = outcomes.get(b.bracket_id, [])
+                study = journal.study(b, sweep)
+                asked = sync(study, b, dist)
+                status, _ = b.state(s.lr_min, s.lr_max, s.tolerance)
+                if status == Status.ERROR and rerun_errored:
+                    again = [o for o in b.errors() if o.trial_id not in rerun]
+                    rerun |= {o.trial_id for o in again}
+                    todo += [b.trial(_ask(study, b, dist, o.lr)) for o in again]
+                elif status == Status.OPEN:
+                    if asked:  # asked before (a killed driver): the proposal stands
+                        todo += [b.trial(t.params[PARAM]) for t in asked]
+                    else:
+                        todo += [b.trial(_ask(study, b, dist)) for _ in range(_wanted(b, s))]
+            journal.flush()
+            ids = {b.trial(o.lr).trial_id for b in brackets for o in b.outcomes if b.own(o)}
+            write_plan(store, sweep, sentences_file, ids | {t.trial_id for t in todo}, grid.skipped)
             if not todo:
                 break
             print(f"eta-c round {round_no}: {len(todo)} trials", file=stream, flush=True)
-            started = started or _ray_up(address)
-            ran += dispatch(store, sweep, todo, address=address, rerun_errored=rerun_errored, stream=stream).dispatched
-            if not any(_observe(store, t) for t in todo):
-                break  # nothing completed this round (all lost): stop rather than loop
-    finally:
-        if started:
-            import ray
+            before = store.completed_trial_ids()
+            out = dispatch(store, sweep, todo, rerun_errored=True, stream=stream)
+            dispatched += out.dispatched
+            already += out.already
+            if out.dispatched == 0 and store.completed_trial_ids() == before:
+                break  # nothing could run (all skipped by workers): stop rather than loop
+        else:
+            outcomes = read_outcomes(store)
+            for b in brackets:
+                b.outcomes = outcomes.get(b.bracket_id, [])
+                sync(journal.study(b, sweep), b, dist)
+            journal.flush()
+    print(format_brackets(brackets, sweep), file=stream)
+    print(f'  eta_c table: phantom query {store.uri} "SELECT * FROM eta_c"', file=stream)
+    return Outcome(store.uri, dispatched, already, False)
 
-            ray.shutdown()
-    rows = []
+
+def _wanted(b: Bracket, s) -> int:
+    """Rates to ask this round: the missing ends in the first, then one midpoint."""
+    results = b.results()
+    return max(1, (s.lr_min not in results) + (s.lr_max not in results))
+
+
+def format_brackets(brackets: list[Bracket], sweep: SweepConfig) -> str:
+    s = sweep.search
+    f = lambda v: f"{v:10.3g}" if v is not None else f"{'-':>10}"  # noqa: E731
+    lines = [f"{'bracket':<44} {'eta_c':>10} {'lo':>10} {'hi':>10} {'trials':>6}  status"]
     for b in brackets:
-        lo, hi = b.bounds()
-        st = b.status(s.lr_min, s.lr_max, s.tolerance)
-        eta = math.sqrt(lo * hi) if st == "found" else None
-        t = b.template
-        rows.append(dict(model=t.model, sentence_id=t.sentence_id, protocol=t.protocol, seed=t.seed,
-                         lr_lo=lo, lr_hi=hi, eta_c=eta, trials=len(b.seen), status=st))
-    store.write_table(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA), RESULT_FILE)
-    print(format_eta_c(rows), file=stream)
-    print(summary(store.uri), file=stream)
-    return Outcome(store.uri, ran, len(dispatched) - ran, False)
-
-
-def format_eta_c(rows: list[dict]) -> str:
-    lines = [f"{'model':<22} {'sentence':<12} {'protocol':<8} {'eta_c':>10} {'lo':>10} {'hi':>10} {'trials':>6}  status"]
-    for r in rows:
-        f = lambda v: f"{v:10.3g}" if v is not None else f"{'-':>10}"  # noqa: E731
-        lines.append(f"{r['model']:<22} {r['sentence_id']:<12} {r['protocol']:<8} {f(r['eta_c'])} "
-                     f"{f(r['lr_lo'])} {f(r['lr_hi'])} {r['trials']:>6}  {r['status']}")
+        status, info = b.state(s.lr_min, s.lr_max, s.tolerance)
+        shown = info["eta_c"] if status == Status.FOUND else None
+        flag = " (non-monotone: a lower rate flips where a higher one does not)" if info["non_monotone"] else ""
+        lines.append(f"{b.label:<44} {f(shown)} {f(info['lo'])} {f(info['hi'])} {info['trials']:>6}  {status}{flag}")
     return "\n".join(lines)

@@ -6,9 +6,12 @@ Every problem is a one-line :class:`ConfigError` naming the file and the key.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +135,28 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] =
     if not sentences.is_file():
         raise ConfigError(f"{path.name}: `sentences.file` not found: {sweep.sentences.file}")
     return sweep, sentences
+
+
+@contextlib.contextmanager
+def open_folder(path: str) -> Iterator[tuple[SweepConfig, Path, str]]:
+    """(sweep, sentences file, storage root) of an existing sweep folder, for ``resume``. A
+    local folder is read in place; an object store's files are copied to a temporary folder
+    that is removed on exit."""
+    from phantom import layout
+    from phantom.errors import StorageError
+    from phantom.storage import Store
+
+    store = Store.open(path)
+    if not store.exists(layout.SWEEP_FILE):
+        raise StorageError(f"'{store.uri}' is not a sweep folder (no {layout.SWEEP_FILE})")
+    name = store.uri.rstrip("/").rsplit("/", 1)[-1]
+    root = store.uri.rstrip("/").rsplit("/", 1)[0]
+    with contextlib.ExitStack() as stack:
+        if store.is_local:
+            folder = Path(store.root)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="phantom-sweep-")))
+            for file in (layout.SWEEP_FILE, layout.SENTENCES_FILE):
+                (folder / file).write_text(store.read_text(file), encoding="utf-8")
+        sweep, sentences = load_sweep(folder / layout.SWEEP_FILE, [f"name={name}"])
+        yield sweep, sentences, root

@@ -1,4 +1,4 @@
-"""The live progress view of a sweep and its end-of-run summary.
+"""The live progress view of a sweep: trials done / running / failed / pending, steps/s, ETA.
 
 Tune pickles its callbacks into the experiment state, and ``Tuner.restore`` brings back the
 pickled ones; so :class:`ProgressCallback` holds no state and forwards every event to the view
@@ -21,8 +21,10 @@ def activate(view: ProgressView | None) -> None:
     _ACTIVE = view
 
 
-def _trial_key(trial) -> str:
-    return trial.config["trial"]["id"]
+def _key(trial) -> tuple[str, int]:
+    """(pack id, number of member trials) of a Tune trial."""
+    pack = trial.config["pack"]
+    return pack["id"], len(pack["trials"])
 
 
 class ProgressCallback(Callback):
@@ -30,23 +32,23 @@ class ProgressCallback(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.started(_trial_key(trial))
+            _ACTIVE.started(*_key(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if _ACTIVE:
-            _ACTIVE.result(_trial_key(trial), result)
+            _ACTIVE.result(_key(trial)[0], result)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.retried(_trial_key(trial))
+            _ACTIVE.retried(_key(trial)[0])
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.errored(_trial_key(trial), str(getattr(trial, "error_file", "") or "worker failed"))
+            _ACTIVE.lost(*_key(trial))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.completed(_trial_key(trial), trial.last_result or {})
+            _ACTIVE.completed(_key(trial)[0])
 
     def on_step_end(self, iteration, trials, **info):
         if _ACTIVE:
@@ -54,17 +56,25 @@ class ProgressCallback(Callback):
 
 
 @dataclass
+class _Pack:
+    members: int
+    steps: int = 0  # member-steps taken
+    finished: int = 0  # members with a result (ok, diverged)
+    failed: int = 0  # members with an error record, or lost with their worker
+    done: bool = False
+
+
+@dataclass
 class ProgressView:
-    """Counts of this run's trials: done / running / failed / pending, steps/s and an ETA."""
+    """Counts of this run's trials (members of packs): done / running / failed / pending,
+    steps/s and an ETA."""
 
     total: int  # trials dispatched in this run
     budget: int  # steps per trial
     already: int = 0  # complete before this run (not dispatched)
     interval_s: float = 10.0  # plain-text line every this often when not on a terminal
     stream: object = None
-    steps: dict[str, int] = field(default_factory=dict)
-    running: set[str] = field(default_factory=set)
-    done: dict[str, str] = field(default_factory=dict)  # trial id -> status
+    packs: dict[str, _Pack] = field(default_factory=dict)
     ignored: set[str] = field(default_factory=set)  # already complete (a restored experiment's)
     retries: int = 0
     started_at: float = field(default_factory=time.monotonic)
@@ -75,53 +85,49 @@ class ProgressView:
         self.stream = self.stream or sys.stderr
 
     # -- events ----------------------------------------------------------------------------------
-    def started(self, key: str) -> None:
-        if key in self.ignored:
-            return
-        self.running.add(key)
-        self.steps.setdefault(key, 0)
+    def started(self, key: str, members: int) -> None:
+        if key not in self.ignored:
+            self.packs.setdefault(key, _Pack(members))
 
     def result(self, key: str, result: dict) -> None:
         if result.get("existing") or key in self.ignored:  # complete before: a restore re-checks it
             self.ignored.add(key)
-            self.running.discard(key)
-            self.steps.pop(key, None)
+            self.packs.pop(key, None)
             return
-        if "step" in result:
-            self.steps[key] = max(self.steps.get(key, 0), int(result["step"]))
-        if "status" in result:
-            self.done[key] = result["status"]
-            self.running.discard(key)
+        pack = self.packs.setdefault(key, _Pack(1))
+        pack.steps = max(pack.steps, int(result.get("member_steps") or 0))
+        if result.get("done"):
+            pack.finished, pack.failed = int(result.get("finished", 0)), int(result.get("failed", 0))
+            pack.done = True
 
     def retried(self, key: str) -> None:
         self.retries += 1
-        self.steps[key] = 0
+        if key in self.packs:
+            self.packs[key].steps = 0
 
-    def errored(self, key: str, message: str) -> None:
-        self.running.discard(key)
-        self.done[key] = "lost"
+    def lost(self, key: str, members: int) -> None:
+        pack = self.packs.setdefault(key, _Pack(members))
+        if not pack.done:
+            pack.failed, pack.done = pack.members - pack.finished, True
 
-    def completed(self, key: str, result: dict) -> None:
-        self.running.discard(key)
-        if key in self.ignored:
-            return
-        self.done.setdefault(key, result.get("status", "ok"))
+    def completed(self, key: str) -> None:
+        if key in self.packs:
+            self.packs[key].done = True
 
     # -- rendering -------------------------------------------------------------------------------
     def line(self) -> str:
-        failed = sum(1 for s in self.done.values() if s in ("error", "lost"))
-        finished = len(self.done) - failed
-        pending = max(0, self.total - len(self.done) - len(self.running))
+        finished = sum(p.finished for p in self.packs.values())
+        failed = sum(p.failed for p in self.packs.values())
+        running = sum(p.members for p in self.packs.values() if not p.done)
+        pending = max(0, self.total - finished - failed - running)
         elapsed = max(time.monotonic() - self.started_at, 1e-9)
-        stepped = sum(self.steps.values())
+        stepped = sum(p.steps for p in self.packs.values())
         rate = stepped / elapsed
-        left = pending * self.budget + sum(
-            max(0, self.budget - self.steps.get(k, 0)) for k in self.running
-        )
-        eta = _duration(left / rate) if rate > 0 else "?"
+        left = (pending + running) * self.budget - sum(p.steps for p in self.packs.values() if not p.done)
+        eta = _duration(max(left, 0) / rate) if rate > 0 else "?"
         extra = f", {self.retries} retried" if self.retries else ""
         return (
-            f"trials: {finished + self.already} done, {len(self.running)} running, {failed} failed, "
+            f"trials: {finished + self.already} done, {running} running, {failed} failed, "
             f"{pending} pending{extra} | {rate:.1f} steps/s | elapsed {_duration(elapsed)}, ETA {eta}"
         )
 

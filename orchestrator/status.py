@@ -1,24 +1,21 @@
-"""What a sweep folder holds, read from storage alone (no Ray): ``phantom sweep status PATH``.
+"""What a sweep folder holds, read from storage alone (no Ray, no torch): ``phantom sweep status``.
 
 The truth is the data: a trial is complete when its ``trials/<id>.parquet`` exists. The plan
-(``plan.json``, written by the runner before dispatch) says which trial ids the sweep consists
-of; ``skipped.parquet`` lists the (model, sentence) pairs left out and why.
+(``plan.json``, written by the driver before dispatch) says which trial ids the sweep consists
+of; ``skipped.parquet`` lists the (model, sentence) pairs left out and why. File names:
+:mod:`phantom.layout`; status words: :class:`phantom.outcomes.TrialStatus`.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
+from phantom import layout
 from phantom.errors import StorageError
-from phantom.layout import STEPS_DIR, TMP_SUFFIX, TRIALS_DIR
+from phantom.outcomes import StopReason, TrialStatus
 from phantom.storage import Store
-
-PLAN_FILE = "plan.json"
-SWEEP_FILE = "sweep.yaml"
-SENTENCES_FILE = "sentences.yaml"
-SKIPPED_FILE = "skipped.parquet"
-SKIPS_DIR = "skips"  # written by workers (orchestrator.trainable)
 
 
 @dataclass
@@ -26,13 +23,14 @@ class SweepStatus:
     uri: str
     name: str
     planned: int
-    counts: dict[str, int]  # ok / diverged / error among planned trials
+    counts: dict[str, int]  # TrialStatus value -> trials among the planned ones
     missing: int  # planned, no complete record yet (pending, running, or lost)
-    stopped_early: int
+    stopped_early: dict[str, int] = field(default_factory=dict)  # stop reason -> trials
     failures: list[dict] = field(default_factory=list)  # status error: trial_id, model, ..., error
     skipped: list[dict] = field(default_factory=list)  # model, sentence_id, reason
     orphans: int = 0  # steps files without a record: leftovers of killed trials, never results
     extra: int = 0  # complete records not in the plan (an earlier version of the sweep file)
+    holder: dict | None = None  # the driver holding the folder's lock, if any
 
     @property
     def done(self) -> int:
@@ -44,50 +42,66 @@ class SweepStatus:
 
     @property
     def finished_ok(self) -> bool:
-        return self.complete and self.counts.get("error", 0) == 0
+        return self.complete and self.counts.get(TrialStatus.ERROR.value, 0) == 0
 
 
 def read_records(store: Store, ids: set[str] | None = None):
-    """The trial records (a pyarrow Table) of ``ids`` (all when None), or None when there are none."""
-    import pyarrow.dataset as ds
+    """The trial records (a pyarrow Table) of ``ids`` (all when None), or None when there are none.
 
-    names = [n for n in store.list(TRIALS_DIR) if ids is None or n[: -len(".parquet")] in ids]
+    Read file by file on a few threads (object stores answer each GET slowly) with
+    ``ParquetFile``: ``pq.read_table`` goes through ``pyarrow.dataset``, which imports pandas
+    (half a second of ``sweep status``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+
+    names = [n for n in store.list(layout.TRIALS_DIR) if ids is None or layout.trial_id_of(n) in ids]
     if not names:
         return None
-    paths = [store.path(TRIALS_DIR, n) for n in names]
-    return ds.dataset(paths, filesystem=store.fs, format="parquet").to_table()
+    with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+        tables = list(pool.map(lambda n: _read_parquet(store, layout.TRIALS_DIR, n), names))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _read_parquet(store: Store, *parts: str):
+    import pyarrow.parquet as pq
+
+    with store.fs.open_input_file(store.path(*parts)) as fh:
+        return pq.ParquetFile(fh).read()
 
 
 def read_plan(store: Store) -> dict:
-    if not store.exists(PLAN_FILE):
+    if not store.exists(layout.PLAN_FILE):
         raise StorageError(
-            f"'{store.uri}' is not a sweep folder (no {PLAN_FILE}); pass STORAGE/NAME of a `phantom sweep run`"
+            f"'{store.uri}' is not a sweep folder (no {layout.PLAN_FILE}); pass STORAGE/NAME of a `phantom sweep run`"
         )
     try:
-        return json.loads(store.read_text(PLAN_FILE))
+        return json.loads(store.read_text(layout.PLAN_FILE))
     except (ValueError, OSError) as exc:
-        raise StorageError(f"cannot read {store.path(PLAN_FILE)}: {exc}") from None
+        raise StorageError(f"cannot read {store.path(layout.PLAN_FILE)}: {exc}") from None
 
 
 def read_worker_skips(store: Store) -> dict[str, dict]:
     """Trials a worker refused (a word that is not one token, found where the driver could not
-    load the tokenizer): {trial_id: {model, sentence_id, reason}}."""
+    check it): {trial_id: {model, sentence_id, reason}}."""
     out = {}
-    for name in store.list(SKIPS_DIR, suffix=".json"):
+    for name in store.list(layout.SKIPS_DIR, suffix=".json"):
         try:
-            out[name[: -len(".json")]] = json.loads(store.read_text(SKIPS_DIR, name))
+            out[layout.trial_id_of(name)] = json.loads(store.read_text(layout.SKIPS_DIR, name))
         except (ValueError, OSError):
             pass
     return out
 
 
-def sweep_status(path: str) -> SweepStatus:
-    store = Store.open(path)
+def sweep_status(path: str | Store) -> SweepStatus:
+    from orchestrator.lock import read_lock
+
+    store = path if isinstance(path, Store) else Store.open(path)
     plan = read_plan(store)
     planned = set(plan["trials"])
-    counts = {"ok": 0, "diverged": 0, "error": 0}
+    counts = {s.value: 0 for s in TrialStatus}
     failures: list[dict] = []
-    stopped = 0
+    stopped: Counter[str] = Counter()
     table = read_records(store)
     seen: set[str] = set()
     extra = 0
@@ -99,41 +113,27 @@ def sweep_status(path: str) -> SweepStatus:
                 extra += 1
                 continue
             seen.add(row["trial_id"])
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-            stopped += row["stop_reason"] is not None
-            if row["status"] == "error":
+            status = TrialStatus(row["status"])
+            counts[status.value] += 1
+            if row["stop_reason"] is not None:
+                stopped[row["stop_reason"]] += 1
+            if status is TrialStatus.ERROR:
                 failures.append(row)
-    skipped = []
-    if store.exists(SKIPPED_FILE):
-        skipped = store.read_table(SKIPPED_FILE).to_pylist()
+    skipped = _read_parquet(store, layout.SKIPPED_FILE).to_pylist() if store.exists(layout.SKIPPED_FILE) else []
     worker_skips = read_worker_skips(store)
+    pairs = {(k["model"], k["sentence_id"]) for k in skipped}
     for tid, s in worker_skips.items():
-        if tid in planned and (s["model"], s["sentence_id"]) not in {(k["model"], k["sentence_id"]) for k in skipped}:
+        if tid in planned and (s["model"], s["sentence_id"]) not in pairs:
             skipped.append(s)
+            pairs.add((s["model"], s["sentence_id"]))
     seen |= set(worker_skips) & planned
     recorded = store.completed_trial_ids()
-    orphans = sum(1 for n in store.list(STEPS_DIR) if n[: -len(".parquet")] not in recorded)
+    orphans = sum(1 for n in store.list(layout.STEPS_DIR) if layout.trial_id_of(n) not in recorded)
     return SweepStatus(
         uri=store.uri, name=plan.get("name", store.uri.rsplit("/", 1)[-1]), planned=len(planned),
-        counts=counts, missing=len(planned - seen), stopped_early=stopped, failures=failures,
-        skipped=skipped, orphans=orphans, extra=extra,
+        counts=counts, missing=len(planned - seen), stopped_early=dict(stopped), failures=failures,
+        skipped=skipped, orphans=orphans, extra=extra, holder=read_lock(store),
     )
-
-
-def clean_leftovers(store: Store) -> int:
-    """Delete ``*.tmp`` files (half-written by a killed process) and steps files without a
-    trial record (a killed trial's leftovers: the trial is re-run and rewrites them)."""
-    removed = 0
-    recorded = store.completed_trial_ids()
-    for folder in (STEPS_DIR, TRIALS_DIR):
-        for name in store.list(folder, suffix=TMP_SUFFIX):
-            store.delete(folder, name)
-            removed += 1
-    for name in store.list(STEPS_DIR):
-        if name[: -len(".parquet")] not in recorded:
-            store.delete(STEPS_DIR, name)
-            removed += 1
-    return removed
 
 
 def query_hint(uri: str) -> str:
@@ -142,32 +142,50 @@ def query_hint(uri: str) -> str:
     )
 
 
-def format_status(st: SweepStatus, limit: int = 20) -> str:
+def failure_groups(failures: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Failures grouped by their message, the most frequent first."""
+    groups: dict[str, list[dict]] = {}
+    for f in failures:
+        groups.setdefault(f["error"] or "(no message)", []).append(f)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def _stops(stopped: dict[str, int]) -> str:
+    words = {StopReason.PHI_SATURATION.value: "Φ-saturation", StopReason.FLIP.value: "at the flip"}
+    return ", ".join(f"{n} {words.get(reason, reason)}" for reason, n in sorted(stopped.items()))
+
+
+def format_status(st: SweepStatus, limit: int = 10) -> str:
+    from orchestrator.lock import describe_holder
+
+    counts = ", ".join(f"{st.counts.get(s.value, 0)} {s.value}" for s in TrialStatus)
     lines = [f"sweep {st.name} at {st.uri}"]
-    c = st.counts
     lines.append(
-        f"  {st.planned} trials planned: {c.get('ok', 0)} ok, {c.get('diverged', 0)} diverged, "
-        f"{c.get('error', 0)} error, {st.missing} not done"
-        + (f"; {st.stopped_early} stopped early (Φ-saturation)" if st.stopped_early else "")
+        f"  {st.planned} trials planned: {counts}, {st.missing} not done"
+        + (f"; stopped early: {_stops(st.stopped_early)}" if st.stopped_early else "")
     )
     if st.skipped:
         lines.append(f"  {len(st.skipped)} (model, sentence) pairs skipped:")
         for s in st.skipped[:limit]:
             lines.append(f"    {s['model']} / {s['sentence_id']}: {s['reason']}")
     if st.failures:
-        lines.append(f"  {len(st.failures)} failed trials (re-run: phantom sweep resume {st.uri} --errored):")
-        for f in st.failures[:limit]:
-            lines.append(
-                f"    {f['trial_id']} {f['model']} {f['sentence_id']} {f['protocol']} lr={f['lr']:g}: {f['error']}"
-            )
-        if len(st.failures) > limit:
-            lines.append(f"    ... and {len(st.failures) - limit} more")
+        groups = failure_groups(st.failures)
+        lines.append(f"  {len(st.failures)} failed trials, by message (fix the cause, then re-run them with"
+                     f"  phantom sweep resume {st.uri} --errored):")
+        for message, rows in groups[:limit]:
+            f = rows[0]
+            lines.append(f"    {len(rows)} x {message}")
+            lines.append(f"        e.g. {f['trial_id']} {f['model']} {f['sentence_id']} {f['protocol']} lr={f['lr']:g}")
+        if len(groups) > limit:
+            lines.append(f"    ... and {len(groups) - limit} more messages")
     if st.orphans:
         lines.append(f"  {st.orphans} steps files without a trial record (killed trials; ignored, re-run on resume)")
     if st.extra:
         lines.append(f"  {st.extra} complete trials from an earlier version of this sweep (kept, not counted)")
+    if st.holder is not None:
+        lines.append(f"  running: a driver holds the folder ({describe_holder(st.holder)})")
     if st.complete:
         lines.append("  complete" + ("" if st.finished_ok else " (with failures)"))
-    else:
-        lines.append(f"  incomplete: continue with  phantom sweep resume {st.uri}")
+    elif st.holder is None:
+        lines.append(f"  incomplete: {st.missing} trials not run; continue with  phantom sweep resume {st.uri}")
     return "\n".join(lines)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phantom.layout import STEPS_DIR, TRIALS_DIR
+from phantom.outcomes import TrialStatus
+from workers.sentences import DEFAULT_SENTENCES as SENTENCES  # the shipped sentences file
+
 REPO = Path(__file__).resolve().parents[1]
-SENTENCES = REPO / "sweeps" / "sentences.yaml"
 
 
 def tiny_sweep(**over) -> dict:
@@ -30,8 +33,8 @@ def read_steps(folder: Path):
     """All step rows of a sweep folder (only files with a trial record count as results)."""
     import pyarrow.parquet as pq
 
-    done = {p.stem for p in (folder / "trials").glob("*.parquet")}
-    tables = [pq.read_table(p) for p in sorted((folder / "steps").glob("*.parquet")) if p.stem in done]
+    done = {p.stem for p in (folder / TRIALS_DIR).glob("*.parquet")}
+    tables = [pq.read_table(p) for p in sorted((folder / STEPS_DIR).glob("*.parquet")) if p.stem in done]
     import pyarrow as pa
 
     return pa.concat_tables(tables) if tables else None
@@ -40,17 +43,62 @@ def read_steps(folder: Path):
 def read_trials(folder: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
-    return [pq.read_table(p).to_pylist()[0] for p in sorted((folder / "trials").glob("*.parquet"))]
+    return [pq.read_table(p).to_pylist()[0] for p in sorted((folder / TRIALS_DIR).glob("*.parquet"))]
 
 
 def assert_complete(folder: Path, n_trials: int, steps: int) -> None:
     """Exactly n_trials x (steps + 1) step rows, one per (trial_id, step), no partial files."""
     trials = read_trials(folder)
     assert len(trials) == n_trials
-    assert all(t["status"] == "ok" for t in trials), [(t["trial_id"], t["error"]) for t in trials]
+    assert all(t["status"] == TrialStatus.OK for t in trials), [(t["trial_id"], t["error"]) for t in trials]
     table = read_steps(folder)
     assert table.num_rows == n_trials * (steps + 1)
     pairs = list(zip(table.column("trial_id").to_pylist(), table.column("step").to_pylist()))
     assert len(set(pairs)) == len(pairs)
-    assert {p.stem for p in (folder / "steps").glob("*.parquet")} == {t["trial_id"] for t in trials}
+    assert {p.stem for p in (folder / STEPS_DIR).glob("*.parquet")} == {t["trial_id"] for t in trials}
     assert not list(folder.rglob("*.tmp"))
+
+
+def loop_engine(cfgs, base, batch, g):
+    """A pack engine for tests (``PHANTOM_PACK_ENGINE=orchestrator.testing:loop_engine``): one
+    :class:`~workers.engines.SingleEngine` per member, stepped in turn. Same interface and
+    results as a packed engine, none of its speed; lets the dispatch of packs be tested before
+    (and independently of) ``workers.packs``."""
+    return LoopEngine(cfgs, base, batch, g)
+
+
+class LoopEngine:
+    def __init__(self, cfgs, base, batch, g) -> None:
+        from workers.engines import SingleEngine
+
+        self.engines = [SingleEngine(c, base, batch, g) for c in cfgs]
+        self.active = list(range(len(cfgs)))
+        self.device = self.engines[0].device
+
+    def forward(self, train: bool):
+        import torch
+
+        from workers.engines import Forward
+
+        outs = [self.engines[k].forward(train) for k in self.active]
+        self._losses = {k: o.loss for k, o in zip(self.active, outs)}  # each member's own graph
+        return Forward(torch.cat([o.z for o in outs]), torch.cat([o.h for o in outs]),
+                       torch.cat([o.loss for o in outs]))
+
+    def step(self, losses) -> list[float]:
+        # ``losses`` are the active members' entries of the concatenated forward; each engine
+        # steps on its own loss tensor (the same values) so its backward stays its own
+        return [self.engines[k].step(self._losses[k])[0] for k in self.active]
+
+    def embedding(self, member: int):
+        return self.engines[member].embedding(0)
+
+    def params_count(self, member: int) -> tuple[int, int]:
+        return self.engines[member].params_count(0)
+
+    def drop(self, member: int) -> None:
+        self.active.remove(member)
+
+    def close(self) -> None:
+        for e in self.engines:
+            e.close()

@@ -1,14 +1,15 @@
-"""The Ray Tune trainable: one Tune trial = one worker trial, through ``workers.trial.run_trial``
-(the code path of ``phantom trial``), writing Parquet straight to the sweep's storage.
+"""The Ray Tune trainable: one Tune trial = one pack of worker trials, run through
+``workers.trial.run_pack`` (the code path of ``phantom trial``), writing Parquet straight to
+the sweep's storage.
 
-It is idempotent: a trial whose complete record (status ok or diverged) already exists is not
-run again, whoever asks (a restored Tune experiment older than the data, a retry, a second
-dispatch). A record with status ``error`` is re-run: the driver only dispatches it when asked
-(``--errored``) or when Tune retries a trial whose worker died.
+It is idempotent: members whose complete record (status ok or diverged) already exists are
+left out, whoever asks (a restored Tune experiment older than the data, a retry of a pack
+whose worker died, a second dispatch), so a retried pack re-forms from what is pending. A
+record with status ``error`` is re-run: the driver only dispatches it when asked
+(``--errored``). A failure while loading — the model, the tokenizer — is written down as an
+``error`` record for every member (workers.trial.record_failure), never only reported.
 
-Each start appends an attempt (Ray node id, host, pid, time) to ``attempts/<trial_id>.json``
-next to the data, so which node ran a trial, and how often it was retried, is on record
-(the trial record itself carries ``host`` and ``device``).
+Each start appends an attempt (Ray node id, host, pid, time) to ``attempts/<trial_id>.json``.
 """
 
 from __future__ import annotations
@@ -21,24 +22,30 @@ from datetime import datetime, timezone
 from typing import Any
 
 from phantom import layout
+from phantom.outcomes import TrialStatus
 
-ATTEMPTS_DIR = "attempts"
 REPORT_EVERY_S = 0.5  # progress results to the driver at most this often (each is a round trip)
 
 
-def existing_status(store, trial_id: str) -> str | None:
+def existing_status(store, trial_id: str) -> TrialStatus | None:
     """Status of the trial's complete record, or None when there is none (or it is unreadable)."""
     if not store.exists(*layout.trial_file(trial_id)):
         return None
     try:
-        return store.read_table(*layout.trial_file(trial_id)).column("status")[0].as_py()
+        return TrialStatus(store.read_table(*layout.trial_file(trial_id)).column("status")[0].as_py())
     except Exception:  # a record that cannot be read is not a result
         return None
 
 
+def _pending(store, trial_id: str) -> bool:
+    """No usable result yet: no record, or an error record (re-run when dispatched)."""
+    status = existing_status(store, trial_id)
+    return status is None or not status.is_result()
+
+
 def read_attempts(store, trial_id: str) -> list[dict]:
     try:
-        return json.loads(store.read_text(ATTEMPTS_DIR, f"{trial_id}.json"))["attempts"]
+        return json.loads(store.read_text(*layout.attempts_file(trial_id)))["attempts"]
     except Exception:
         return []
 
@@ -59,64 +66,82 @@ def _record_attempt(store, trial_id: str) -> int:
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     store.write_text(json.dumps({"trial_id": trial_id, "attempts": attempts}, indent=1),
-                     ATTEMPTS_DIR, f"{trial_id}.json")
+                     *layout.attempts_file(trial_id))
     return len(attempts)
 
 
+def _engine_factory(spec: str | None):
+    """The testing knob ``module:function`` (PHANTOM_PACK_ENGINE), or None: run_pack's own."""
+    if not spec:
+        return None
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def phantom_trainable(config: dict[str, Any]) -> None:
-    """Tune function trainable. ``config``: ``trial`` ({id, config: canonical TrialConfig JSON}), ``storage``
-    (the sweep folder URI), ``cpus``,
-    ``step_delay_s`` (testing knob: sleep after each step so a test can act mid-trial)."""
+    """Tune function trainable. ``config``: ``pack`` ({id, trials: canonical TrialConfig JSON
+    of each member}), ``storage`` (the sweep folder URI), ``cpus``, ``step_delay_s`` (testing
+    knob: sleep after each step so a test can act mid-trial), ``engine`` (testing knob)."""
     from ray import tune
 
     from phantom.config import TrialConfig
-    from phantom.errors import PhantomError, SentenceError
+    from phantom.errors import SentenceError
     from phantom.storage import Store
-    from orchestrator.status import SKIPS_DIR
 
-    cfg = TrialConfig.from_dict(json.loads(config["trial"]["config"]))
     store = Store.open(config["storage"])
-    trial_id = cfg.trial_id
-    status = existing_status(store, trial_id)
-    if status in ("ok", "diverged"):
-        tune.report({"status": status, "existing": True, "step": cfg.training.steps, "trial_id": trial_id})
+    cfgs = [TrialConfig.from_dict(json.loads(text)) for text in config["pack"]["trials"]]
+    todo = [c for c in cfgs if _pending(store, c.trial_id)]
+    if not todo:
+        tune.report({"existing": True, "done": True, "finished": 0, "failed": 0, "member_steps": 0})
         return
 
     import torch
 
     from workers.models import load_model_cached
-    from workers.trial import resolve_ids, run_trial
+    from workers.trial import record_failure, resolve_ids, run_pack
 
-    if not torch.cuda.is_available():  # one trial per reserved CPU, not all cores each
+    if not torch.cuda.is_available():  # one pack per reserved CPU, not all cores each
         torch.set_num_threads(max(1, int(config.get("cpus", 1))))
-    attempt = _record_attempt(store, trial_id)
+    for c in todo:
+        _record_attempt(store, c.trial_id)
+    first = todo[0]
     try:
-        base = load_model_cached(cfg.model, trust_remote_code=cfg.trust_remote_code)
-        resolve_ids(cfg, base.tokenizer)
-    except SentenceError as exc:  # the driver filters these out, unless it could not load the tokenizer
-        store.write_text(json.dumps({"model": cfg.model, "sentence_id": cfg.sentence_id, "reason": str(exc)}),
-                         SKIPS_DIR, f"{trial_id}.json")
-        tune.report({"status": "skipped", "error": str(exc), "trial_id": trial_id, "step": 0})
+        base = load_model_cached(first.model, trust_remote_code=first.trust_remote_code)
+        resolve_ids(first, base.tokenizer)
+    except SentenceError as exc:  # the driver filters these out, unless it could not check them
+        for c in todo:
+            store.write_text(json.dumps({"model": c.model, "sentence_id": c.sentence_id, "reason": str(exc)}),
+                             *layout.skip_file(c.trial_id))
+        tune.report({"done": True, "finished": 0, "failed": 0, "skipped": len(todo), "member_steps": 0})
         return
-    except PhantomError as exc:
-        tune.report({"status": "error", "error": str(exc).splitlines()[0], "trial_id": trial_id, "step": 0})
+    except Exception as exc:  # the model did not load: every member's record says why
+        for c in todo:
+            record_failure(c, store, exc)
+        tune.report({"done": True, "finished": 0, "failed": len(todo), "member_steps": 0})
         return
 
     delay = float(config.get("step_delay_s") or 0.0)
-    last = [0.0]
+    progress = {"member_steps": 0, "last": 0.0}
 
-    def on_step(_cfg, step: int, rows: list[dict]) -> str | None:
+    def on_step(cfg, step: int, rows: list[dict]) -> str | None:
         if delay:
             time.sleep(delay)
+        progress["member_steps"] += step > 0
         now = time.monotonic()
-        if now - last[0] >= REPORT_EVERY_S:
-            last[0] = now
-            tune.report({"step": step, "phi": rows[0]["phi"], "loss": rows[0]["loss"], "trial_id": trial_id})
+        if now - progress["last"] >= REPORT_EVERY_S:
+            progress["last"] = now
+            tune.report({"step": step, "member_steps": progress["member_steps"], "phi": rows[0]["phi"]})
         return None
 
-    result = run_trial(cfg, store, base=base, callback=on_step, raise_errors=False)
-    tune.report({
-        "status": result.status, "step": result.steps_done, "stop_reason": result.stop_reason,
-        "error": result.error, "trial_id": trial_id, "attempt": attempt, "wall_s": result.wall_s,
-        "node_id": _node_id(),
-    })
+    try:
+        results = run_pack(todo, store, base=base, callback=on_step, raise_errors=False,
+                           engine_factory=_engine_factory(config.get("engine")))
+    except Exception as exc:  # refused before its loop started: nothing of it is on disk yet
+        for c in todo:
+            record_failure(c, store, exc)
+        results = []
+    failed = sum(r.status == TrialStatus.ERROR.value for r in results) + (len(todo) - len(results))
+    tune.report({"done": True, "finished": len(todo) - failed, "failed": failed,
+                 "member_steps": progress["member_steps"], "node_id": _node_id()})

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
 
 from phantom.errors import ModelError
+
+if TYPE_CHECKING:  # torch loads when a model is built, not for the vocabulary
+    import torch
 
 FAMILIES = {
     "tiny-gpt2": "gpt2",
@@ -48,11 +52,9 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+|[^\w\s]+", text)
 
 
-def build_tokenizer(sentences: dict | None = None):
-    """A word-level PreTrainedTokenizerFast over the sentences' words and a filler list."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
+def vocabulary(sentences: dict | None = None) -> dict[str, int]:
+    """The word-level vocabulary: specials, the filler list, then every word of the sentences
+    (default: sweeps/sentences.yaml), in that order."""
     from workers.sentences import load_sentences
 
     sentences = load_sentences() if sentences is None else sentences
@@ -63,8 +65,23 @@ def build_tokenizer(sentences: dict | None = None):
     vocab = {tok: i for i, tok in enumerate(SPECIALS)}
     for w in [*FILLER, *sorted(set(words))]:
         vocab.setdefault(w, len(vocab))
+    return vocab
+
+
+def word_tokenizer(vocab: dict[str, int]):
+    """The ``tokenizers`` object of a tiny model (no transformers, no torch)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def build_tokenizer(sentences: dict | None = None):
+    """A word-level PreTrainedTokenizerFast over the sentences' words and a filler list."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = word_tokenizer(vocabulary(sentences))
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>"
     )

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from orchestrator.loader import load_sweep
-from orchestrator.runner import STEP_DELAY_ENV, run_sweep
+from orchestrator.engine import STEP_DELAY_ENV
+from orchestrator.runner import run_sweep
 from orchestrator.testing import assert_complete, tiny_sweep
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]

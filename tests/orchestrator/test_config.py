@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
+import subprocess
+import sys
+
 from phantom.cli import main
 from phantom.errors import ConfigError
-from orchestrator.grid import expand
+from orchestrator.expand import expand
 from orchestrator.loader import load_sweep
 
 from orchestrator.testing import SENTENCES, tiny_sweep
@@ -24,11 +27,19 @@ BAD = [
     ("unknown protocol", {"protocols": ["ful"]}, "Unknown protocol 'ful' in `protocols`. Did you mean 'full'?"),
     ("unknown model", {"models": ["tiny-lama"]}, "Unknown model 'tiny-lama'. Did you mean 'tiny-llama'?"),
     ("model path", {"models": ["./no/such/dir"]}, "Unknown model './no/such/dir'"),
+    # issue 8: a hub-looking name that is not cached, with the hub unreachable, used to dispatch
+    ("unresolvable model", {"models": ["tiny-gpt2", "no-such-model-xyz"]},
+     "Unknown model 'no-such-model-xyz' in `models`: not registered, not a local directory, not in the "
+     "Hugging Face cache, and the hub is unreachable."),
     ("unknown sentence", {"sentences": {"file": str(SENTENCES), "ids": ["longin"]}},
      "Unknown sentence 'longin'. Did you mean 'longing'?"),
     ("missing sentences file", {"sentences": "nope.yaml"}, "`sentences.file` not found: nope.yaml"),
     ("negative retries", {"retries": -1}, "`retries` should be >= 0"),
     ("bad gpu share", {"resources": {"gpus_per_trial": -0.5}}, "`resources.gpus_per_trial` should be >= 0"),
+    ("bad pack", {"resources": {"pack": 0}}, "`resources.pack` should be at least 1 (1 = no packing), got 0"),
+    ("bad pack word", {"resources": {"pack": "max"}}, "`resources.pack` should be a whole number >= 1 or 'auto'"),
+    ("bad contexts mode", {"sentences": {"file": str(SENTENCES), "contexts": "all"}},
+     "`sentences.contexts` should be one of joint, each, got 'all'"),
     ("duplicate rate", {"learning_rates": [1e-3, 1e-3]}, "`learning_rates` has duplicates"),
     ("bad name", {"name": "a/b"}, "`name` should be a folder name"),
     ("bad search mode", {"search": {"mode": "grdi"}}, "Did you mean 'grid'?"),
@@ -41,10 +52,11 @@ BAD = [
 
 @pytest.mark.parametrize("what,bad,message", BAD, ids=[b[0] for b in BAD])
 def test_bad_sweep_files_are_rejected_in_one_line_and_nothing_is_written(
-    write_sweep, tmp_path, capsys, what, bad, message
+    write_sweep, tmp_path, capsys, monkeypatch, what, bad, message
 ):
     import ray
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is unreachable (deterministically)
     path = write_sweep(bad if isinstance(bad, str) else tiny_sweep(**bad))
     storage = tmp_path / "storage"
     for command in (["sweep", "validate", str(path)], ["sweep", "run", str(path), "--storage", str(storage)]):
@@ -132,13 +144,13 @@ def test_validate_prints_grid_size_and_skipped_pairs(write_sweep, tmp_path, caps
 @pytest.mark.parametrize("name,trials", [("paper-grid", 600), ("causal-isolation", 120)])
 def test_shipped_hub_sweeps_are_valid(name, trials):
     from orchestrator.config import SweepConfig
-    from orchestrator.grid import check_model_names
+    from orchestrator.resolve import check_name
 
     from orchestrator.testing import REPO
 
     sweep, sentences = load_sweep(REPO / "sweeps" / f"{name}.yaml")
     assert isinstance(sweep, SweepConfig) and sweep.name == name
-    check_model_names(sweep)  # hub ids are not mistaken for typos of registered names
+    assert {check_name(m) for m in sweep.models} == {"hub"}  # hub ids are not mistaken for typos
     assert len(sweep.models) * 10 * len(sweep.protocols) * len(sweep.learning_rates) == trials
 
 
@@ -150,3 +162,70 @@ def test_lr50_runs_45_trials_on_smollm2_and_reports_the_skip(capsys):
     out = capsys.readouterr().out
     assert "lr50: 45 trials = 9 (model, sentence) pairs x 1 protocols x 5 rates x 1 seeds, 50 steps each" in out
     assert "skipped smollm2-135m / skepticism:" in out and "'scepticism' is not a single token" in out
+
+
+def test_contexts_each_makes_one_trial_per_context(write_sweep, tmp_path, capsys):
+    data = yaml.safe_load(SENTENCES.read_text())
+    longing = next(s for s in data["sentences"] if s["id"] == "longing")
+    longing["contexts"] = [longing["contexts"][0], "She wrote to her distant sister with"]
+    (tmp_path / "sents.yaml").write_text(yaml.safe_dump(data))
+    joint, sentences = load_sweep(write_sweep(tiny_sweep(sentences={"file": "sents.yaml", "ids": ["longing", "shame"]})))
+    each, _ = load_sweep(write_sweep(tiny_sweep(
+        sentences={"file": "sents.yaml", "ids": ["longing", "shame"], "contexts": "each"}), "each.yaml"))
+    a, b = expand(joint, sentences).trials, expand(each, sentences).trials
+    assert [(t.sentence_id, len(t.contexts), t.context_index) for t in a] == [
+        ("longing", 2, None)] * 2 + [("shame", 1, None)] * 2
+    assert [(t.sentence_id, t.contexts, t.context_index, t.lr) for t in b] == [
+        ("longing", (longing["contexts"][0],), 0, 1e-3), ("longing", (longing["contexts"][0],), 0, 1e-2),
+        ("longing", ("She wrote to her distant sister with",), 1, 1e-3),
+        ("longing", ("She wrote to her distant sister with",), 1, 1e-2),
+        ("shame", a[2].contexts, 0, 1e-3), ("shame", a[2].contexts, 0, 1e-2)]
+    assert len({t.trial_id for t in a + b}) == 10  # every point its own id
+    assert main(["sweep", "validate", str(tmp_path / "each.yaml")]) == 0
+    assert "tiny: 6 trials = 3 (model, sentence, context) points x 1 protocols x 2 rates" in capsys.readouterr().out
+
+
+def _imports_after(argv: list[str], cwd) -> tuple[str, list[str]]:
+    """Run ``phantom ARGV`` in a fresh interpreter: (its output, the heavy modules it imported)."""
+    code = ("import sys; from phantom.cli import main; rc = main(sys.argv[1:]);"
+            "print('IMPORTED', [m for m in ('torch', 'ray', 'transformers') if m in sys.modules], rc)")
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, cwd=cwd)
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("IMPORTED"), res.stdout + res.stderr
+    return res.stdout, eval(last.split(" ", 1)[1].rsplit(" ", 1)[0])  # noqa: S307 - our own print
+
+
+def test_validate_imports_neither_torch_nor_transformers(write_sweep, tmp_path):
+    """Issue 12: validate read tokenizers by loading models (torch, 5.5 s). Tiny models' and
+    embedded models' tokenizers are read from their vocabulary / tokenizer.json."""
+    from orchestrator.testing import REPO
+    from workers.models import cache_dir
+
+    path = write_sweep(tiny_sweep(models=["tiny-gpt2", "tiny-neox", "tiny-llama"]))
+    out, heavy = _imports_after(["sweep", "validate", str(path)], tmp_path)
+    assert "tiny: 12 trials = 6 (model, sentence) pairs" in out and heavy == []
+    if (cache_dir() / "models" / "smollm2-135m" / "tokenizer.json").is_file():  # converted before
+        out, heavy = _imports_after(["sweep", "validate", str(REPO / "sweeps" / "lr50.yaml")], tmp_path)
+        assert "lr50: 45 trials" in out and "skipped smollm2-135m / skepticism:" in out and heavy == []
+
+
+WORDS = sorted({w for s in yaml.safe_load(SENTENCES.read_text())["sentences"] for w in (s["target"], s["competitor"])}
+               | {"zyzzyva", "catapult", "the"})
+
+
+@pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-neox", "smollm2-135m"])
+def test_file_tokenizers_agree_with_the_models_own(model):
+    """The single-token check without torch gives the worker's answer, word for word."""
+    from orchestrator.expand import single_token_problem
+    from orchestrator.resolve import load_tokenizer, model_kind
+    from workers.models import cache_dir, load_model_cached
+    from workers.sentences import Sentence
+
+    if model_kind(model) == "embedded" and not (cache_dir() / "models" / model / "tokenizer.json").is_file():
+        pytest.skip(f"{model} not converted on this machine")
+    fast = load_tokenizer(model, model_kind(model))
+    real = load_model_cached(model).tokenizer
+    for word in WORDS:
+        s = Sentence("w", word, "longing" if word != "longing" else "awe", ("ctx",))
+        assert single_token_problem(fast, model, s) == single_token_problem(real, model, s), word
+        assert fast.encode(" " + word, add_special_tokens=False) == real.encode(" " + word, add_special_tokens=False)

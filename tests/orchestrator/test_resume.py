@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runner import STEP_DELAY_ENV, resume
+from orchestrator.engine import STEP_DELAY_ENV
+from orchestrator.runner import resume
 from orchestrator.status import sweep_status
 from orchestrator.testing import assert_complete, tiny_sweep
 
@@ -43,10 +44,13 @@ def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(write_sweep, tm
     path = write_sweep(tiny_sweep(sentences={"file": sentences, "ids": ["longing", "shame", "awe"]},
                                   training={"steps": 8}))  # 6 trials
     folder = tmp_path / "st" / "tiny"
-    env = {**os.environ, STEP_DELAY_ENV: "0.2", "RAY_DEDUP_LOGS": "0"}
+    env = {**os.environ, STEP_DELAY_ENV: "0.2"}
+    for key in ("RAY_DEDUP_LOGS", "RAY_USAGE_STATS_ENABLED", "RAY_AIR_NEW_OUTPUT", "RAY_SCHEDULER_EVENTS"):
+        env.pop(key, None)  # the driver quiets Ray itself (issue 12)
+    log = tmp_path / "driver.log"
     driver = subprocess.Popen(
         [sys.executable, "-m", "phantom.cli", "sweep", "run", str(path), "--storage", str(tmp_path / "st")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     spawned: set[int] = set()
     try:
@@ -71,7 +75,12 @@ def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(write_sweep, tm
             except (ProcessLookupError, PermissionError):
                 pass
 
-    outcome = resume(str(folder))
+    # the user's terminal showed Ray's token-authentication warning and autoscaler tips
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("tiny: 6 trials, 0 complete, 6 to run in 6 Tune trials -> "), lines
+    assert all(line.startswith("trials: ") for line in lines[1:]), lines
+
+    outcome = resume(str(folder))  # the killed driver's lock is stale: its pid is gone
     assert outcome.dispatched + outcome.already == 6 and outcome.dispatched >= 1
     assert_complete(folder, n_trials=6, steps=8)
     assert sweep_status(str(folder)).finished_ok

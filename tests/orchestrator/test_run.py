@@ -15,11 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from orchestrator.engine import STEP_DELAY_ENV
 from orchestrator.loader import load_sweep
-from orchestrator.runner import STEP_DELAY_ENV, resume, run_sweep
+from orchestrator.runner import resume, run_sweep
 from orchestrator.status import sweep_status
-from phantom.outcomes import saturation_step
 from orchestrator.testing import assert_complete, read_steps, read_trials, tiny_sweep
+from phantom.cli import main
+from phantom.outcomes import saturation_step
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -68,13 +70,13 @@ def test_run_then_run_again_starts_no_trial(ray_local, write_sweep, tmp_path, ca
     assert_complete(folder, n_trials=4, steps=5)
     assert sweep_status(str(folder)).finished_ok
 
-    # status reads storage only: no Ray import
+    # status reads storage only: no Ray, no torch
     code = (
         "import sys; from phantom.cli import main; rc = main(['sweep', 'status', sys.argv[1]]);"
-        "print('ray' in sys.modules, rc)"
+        "print('ray' in sys.modules, 'torch' in sys.modules, rc)"
     )
     res = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=60)
-    assert res.stdout.strip().splitlines()[-1] == "False 0", res.stdout + res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "False False 0", res.stdout + res.stderr
     assert "4 trials planned: 4 ok" in res.stdout and "complete" in res.stdout
 
 
@@ -118,13 +120,64 @@ def test_phi_saturation_stop_is_recorded_not_failed(ray_local, write_sweep, tmp_
     assert (trial["status"], trial["stop_reason"], trial["steps_done"]) == ("ok", "phi-saturation", expected)
     assert read_steps(tmp_path / "on" / "tiny").num_rows == expected + 1
     st = sweep_status(str(tmp_path / "on" / "tiny"))
-    assert st.finished_ok and st.stopped_early == 1 and not st.failures
+    assert st.finished_ok and st.stopped_early == {"phi-saturation": 1} and not st.failures
 
 
-def test_eta_c_search_finds_the_flip_rate_and_resumes_from_its_state(ray_local, write_sweep, tmp_path):
+def test_a_trial_that_fails_at_load_writes_its_record_and_the_summary_groups_by_message(
+    ray_local, write_sweep, tmp_path, capsys, monkeypatch
+):
+    """Issue 8: a load-time error was reported to Tune but never written; the summary said
+    'N not done - continue with resume', which failed the same way. Also: nothing is left
+    behind (no *.tmp, no temporary folder) after a finished run or resume."""
+    import tempfile
+
+    from workers.tiny import build_tokenizer
+
+    broken = tmp_path / "tokenizer-only"  # resolvable and checkable here, no weights: fails on the worker
+    build_tokenizer().save_pretrained(str(broken))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    path = write_sweep(tiny_sweep(models=[str(broken)], training={"steps": 2}))
+    assert main(["sweep", "run", str(path), "--storage", str(tmp_path / "st")]) == 1
+    folder = tmp_path / "st" / "tiny"
+    trials = read_trials(folder)
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"error"}
+    assert all(t["error"].startswith(f"ModelError: cannot load model from directory '{broken}'") for t in trials)
+    out = capsys.readouterr().out
+    assert "4 trials planned: 0 ok, 0 diverged, 4 error, 0 not done" in out
+    assert f"4 failed trials, by message (fix the cause, then re-run them with  phantom sweep resume {folder} --errored):" in out
+    assert f"    4 x ModelError: cannot load model from directory '{broken}'" in out
+    assert "continue with" not in out
+    # resume re-runs nothing (errors need --errored) and leaves nothing behind either
+    assert resume(str(folder)).dispatched == 0
+    assert not list(folder.rglob("*.tmp")) and not (folder / "sweep.lock").exists()
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_request_no_node_can_meet_is_refused_before_anything_starts(ray_local, write_sweep, tmp_path, capsys):
+    """Issue 12: half a GPU on a cluster without GPUs waited forever."""
+    path = write_sweep(tiny_sweep(resources={"cpus_per_trial": 1, "gpus_per_trial": 0.5}))
+    assert main(["sweep", "run", str(path), "--storage", str(tmp_path / "st")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "phantom: error: a trial asks for 1 CPU, 0.5 GPU (`resources`), but no node of this Ray cluster has "
+        "that (nodes: 2 CPU, 0 GPU) and no autoscaler can add one (no GPU here? run on CPUs with "
+        "--set resources.gpus_per_trial=0)"
+    )
+    assert not (tmp_path / "st").exists()  # nothing written
+    path = write_sweep(tiny_sweep(resources={"cpus_per_trial": 3}), "cpus.yaml")
+    assert main(["sweep", "run", str(path), "--storage", str(tmp_path / "st")]) == 2
+    assert "a trial asks for 3 CPU, 0 GPU" in capsys.readouterr().err
+
+
+def test_the_eta_c_search_keeps_its_state_in_optuna_and_reruns_errored_trials(ray_local, write_sweep, tmp_path, capsys):
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    from orchestrator.etac import plan_brackets
 
     data = tiny_sweep(models=["tiny-llama"], training={"steps": 8},
                       sentences={"file": tiny_sweep()["sentences"]["file"], "ids": ["longing"]},
@@ -132,14 +185,88 @@ def test_eta_c_search_finds_the_flip_rate_and_resumes_from_its_state(ray_local, 
     path = write_sweep(data)
     first = _run(path, tmp_path / "st")
     folder = tmp_path / "st" / "tiny"
-    (row,) = pq.read_table(folder / "eta_c.parquet").to_pylist()
-    assert row["status"] == "found" and row["trials"] == first.dispatched == 3  # ends + one bisection
-    assert row["lr_lo"] < row["eta_c"] < row["lr_hi"] and row["lr_hi"] / row["lr_lo"] <= 32
-    lrs = sorted(t["lr"] for t in read_trials(folder))
-    assert lrs[0] == 1e-7 and lrs[2] == 1e-4 and lrs[1] == pytest.approx(math.sqrt(1e-11), rel=1e-5)
-    study = optuna.load_study(study_name="tiny-llama|longing|full|seed=0",
-                              storage=JournalStorage(JournalFileBackend(str(folder / "optuna.journal"))))
-    told = sorted(10 ** t.params["log10_lr"] for t in study.trials)
-    assert told == [pytest.approx(lr, rel=1e-9) for lr in lrs]
-    again = _run(path, tmp_path / "st")
-    assert again.dispatched == 0 and len(study.trials) == 3
+    assert not (folder / "eta_c.parquet").exists()  # η_c is the analysis' view
+    trials = sorted(read_trials(folder), key=lambda t: t["lr"])
+    assert first.dispatched == len(trials) == 3  # the ends, then one bisection
+    assert [t["lr"] for t in trials] == [1e-7, pytest.approx(math.sqrt(1e-11), rel=1e-5), 1e-4]
+    # a search trial stops at its flip: only "does it flip?" matters
+    flipped = [t for t in trials if t["stop_reason"] == "flip"]
+    assert flipped and all(t["steps_done"] < 8 for t in flipped)
+    assert all(t["stop_reason"] is None and t["steps_done"] == 8 for t in trials if t not in flipped)
+    assert all(json.loads(t["config"])["stopper"]["at_flip"] for t in trials)
+    out = capsys.readouterr().err
+    assert "found" in out and f'phantom query {folder} "SELECT * FROM eta_c"' in out
+
+    sweep, sentences = load_sweep(path)
+    (b,) = plan_brackets(sweep, sentences)[0]
+    journal = JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
+    study = optuna.load_study(study_name=b.study_name, storage=journal)
+    told = sorted((t.params["lr"], t.value, t.user_attrs["trial_id"]) for t in study.trials)
+    assert told == [(t["lr"], float(t["stop_reason"] == "flip"), t["trial_id"]) for t in trials]
+    assert study.user_attrs["bracket_id"] == b.bracket_id == trials[0]["bracket_id"]
+    assert _run(path, tmp_path / "st").dispatched == 0
+
+    # an errored search trial: resume --errored re-runs it (and only it), the study records both
+    victim = folder / "trials" / f"{trials[1]['trial_id']}.parquet"
+    record = pq.read_table(victim).to_pylist()
+    record[0].update(status="error", error="RuntimeError: planted")
+    pq.write_table(pa.Table.from_pylist(record, schema=pq.read_schema(victim)), victim)
+    assert resume(str(folder)).dispatched == 0
+    assert "error" in capsys.readouterr().err
+    assert resume(str(folder), rerun_errored=True).dispatched == 1
+    assert {t["trial_id"]: t["status"] for t in read_trials(folder)} == {t["trial_id"]: "ok" for t in trials}
+    study = optuna.load_study(study_name=b.study_name, storage=journal)
+    states = [t.state for t in study.trials if t.user_attrs["trial_id"] == trials[1]["trial_id"]]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+
+    # a lost journal is rebuilt from the records: nothing runs again
+    (folder / "optuna.journal").unlink()
+    assert _run(path, tmp_path / "st").dispatched == 0
+    study = optuna.load_study(study_name=b.study_name, storage=JournalStorage(
+        JournalFileBackend(str(folder / "optuna.journal"))))
+    assert sorted(t.params["lr"] for t in study.trials) == [t["lr"] for t in trials]
+
+
+def test_packs_run_as_one_tune_trial_each_and_reform_from_what_is_pending(
+    ray_local, write_sweep, tmp_path, monkeypatch
+):
+    """4 trials in packs of 2 (a test engine: one model per member, the packed interface):
+    2 Tune trials, every trial its own record and the rows of the same trial run alone; a
+    resume re-forms a pack from its one missing member."""
+    from orchestrator.expand import expand
+    from orchestrator.packing import PACK_ENGINE_ENV
+    from orchestrator.testing import SENTENCES
+    from workers.trial import run_trial
+
+    monkeypatch.setenv(PACK_ENGINE_ENV, "orchestrator.testing:loop_engine")
+    path = write_sweep(tiny_sweep(
+        sentences={"file": str(SENTENCES), "ids": ["longing"]}, protocols=["lora"],
+        learning_rates=[1e-3, 1e-2], seeds=[0, 1], training={"steps": 4},
+        resources={"cpus_per_trial": 1, "pack": 2}))
+    sweep, sentences = load_sweep(path)
+    outcome = run_sweep(sweep, sentences, storage=str(tmp_path / "st"))
+    folder = tmp_path / "st" / "tiny"
+    assert outcome.dispatched == 4
+    trials = {t["trial_id"]: t for t in read_trials(folder)}
+    assert len(trials) == 4 and {(t["status"], t["pack_size"]) for t in trials.values()} == {("ok", 2)}
+    tune_trials = [p.name for p in (folder / "ray").glob("run-*/*") if p.is_dir()]
+    assert len(tune_trials) == 2 and all(n.startswith("pack-") for n in tune_trials)
+    attempts = [json.loads(p.read_text())["attempts"] for p in (folder / "attempts").glob("*.json")]
+    assert len(attempts) == 4 and len({a[0]["pid"] for a in attempts}) <= 2
+
+    cfg = expand(sweep, sentences).trials[3]  # lr 1e-2, seed 1: the second member of its pack
+    run_trial(cfg, str(tmp_path / "alone"))
+    assert _phi(folder, cfg.trial_id) == pytest.approx(_phi(tmp_path / "alone", cfg.trial_id), abs=1e-6)
+
+    (folder / "trials" / f"{cfg.trial_id}.parquet").unlink()  # one member missing
+    (folder / "steps" / f"{cfg.trial_id}.parquet").unlink()
+    again = resume(str(folder))
+    assert again.dispatched == 1
+    redone = {t["trial_id"]: t for t in read_trials(folder)}
+    assert redone[cfg.trial_id]["pack_size"] == 1 and redone[cfg.trial_id]["status"] == "ok"
+    assert all(redone[t]["finished_at"] == trials[t]["finished_at"] for t in trials if t != cfg.trial_id)
+
+
+def _phi(folder, trial_id: str) -> list[float]:
+    rows = [r for r in read_steps(folder).to_pylist() if r["trial_id"] == trial_id]
+    return [r["phi"] for r in sorted(rows, key=lambda r: r["step"])]

@@ -1,0 +1,109 @@
+"""Trial packs: the unit of dispatch. One Ray Tune trial runs one pack through
+:func:`workers.trial.run_pack`: up to K trials that share :func:`workers.trial.pack_key`
+(model, sentence, contexts, protocol, budget, settings) and differ in learning rate or seed,
+trained as one vectorised loop. Each member keeps its own id, rows and record; a stopped or
+diverged member leaves the pack and the rest go on.
+
+Packs are formed from the trials that are *pending* at dispatch time, so a resumed or retried
+sweep re-forms its packs from what is left (and the trainable skips members that completed
+meanwhile). Grouping is deterministic: the grid's order within each pack key, cut into chunks
+of at most K.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+
+from phantom.config import TrialConfig
+from orchestrator.config import SweepConfig
+
+# The default most-trials-per-pack, per device and protocol (``resources.pack: auto``).
+# PLACEHOLDERS until the packed engines' benchmark (bench/bench_packs.py, workers.packs)
+# supplies measured values: LoRA-style adapters share one frozen base and pack well; prefix
+# tuning and full fine-tuning are left unpacked until measured.
+PACK_DEFAULTS: dict[str, dict[str, int]] = {
+    "cpu": {"lora": 5, "lora-frozen-head": 5, "prefix": 1, "full": 1},
+    "cuda": {"lora": 5, "lora-frozen-head": 5, "prefix": 1, "full": 1},
+}
+# testing knob: "module:function" of an engine factory the trainable hands to run_pack for
+# packs of several trials (orchestrator.testing:loop_engine runs them one model each)
+PACK_ENGINE_ENV = "PHANTOM_PACK_ENGINE"
+
+
+def packed_engines_available() -> bool:
+    """Whether packs of several trials can run here: the packed engines (``workers.packs``)
+    are installed, or a test engine is set through PHANTOM_PACK_ENGINE."""
+    if os.environ.get(PACK_ENGINE_ENV):
+        return True
+    try:
+        return importlib.util.find_spec("workers.packs") is not None
+    except ImportError:
+        return False
+
+
+def pack_limit(sweep: SweepConfig, protocol: str) -> int:
+    """K for this sweep and protocol: ``resources.pack`` when a number, else the table's
+    default for the device (1 when no packed engine is installed, announced by ``describe``)."""
+    pack = sweep.resources.pack
+    if isinstance(pack, int):
+        return pack
+    if not packed_engines_available():
+        return 1
+    return PACK_DEFAULTS[sweep.resources.device].get(protocol, 1)
+
+
+def check_packing(sweep: SweepConfig) -> None:
+    from phantom.errors import ConfigError
+
+    if isinstance(sweep.resources.pack, int) and sweep.resources.pack > 1 and not packed_engines_available():
+        raise ConfigError(
+            f"`resources.pack: {sweep.resources.pack}` needs the packed engines (workers.packs), which are "
+            "not installed here; use `pack: 1` or `pack: auto`"
+        )
+
+
+@dataclass(frozen=True)
+class Pack:
+    members: tuple[TrialConfig, ...]
+
+    @property
+    def pack_id(self) -> str:
+        """The Tune trial's name: the trial id for a pack of one, else a hash of the ids."""
+        if len(self.members) == 1:
+            return self.members[0].trial_id
+        ids = ",".join(m.trial_id for m in self.members)
+        return "pack-" + hashlib.sha256(ids.encode()).hexdigest()[:16]
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.trial_id for m in self.members]
+
+
+def make_packs(trials: list[TrialConfig], sweep: SweepConfig) -> list[Pack]:
+    """Group ``trials`` (in order) by pack key into packs of at most K, first-seen key first."""
+    from workers.trial import pack_key
+
+    groups: dict[str, list[TrialConfig]] = {}
+    for t in trials:
+        groups.setdefault(pack_key(t), []).append(t)
+    packs = []
+    for members in groups.values():
+        k = pack_limit(sweep, members[0].protocol)
+        packs += [Pack(tuple(members[i : i + k])) for i in range(0, len(members), k)]
+    return packs
+
+
+def describe(sweep: SweepConfig) -> str:
+    """One line: how trials are packed (for validate and run)."""
+    if sweep.resources.pack == 1:
+        return "packing off (resources.pack: 1)"
+    if isinstance(sweep.resources.pack, int):
+        return f"up to {sweep.resources.pack} trials per pack"
+    if not packed_engines_available():
+        return "packing off: no packed engines installed (resources.pack: auto)"
+    table = PACK_DEFAULTS[sweep.resources.device]
+    per = ", ".join(f"{p} {table.get(p, 1)}" for p in sweep.protocols)
+    return f"up to K trials per pack, K per protocol on {sweep.resources.device} (auto): {per}"
