@@ -50,8 +50,11 @@ def run_command(args: argparse.Namespace) -> int:
     from orchestrator.loader import load_sweep
     from orchestrator.runner import run_sweep, sweep_store
 
+    from phantom.tracking import check_installed
+
     sweep, sentences = load_sweep(args.file, args.overrides)
     sweep_store(sweep, args.storage)  # no storage: fail before anything starts
+    check_installed(sweep.tracking)  # a tracker without its package: fail before anything starts
     outcome = run_sweep(sweep, sentences, storage=args.storage, address=args.address, stream=sys.stdout)
     return _exit_code(outcome.uri)
 

@@ -124,6 +124,7 @@ def _param_space(store: Store, sweep: SweepConfig, trials: list[TrialConfig]) ->
         "trial": tune.grid_search([{"id": t.trial_id, "config": t.canonical_json()} for t in trials]),
         "storage": store.uri,
         "cpus": sweep.resources.cpus_per_trial,
+        "tracking": list(sweep.tracking),  # experiment trackers the worker feeds (phantom/tracking.py)
         "step_delay_s": float(os.environ.get(STEP_DELAY_ENV) or 0.0),
     }
 

@@ -100,10 +100,16 @@ def phantom_trainable(config: dict[str, Any]) -> None:
         tune.report({"status": "error", "error": str(exc).splitlines()[0], "trial_id": trial_id, "step": 0})
         return
 
+    from phantom.tracking import open_tracking, record_of
+
+    tracking = open_tracking(config.get("tracking") or (), store.uri)  # never raises: warns, goes on
+    tracking.trial_started(cfg)
     delay = float(config.get("step_delay_s") or 0.0)
     last = [0.0]
 
     def on_step(step: int, rows: list[dict]) -> str | None:
+        for i, row in enumerate(rows):  # every step, not throttled
+            tracking.step(trial_id, step, {**row, "context_id": i})
         if delay:
             time.sleep(delay)
         now = time.monotonic()
@@ -112,7 +118,11 @@ def phantom_trainable(config: dict[str, Any]) -> None:
             tune.report({"step": step, "phi": rows[0]["phi"], "loss": rows[0]["loss"], "trial_id": trial_id})
         return None
 
-    result = run_trial(cfg, store, base=base, callback=on_step, raise_errors=False)
+    try:
+        result = run_trial(cfg, store, base=base, callback=on_step, raise_errors=False)
+        tracking.trial_finished(record_of(result))
+    finally:
+        tracking.close()
     tune.report({
         "status": result.status, "step": result.steps_done, "stop_reason": result.stop_reason,
         "error": result.error, "trial_id": trial_id, "attempt": attempt, "wall_s": result.wall_s,
