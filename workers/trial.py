@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import platform
 import socket
 import sys
 import time
@@ -24,7 +23,6 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import torch
 
-from phantom import __version__
 from phantom.config import TrialConfig
 from phantom.errors import SentenceError
 from phantom.schema import STEP_COLUMNS, STEP_SCHEMA, TRIAL_SCHEMA
@@ -117,21 +115,9 @@ def _ray_node_id() -> str | None:
 
 
 def _versions() -> str:
-    import accelerate
-    import peft
-    import transformers
+    from phantom.versions import versions  # package versions, the lock's hash and any drift from it
 
-    return json.dumps(
-        {
-            "phantom": __version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-            "accelerate": accelerate.__version__,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(versions(), sort_keys=True)
 
 
 def _gram_gc(weights: torch.Tensor, g: int, c: int) -> float:
