@@ -1,7 +1,7 @@
 """docker/slurm/phantom.sbatch: checked statically, run against stand-ins for srun/scontrol/ray/
 phantom (what it starts where, with which arguments), and, opted in with PHANTOM_TEST_SLURM=1
-(as root, with Debian's slurm-wlm and munge), submitted to a real one-node Slurm and requeued
-mid-sweep."""
+(as root, with Debian's slurm-wlm and munge), submitted to a real two-node Slurm on this host
+(two slurmd) and requeued mid-sweep."""
 
 from __future__ import annotations
 
@@ -89,9 +89,10 @@ def test_sbatch_starts_head_then_workers_then_the_sweep(stand_ins):
     ray = [ln for ln in lines if ln.startswith("ray ")]
     head = [ln for ln in ray if "--head" in ln]
     assert len(head) == 1
-    assert "--node-ip-address=10.1.2.3 --port=24242 --num-cpus=8 --temp-dir=/tmp/ray-4242" in head[0]
+    assert "--node-ip-address=10.1.2.3 --port=24242 --num-cpus=8 --temp-dir=/tmp/ray-4242/n1" in head[0]
     workers = [ln for ln in ray if "--address=10.1.2.3:24242" in ln]
     assert len(workers) == 2  # n2 and n3
+    assert {w.split("--temp-dir=")[1].split()[0] for w in workers} == {"/tmp/ray-4242/n2", "/tmp/ray-4242/n3"}
     assert [ln for ln in lines if ln.startswith("srun")][1].endswith("-w n1 ray start --head " + head[0].split("--head ", 1)[1])
     assert {ln.split(" -w ")[1].split()[0] for ln in lines if ln.startswith("srun") and "--address=" in ln} == {"n2", "n3"}
     sweep = [ln for ln in lines if ln.startswith("phantom ")]
@@ -121,11 +122,10 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 StateSaveLocation={d}/state
-SlurmdSpoolDir={d}/spool
+SlurmdSpoolDir={d}/spool-%n
 SlurmctldPidFile={d}/slurmctld.pid
-SlurmdPidFile={d}/slurmd.pid
+SlurmdPidFile={d}/slurmd-%n.pid
 SlurmctldPort=16817
-SlurmdPort=16818
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -135,10 +135,12 @@ ReturnToService=2
 JobRequeue=1
 MpiDefault=none
 SlurmctldLogFile={d}/slurmctld.log
-SlurmdLogFile={d}/slurmd.log
-NodeName={host} CPUs={cpus} RealMemory=4000 State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+SlurmdLogFile={d}/slurmd-%n.log
+NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port=16821 CPUs=1 RealMemory=4000 State=UNKNOWN
+NodeName=n2 NodeHostname={host} NodeAddr=127.0.0.1 Port=16822 CPUs=1 RealMemory=4000 State=UNKNOWN
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 """
+NODES = ("n1", "n2")  # two slurmd on this host (Slurm's multiple-slurmd mode): a head and a worker
 
 
 def _wait(predicate, timeout: float, what: str, step: float = 2.0):
@@ -158,24 +160,24 @@ def slurm(tmp_path):
     if os.geteuid() != 0 or not all(shutil.which(b) for b in ("slurmctld", "slurmd", "sbatch", "munged")):
         pytest.skip("needs root and Debian's slurm-wlm + munge (apt-get install slurm-wlm munge)")
     d = tmp_path / "slurm"
-    for sub in ("state", "spool"):
-        (d / sub).mkdir(parents=True)
+    (d / "state").mkdir(parents=True)
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
     conf = d / "slurm.conf"
-    conf.write_text(SLURM_CONF.format(host=host, d=d, cpus=os.cpu_count()))
+    conf.write_text(SLURM_CONF.format(host=host, d=d))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     if subprocess.run(["munge", "-n"], capture_output=True).returncode != 0:
         Path("/run/munge").mkdir(exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")
         subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", "/usr/sbin/munged"], check=True)
     subprocess.run(["slurmctld", "-c"], env=env, check=True)
-    subprocess.run(["slurmd"], env=env, check=True)
+    for node in NODES:
+        subprocess.run(["slurmd", "-N", node], env=env, check=True)
     try:
-        _wait(lambda: "idle" in subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True,
-                                               text=True).stdout, 60, "the node to come up")
+        _wait(lambda: subprocess.run(["sinfo", "-h", "-o", "%T %D"], env=env, capture_output=True,
+                                     text=True).stdout.split() == ["idle", "2"], 60, "the nodes to come up")
         yield env, d
     finally:
-        for pidfile in ("slurmd.pid", "slurmctld.pid"):
+        for pidfile in ("slurmd-n1.pid", "slurmd-n2.pid", "slurmctld.pid"):
             try:
                 os.kill(int((d / pidfile).read_text()), 15)
             except (OSError, ValueError):
@@ -192,7 +194,7 @@ def test_real_slurm_requeue_resumes_without_duplicates(slurm, tmp_path):
     folder = storage / "lr50"
     job_env = {**env, "PHANTOM_STEP_DELAY": "1", "PHANTOM_VENV": str(Path(sys.executable).parents[1])}
     out = subprocess.run(
-        ["sbatch", "--parsable", "--nodes=1", f"--cpus-per-task={os.cpu_count()}", f"--output={d}/job-%j.log",
+        ["sbatch", "--parsable", "--nodes=2", "--cpus-per-task=1", f"--output={d}/job-%j.log",
          str(SBATCH), "sweeps/lr50.yaml", str(storage), "--set", "models=[tiny-llama]",
          "--set", "training.steps=3", "--set", "sentences.ids=[longing,shame]"],
         env=job_env, cwd=REPO, capture_output=True, text=True, check=True,
@@ -213,7 +215,8 @@ def test_real_slurm_requeue_resumes_without_duplicates(slurm, tmp_path):
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env, check=True)  # skip the delay
     _wait(lambda: squeue() == "", 500, "the requeued job to finish", step=5)
     text = log.read_text()
-    assert "(restart 1)" in text and "phantom: sweep run exited 0" in text, text[-3000:]
+    assert "(restart 1) nodes n1 n2" in text and "phantom: sweep run exited 0" in text, text[-3000:]
+    assert "going on with the nodes that joined" not in text  # the worker joined both times
     resumed = re.search(r"\(restart 1\).*?10 trials, (\d+) complete, (\d+) to run", text, re.S)
     assert resumed and int(resumed.group(1)) >= len(before) and int(resumed.group(2)) > 0
     records = [pq.read_table(p).to_pylist()[0] for p in (folder / "trials").glob("*.parquet")]
@@ -221,6 +224,8 @@ def test_real_slurm_requeue_resumes_without_duplicates(slurm, tmp_path):
     steps = pq.read_table(folder / "steps").select(["trial_id", "step", "context_id"]).to_pylist()
     keys = [(r["trial_id"], r["step"], r["context_id"]) for r in steps]
     assert len(keys) == len(set(keys)) == 10 * 4
+    attempts = [json.loads(p.read_text())["attempts"] for p in (folder / "attempts").glob("*.json")]
+    assert len({a["node_id"] for trial in attempts for a in trial}) >= 3  # 2 Ray nodes, then new ones
     for name in before:  # complete before the requeue: never run again
         attempts = json.loads((folder / "attempts" / name.replace(".parquet", ".json")).read_text())["attempts"]
         assert len(attempts) == 1
