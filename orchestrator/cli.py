@@ -51,8 +51,10 @@ def _exit_code(uri: str) -> int:
 def run_command(args: argparse.Namespace) -> int:
     from orchestrator.loader import load_sweep
     from orchestrator.runner import run_sweep
+    from phantom.tracking import check_installed
 
     sweep, sentences = load_sweep(args.file, args.overrides)
+    check_installed(sweep.tracking)  # a tracker without its package: fail before anything starts
     outcome = run_sweep(sweep, sentences, storage=args.storage, address=args.address, verbose=args.verbose,
                         stream=sys.stdout)
     return _exit_code(outcome.uri)

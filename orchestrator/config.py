@@ -24,6 +24,7 @@ from phantom.config import (
     to_dict,
 )
 from phantom.errors import ConfigError, suggest
+from phantom.tracking import check_names as check_tracking
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SEARCH_MODES = ("grid", "eta-c")
@@ -140,6 +141,7 @@ class SweepConfig:
     stopper: StopperConfig = field(default_factory=StopperConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     trust_remote_code: bool = False
+    tracking: tuple[str, ...] = field(default=(), metadata={"help": "experiment trackers: mlflow, tensorboard, wandb"})
     description: str | None = None
 
     def __post_init__(self) -> None:
@@ -168,13 +170,14 @@ class SweepConfig:
                 raise ConfigError(f"`learning_rates[{i}]` should be a positive number, got {lr}")
         if self.retries < 0:
             raise ConfigError(f"`retries` should be >= 0, got {self.retries}")
+        check_tracking(self.tracking)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
         data = dict(data)
         if isinstance(data.get("sentences"), str):  # `sentences: file.yaml` shorthand
             data["sentences"] = {"file": data["sentences"]}
-        for key in ("models", "protocols", "learning_rates", "seeds"):
+        for key in ("models", "protocols", "learning_rates", "seeds", "tracking"):
             if isinstance(data.get(key), (str, int, float)) and not isinstance(data.get(key), bool):
                 data[key] = [data[key]]  # a scalar is a one-point dimension
         for key in ("name", "models"):

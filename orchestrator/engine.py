@@ -109,6 +109,7 @@ def _param_space(store: Store, sweep: SweepConfig, packs: list[Pack]) -> dict:
         ]),
         "storage": store.uri,
         "cpus": sweep.resources.cpus_per_trial,
+        "tracking": list(sweep.tracking),  # experiment trackers the worker feeds (phantom/tracking.py)
         "step_delay_s": float(os.environ.get(STEP_DELAY_ENV) or 0.0),
         "engine": os.environ.get(PACK_ENGINE_ENV) or None,
     }

@@ -122,10 +122,17 @@ def phantom_trainable(config: dict[str, Any]) -> None:
         tune.report({"done": True, "finished": 0, "failed": len(todo), "member_steps": 0})
         return
 
+    from phantom.tracking import open_tracking, record_of
+
+    tracking = open_tracking(config.get("tracking") or (), store.uri)  # never raises: warns, goes on
+    for c in todo:
+        tracking.trial_started(c)
     delay = float(config.get("step_delay_s") or 0.0)
     progress = {"member_steps": 0, "last": 0.0}
 
     def on_step(cfg, step: int, rows: list[dict]) -> str | None:
+        for i, row in enumerate(rows):  # every step, not throttled
+            tracking.step(cfg.trial_id, step, {**row, "context_id": i})
         if delay:
             time.sleep(delay)
         progress["member_steps"] += step > 0
@@ -138,10 +145,14 @@ def phantom_trainable(config: dict[str, Any]) -> None:
     try:
         results = run_pack(todo, store, base=base, callback=on_step, raise_errors=False,
                            engine_factory=_engine_factory(config.get("engine")))
+        for r in results:
+            tracking.trial_finished(record_of(r))
     except Exception as exc:  # refused before its loop started: nothing of it is on disk yet
         for c in todo:
             record_failure(c, store, exc)
         results = []
+    finally:
+        tracking.close()
     failed = sum(r.status == TrialStatus.ERROR.value for r in results) + (len(todo) - len(results))
     tune.report({"done": True, "finished": len(todo) - failed, "failed": failed,
                  "member_steps": progress["member_steps"], "node_id": _node_id()})

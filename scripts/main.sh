@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-PH=.venv/bin/phantom
+PH=${PHANTOM_VENV:-.venv}/bin/phantom
 STORAGE=${PHANTOM_STORAGE:-$PWD/runs}
 "$PH" sweep run sweeps/lr50.yaml --storage "$STORAGE" "$@"
 "$PH" geometry --model smollm2-135m --out "$STORAGE/lr50"

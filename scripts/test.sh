@@ -10,4 +10,4 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     || echo "test: could not install chromium; the report-rendering test will be skipped" >&2
 fi
 export PHANTOM_CACHE=${PHANTOM_CACHE:-$HOME/.cache/phantom}
-exec .venv/bin/python -m pytest "$@"
+exec "${PHANTOM_VENV:-.venv}/bin/python" -m pytest "$@"

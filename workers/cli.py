@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phi-saturation", action="store_true",
                    help="stop once Φ plateaus after the flip (SPEC §4; window 3, tol 0.01)")
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--track", action="append", default=[], metavar="TRACKER",
+                   help="also log to mlflow | tensorboard | wandb (repeatable; stores under --out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_trial_command)
 
@@ -96,7 +98,10 @@ def build_trial_config(args: argparse.Namespace):
 
 
 def run_trial_command(args: argparse.Namespace) -> int:
+    from phantom.tracking import check_installed, open_tracking, record_of
+
     cfg = build_trial_config(args)  # validates protocol, lr, sentence: nothing written yet
+    check_installed(args.track)
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -116,11 +121,20 @@ def run_trial_command(args: argparse.Namespace) -> int:
         task = bar.add_task(f"{cfg.sentence_id} {cfg.protocol} lr={cfg.lr:g}", total=cfg.training.steps,
                             phi=float("nan"), loss=float("nan"))
 
+        tracking = open_tracking(args.track, store.uri)
+        tracking.trial_started(cfg)
+
         def on_step(_cfg, t: int, rows: list[dict]):
+            for i, row in enumerate(rows):
+                tracking.step(cfg.trial_id, t, {**row, "context_id": i})
             bar.update(task, completed=t, phi=rows[0]["phi"], loss=rows[0]["loss"])
             return None
 
-        result = run_trial(cfg, store, base=base, callback=on_step)
+        try:
+            result = run_trial(cfg, store, base=base, callback=on_step)
+            tracking.trial_finished(record_of(result))
+        finally:
+            tracking.close()
     f = result.final
     print(
         f"trial {result.trial_id}: {result.status} after {result.steps_done} steps in {result.wall_s:.1f}s"

@@ -160,11 +160,13 @@ def _hub_cached(name: str) -> bool:
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """One quick TCP connect instead of transformers' minute of retries when offline."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # huggingface_hub honours both
+        if os.environ.get(var, "").lower() in ("1", "true", "yes", "on"):
+            return False
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (80 if url.scheme == "http" else 443)  # an http:// mirror listens on 80
     try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
         return True
     except OSError:
         return False

@@ -306,22 +306,7 @@ def _ray_node_id() -> str | None:
 
 def _versions() -> str:
     import json
-    import platform
 
-    import accelerate
-    import peft
-    import transformers
+    from phantom.versions import versions  # package versions, the lock's hash and any drift from it
 
-    from phantom import __version__
-
-    return json.dumps(
-        {
-            "phantom": __version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-            "accelerate": accelerate.__version__,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(versions(), sort_keys=True)

@@ -42,12 +42,32 @@ def _images(node) -> set[str]:
 def test_dockerfile_installs_the_project_and_its_packages():
     text = _dockerfile()
     assert f"WORKDIR {IMAGE_DIR}" in text
-    assert re.search(r"pip install --no-cache-dir -e \.", text)
+    assert re.search(r"pip install --no-cache-dir --no-deps --no-build-isolation -e \.", text)
     packages = re.findall(r'"(\w+)\*"', (REPO / "pyproject.toml").read_text().split("packages.find")[1].split("\n")[1])
     assert set(packages) == {"phantom", "workers", "orchestrator", "analysis"}
     for pkg in [*packages, "sweeps"]:
         assert f"COPY --chown=ray:users {pkg} ./{pkg}" in text, pkg
     assert "phantom sweep validate sweeps/lr50.yaml" in text  # the build proves the entrypoint runs
+
+
+def test_dockerfile_installs_from_the_lock():
+    """The image installs what set-up and CI install: the torch pin and the lock, in one
+    resolution, then the project and the --no-deps packages without resolving anything."""
+    text = _dockerfile()
+    copy = text.index("COPY --chown=ray:users requirements ./requirements")
+    install = text.index("pip install --no-cache-dir -r requirements/torch.txt -r requirements/lock.txt")
+    assert copy < install < text.index("COPY --chown=ray:users phantom ./phantom")  # cached layer
+    assert "pip install --no-cache-dir --no-deps -r requirements/nodeps.txt" in text
+    assert not re.search(r"torch\s*==|TORCH_VERSION", text)  # the version is requirements/torch.txt's
+    assert re.search(r'\$\{TORCH_INDEX:\+--extra-index-url "\$TORCH_INDEX"\}', text)  # same version, another build
+    assert "assert v['lock'] and not v['lock_drift']" in text  # the build fails on drift from the lock
+    for path in re.findall(r"-r (requirements/\S+)", text):
+        assert (REPO / path).is_file(), path
+    # the lock's Ray is the base image's Ray
+    from phantom.versions import pins
+
+    ray_from = re.search(r"FROM rayproject/ray:([\d.]+)-", text).group(1)
+    assert pins(REPO / "requirements" / "lock.txt")["ray"] == ray_from
 
 
 def test_one_image_and_one_ray_version_everywhere():
