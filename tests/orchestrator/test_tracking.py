@@ -241,7 +241,7 @@ def test_a_failing_tracker_warns_once_and_the_trial_goes_on(tmp_path, capsys, ti
     tracking = tr.Tracking([broken, recorder], "x")
     tracking.trial_started(cfg)
 
-    def on_step(t, rows):
+    def on_step(_cfg, t, rows):
         for i, row in enumerate(rows):
             tracking.step(cfg.trial_id, t, {**row, "context_id": i})
 
