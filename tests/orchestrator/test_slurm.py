@@ -66,8 +66,14 @@ def stand_ins(tmp_path):
                        'case "$1" in hostname) echo "10.1.2.3 fe80::1";; *) exec "$@";; esac\n',
         "ray": STUB + 'case " $* " in *" --block "*) exec sleep 30;; esac\n',
         "phantom": STUB + "exit 0\n",
-        # `python3 -` is the script's cluster check (answered: up); `python3 -c` is real
-        "python3": STUB + f'if [ "$1" = "-" ]; then cat >/dev/null; exit 0; fi\nexec {real_python} "$@"\n',
+        # `python3 -` is the script's cluster check: answered "up" once both workers have started,
+        # as a real cluster is only up when its nodes joined (the worker sruns run in the
+        # background, so on a loaded machine they may start after the check begins);
+        # `python3 -c` is real
+        "python3": STUB + 'if [ "$1" = "-" ]; then cat >/dev/null; for _ in $(seq 100); do\n'
+                          '  [ "$(grep -c -- "^ray .*--address=" "$CALLS")" -ge $(($3 - 1)) ] && exit 0; sleep 0.1;\n'
+                          'done; exit 0; fi\n'
+                          f'exec {real_python} "$@"\n',
     }
     for name, body in scripts.items():
         (bin_ / name).write_text(body)
