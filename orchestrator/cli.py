@@ -100,7 +100,7 @@ def validate_command(args: argparse.Namespace) -> int:
         n_points = len({(t.model, t.sentence_id, t.context_index) for t in grid.trials})
         print(
             f"{sweep.name}: {len(grid.trials)} trials = {n_points} {points} x "
-            f"{len(sweep.protocols)} protocols x {len(sweep.learning_rates)} rates x {len(sweep.seeds)} seeds,"
+            f"{len(sweep.protocols)} protocols x {_rates(sweep)} rates x {len(sweep.seeds)} seeds,"
             f" {sweep.training.steps} steps each"
         )
     for s in grid.skipped:
@@ -110,3 +110,10 @@ def validate_command(args: argparse.Namespace) -> int:
     root = args.storage or sweep.storage
     print(f"  data: {root.rstrip('/')}/{sweep.name}" if root else "  data: (no storage set: pass --storage to run)")
     return 0
+
+
+def _rates(sweep) -> str:
+    counts = {p: len(sweep.rates(p)) for p in sweep.protocols}
+    if len(set(counts.values())) == 1:
+        return str(next(iter(counts.values())))
+    return "(" + ", ".join(f"{n} {p}" for p, n in counts.items()) + ")"

@@ -123,6 +123,27 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class ProtocolRates:
+    """Learning rates per protocol (``learning_rates: {full: [...], lora: [...]}``): LoRA needs
+    rates two orders of magnitude above full fine-tuning, so one list rarely fits both."""
+
+    full: tuple[float, ...] | None = None
+    lora: tuple[float, ...] | None = None
+    lora_frozen_head: tuple[float, ...] | None = field(default=None, metadata={"help": "YAML key lora-frozen-head"})
+    prefix: tuple[float, ...] | None = None
+
+    @staticmethod
+    def key(protocol: str) -> str:
+        return protocol.replace("-", "_")
+
+    def get(self, protocol: str) -> tuple[float, ...] | None:
+        return getattr(self, self.key(protocol))
+
+    def given(self) -> list[str]:
+        return [p for p in PROTOCOLS if self.get(p) is not None]
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """A whole sweep. ``learning_rates`` is ignored by ``search.mode: eta-c`` (it searches)."""
 
@@ -130,7 +151,9 @@ class SweepConfig:
     models: tuple[str, ...]
     sentences: SentencesConfig = field(default_factory=SentencesConfig)
     protocols: tuple[str, ...] = ("full",)
-    learning_rates: tuple[float, ...] = ()
+    learning_rates: tuple[float, ...] | ProtocolRates = field(
+        default=(), metadata={"help": "rates of every protocol, or a mapping protocol -> rates"}
+    )
     seeds: tuple[int, ...] = (0,)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     observables: ObservablesConfig = field(default_factory=ObservablesConfig)
@@ -148,7 +171,7 @@ class SweepConfig:
         if not NAME_RE.match(self.name):
             raise ConfigError(f"`name` should be a folder name (letters, digits, . _ -), got {self.name!r}")
         dims = ["models", "protocols", "seeds"]
-        if self.search.mode == "grid":
+        if self.search.mode == "grid" and not isinstance(self.learning_rates, ProtocolRates):
             dims.insert(2, "learning_rates")
         for dim in dims:
             values = getattr(self, dim)
@@ -165,16 +188,45 @@ class SweepConfig:
                     f"Unknown protocol '{protocol}' in `protocols`.{suggest(protocol, PROTOCOLS)}"
                     f" Available: {', '.join(PROTOCOLS)}"
                 )
-        for i, lr in enumerate(self.learning_rates):
-            if not (math.isfinite(lr) and lr > 0):
-                raise ConfigError(f"`learning_rates[{i}]` should be a positive number, got {lr}")
+        if isinstance(self.learning_rates, ProtocolRates):
+            self._check_protocol_rates(self.learning_rates)
+        for protocol in self.protocols:
+            for i, lr in enumerate(self.rates(protocol)):
+                if not (math.isfinite(lr) and lr > 0):
+                    where = f"learning_rates.{protocol}" if isinstance(self.learning_rates, ProtocolRates) else "learning_rates"
+                    raise ConfigError(f"`{where}[{i}]` should be a positive number, got {lr}")
         if self.retries < 0:
             raise ConfigError(f"`retries` should be >= 0, got {self.retries}")
         check_tracking(self.tracking)
 
+    def _check_protocol_rates(self, rates: ProtocolRates) -> None:
+        extra = [p for p in rates.given() if p not in self.protocols]
+        if extra:
+            raise ConfigError(f"`learning_rates.{extra[0]}` is given but '{extra[0]}' is not in `protocols`")
+        if self.search.mode != "grid":
+            return
+        for protocol in self.protocols:
+            values = rates.get(protocol)
+            if not values:
+                raise ConfigError(f"`learning_rates.{protocol}` is missing or empty: each protocol needs its rates")
+            if len(set(values)) != len(values):
+                raise ConfigError(f"`learning_rates.{protocol}` has duplicates: {list(values)}")
+
+    def rates(self, protocol: str) -> tuple[float, ...]:
+        """The learning rates of ``protocol`` in this sweep (every protocol's, or its own)."""
+        if isinstance(self.learning_rates, ProtocolRates):
+            return self.learning_rates.get(protocol) or ()
+        return self.learning_rates
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
         data = dict(data)
+        rates = data.get("learning_rates")
+        if isinstance(rates, dict):  # per protocol; YAML writes protocols with dashes
+            data["learning_rates"] = {
+                ProtocolRates.key(k) if isinstance(k, str) else k: [v] if isinstance(v, (int, float)) else v
+                for k, v in rates.items()
+            }
         if isinstance(data.get("sentences"), str):  # `sentences: file.yaml` shorthand
             data["sentences"] = {"file": data["sentences"]}
         for key in ("models", "protocols", "learning_rates", "seeds", "tracking"):

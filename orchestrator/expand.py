@@ -72,7 +72,6 @@ def expand(sweep: SweepConfig, sentences_file: Path, *, lrs: tuple[float, ...] |
     """All trials of the grid; ``lrs`` and ``stopper`` replace the file's (the η_c search)."""
     kinds = check_models(sweep.models)
     sentences = select_sentences(sweep, sentences_file)
-    rates = sweep.learning_rates if lrs is None else lrs
     skipped: list[Skip] = []
     usable: dict[str, list] = {}
     for model in sweep.models:
@@ -88,8 +87,8 @@ def expand(sweep: SweepConfig, sentences_file: Path, *, lrs: tuple[float, ...] |
         _trial(sweep, model, s, ctx, protocol, lr, seed, stopper or sweep.stopper)
         for model in sweep.models
         for s in usable[model]
-        for ctx, protocol, lr, seed in itertools.product(
-            _contexts(sweep, s), sweep.protocols, rates, sweep.seeds)
+        for ctx, protocol in itertools.product(_contexts(sweep, s), sweep.protocols)
+        for lr, seed in itertools.product(sweep.rates(protocol) if lrs is None else lrs, sweep.seeds)
     ]
     return Grid(tuple(trials), tuple(skipped))
 

@@ -46,7 +46,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             try:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
-                errors.append(exc)
+                # a mapping was meant for the dataclass member: its error is the one to show
+                errors.insert(0 if isinstance(value, dict) and dataclasses.is_dataclass(arg) else len(errors), exc)
         raise errors[0] if errors else ConfigError(f"`{key}` must not be null")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):

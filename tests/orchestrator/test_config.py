@@ -35,6 +35,13 @@ BAD = [
      "Unknown sentence 'longin'. Did you mean 'longing'?"),
     ("missing sentences file", {"sentences": "nope.yaml"}, "`sentences.file` not found: nope.yaml"),
     ("negative retries", {"retries": -1}, "`retries` should be >= 0"),
+    ("rates of a protocol missing", {"protocols": ["full", "lora"], "learning_rates": {"full": [1e-3]}},
+     "`learning_rates.lora` is missing or empty: each protocol needs its rates"),
+    ("rates of a protocol not run", {"learning_rates": {"full": [1e-3], "prefix": [1e-2]}},
+     "`learning_rates.prefix` is given but 'prefix' is not in `protocols`"),
+    ("per-protocol rate negative", {"learning_rates": {"full": [-1e-3]}},
+     "`learning_rates.full[0]` should be a positive number, got -0.001"),
+    ("per-protocol typo", {"learning_rates": {"ful": [1e-3]}}, "Unknown key `learning_rates.ful`. Did you mean 'full'?"),
     ("bad gpu share", {"resources": {"gpus_per_trial": -0.5}}, "`resources.gpus_per_trial` should be >= 0"),
     ("bad pack", {"resources": {"pack": 0}}, "`resources.pack` should be at least 1 (1 = no packing), got 0"),
     ("bad pack word", {"resources": {"pack": "max"}}, "`resources.pack` should be a whole number >= 1 or 'auto'"),
@@ -229,3 +236,21 @@ def test_file_tokenizers_agree_with_the_models_own(model):
         s = Sentence("w", word, "longing" if word != "longing" else "awe", ("ctx",))
         assert single_token_problem(fast, model, s) == single_token_problem(real, model, s), word
         assert fast.encode(" " + word, add_special_tokens=False) == real.encode(" " + word, add_special_tokens=False)
+
+
+def test_learning_rates_per_protocol(write_sweep, tmp_path):
+    """LoRA needs rates ~100x those of full FT: `learning_rates: {protocol: [...]}` gives each
+    protocol its own, a rate listed under both makes the same-rate (causal-isolation) pair, and
+    the resolved sweep reloads to the same config (resume reads it back)."""
+    from orchestrator.config import SweepConfig
+
+    path = write_sweep(tiny_sweep(protocols=["full", "lora"],
+                                  learning_rates={"full": [1e-3, 1e-2], "lora": [1e-2, 1e-1, 3e-1]}))
+    sweep, sentences = load_sweep(path)
+    grid = expand(sweep, sentences)
+    got = sorted({(t.protocol, t.lr) for t in grid.trials})
+    assert got == [("full", 1e-3), ("full", 1e-2), ("lora", 1e-2), ("lora", 1e-1), ("lora", 3e-1)]
+    assert len(grid.trials) == 2 * 5  # 2 sentences x (2 + 3) rates
+    assert SweepConfig.from_dict(sweep.to_dict()) == sweep
+    assert load_sweep(path, ["learning_rates.lora=[0.5]"])[0].rates("lora") == (0.5,)
+
