@@ -112,18 +112,29 @@ def trial_record(
     status: str = "ok",
     gmax: float = 0.5,
     n_contexts: int = 1,
+    context_index: int | None = None,
+    stop_reason: str | None = None,
+    bracket_id: str | None = None,
+    finished_at: datetime | None = None,
 ) -> pa.Table:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     record = TrialRecord(
-        trial_id=trial_id, bracket_id=f"{model}|{protocol}|{sentence_id}|{seed}", model=model,
-        protocol=protocol, sentence_id=sentence_id, target=" t", competitor=" c", context="ctx",
-        n_contexts=n_contexts, lr=lr, seed=seed, steps=steps,
-        steps_done=steps if steps_done is None else steps_done, status=status, gmax=gmax,
-        gmax_head=gmax, tied=True, trainable_params=1, total_params=1, started_at=now,
-        finished_at=now, wall_s=1.0, host="test", device="cpu", config=json.dumps({"lr": lr}),
-        versions="{}",
+        trial_id=trial_id,
+        bracket_id=bracket_id or f"{model}|{protocol}|{sentence_id}|{seed}|{context_index}|{steps}",
+        model=model, protocol=protocol, sentence_id=sentence_id, target=" t", competitor=" c",
+        context="ctx", n_contexts=n_contexts, context_index=context_index, lr=lr, seed=seed,
+        steps=steps, steps_done=steps if steps_done is None else steps_done, status=status,
+        stop_reason=stop_reason, gmax=gmax, gmax_head=gmax, tied=True, trainable_params=1,
+        total_params=1, started_at=now, finished_at=finished_at or now, wall_s=1.0, host="test",
+        device="cpu", config=json.dumps({"lr": lr}), versions="{}",
     )
     return record.table()
+
+
+def write_plan(store: Store | str, trial_ids: Sequence[str], name: str = "sweep") -> None:
+    """``plan.json`` as the orchestrator writes it: the sweep's current trial ids."""
+    store = store if isinstance(store, Store) else Store.open(store)
+    store.write_text(json.dumps({"name": name, "trials": sorted(trial_ids)}, indent=0), layout.PLAN_FILE)
 
 
 def write_trial(store: Store | str, steps: pa.Table | None, record: pa.Table | None) -> None:
@@ -151,9 +162,11 @@ def synthetic_grid(
     rates: Sequence[float] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4),
     trials_per_file: int = 10_000,
     seed: int = 0,
+    plan: bool = False,
 ) -> int:
     """Write ``n_trials`` trials x (steps + 1) rows: Φ(t) a logistic flip of random sharpness
-    and timing. Returns the number of step rows written."""
+    and timing (``plan``: and a plan.json naming them all, as a sweep has). Returns the number
+    of step rows written."""
     import pyarrow.parquet as pq
 
     store = store if isinstance(store, Store) else Store.open(store)
@@ -229,6 +242,8 @@ def synthetic_grid(
             "bracket_id": [f"{p[0]}|{p[1]}|s{p[2]}|{s}" for p, s in zip(pts, seeds)],
         }
         store.write_table(pa.table(rec, schema=TRIAL_SCHEMA), "trials", f"{name}.parquet")
+    if plan:
+        write_plan(store, [f"{i:016x}" for i in range(n_trials)], name="bench")
     return rows
 
 
