@@ -3,9 +3,8 @@
 
 Writes ``<table>.parquet`` and ``<table>.csv`` for each summary table, ``phantom.duckdb``
 (views over the raw Parquet by absolute path, and over these snapshots, so any DuckDB client can
-open it), and ``report.html``. Each table is computed once: after it is written, the view of the
-same name in the working connection is replaced by the materialised table, so the views built
-on it do not recompute it.
+open it), and ``report.html``. Each view is computed once, in dependency order: a cache view
+(analysis.registry) becomes a table that the views built on it read.
 
 Everything is first written to a staging folder (``analysis/.staging-*.tmp``) and moved into
 place once every table and the report exist: an error while computing leaves the previous
@@ -53,16 +52,20 @@ def analyze(
     ctx = db.context(paths, settings)
     out = ctx.sources[0].store.child(ANALYSIS_DIR)
     result = AnalysisResult(out)
-    names = db.snapshot_views()
-    total = len(names) + 2 + int(report)
-    with db.connect(ctx) as conn, Staging(out) as stage:
-        for i, name in enumerate(names, 1):
-            t0 = time.perf_counter()
-            say(f"[{i}/{total}] {name} ...")
-            result.rows[name] = _materialise(conn, name, stage)
-            result.seconds[name] = time.perf_counter() - t0
-            say(f"[{i}/{total}] {name}: {result.rows[name]} rows in {result.seconds[name]:.1f} s")
-        i = len(names) + 1
+    total = len(db.snapshot_views()) + 2 + int(report)
+    with db.connect(ctx, views=[]) as conn, Staging(out) as stage:
+        # every view in dependency order, each computed once; the snapshots are written
+        i = 0
+        t0 = time.perf_counter()
+        for v in REGISTRY.order():
+            table = db.define_view(conn, v, ctx, cache=v.cache)
+            if v.snapshot:
+                i += 1
+                result.rows[v.name] = _write_snapshot(conn, v.name, table, stage)
+                result.seconds[v.name] = time.perf_counter() - t0
+                say(f"[{i}/{total}] {v.name}: {result.rows[v.name]} rows in {result.seconds[v.name]:.1f} s")
+                t0 = time.perf_counter()
+        i += 1
         if report:
             from analysis.report import build_report
 
@@ -122,12 +125,6 @@ class Staging:
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
 
-    def write_table(self, arrow, name: str) -> None:
-        import pyarrow.parquet as pq
-
-        pq.write_table(arrow, self.path(name))
-        self.files.append(name)
-
     def write_text(self, text: str, name: str) -> None:
         with open(self.path(name), "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -150,23 +147,18 @@ class Staging:
         self.created_out = False
 
 
-def _materialise(conn, name: str, stage: Staging) -> int:
-    """Snapshot view ``name`` into a table, write it as Parquet + CSV, point the view at it."""
-    table = f"_snapshot_{name}"
-    db.fetch(conn, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {name}")
-    db.fetch(conn, f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {table}")
-    arrow = conn.sql(f"SELECT * FROM {table}").to_arrow_table()
-    stage.write_table(arrow, f"{name}{PARQUET}")
-    stage.write_text(_csv(arrow), f"{name}.csv")
-    return arrow.num_rows
-
-
-def _csv(arrow) -> str:
-    import pyarrow as pa
-
+def _write_snapshot(conn, name: str, table: str, stage: Staging) -> int:
+    """``<name>.parquet`` and ``<name>.csv`` of ``table`` in the staging folder (DuckDB's own
+    writers: parallel, and integers stay integers in the CSV)."""
+    cols = db.fetch(conn, "SELECT column_name, data_type FROM information_schema.columns "
+                          "WHERE table_name = ? ORDER BY ordinal_position", [table])
     # list columns (geometry histograms) do not fit in CSV cells; they stay in the Parquet
-    keep = [f.name for f in arrow.schema if not pa.types.is_list(f.type)]
-    return arrow.select(keep).to_pandas().to_csv(index=False)
+    flat = ", ".join(f'"{c}"' for c, t in cols if not t.endswith("[]"))
+    db.fetch(conn, f"COPY {table} TO {_quote(stage.path(name + PARQUET))} (FORMAT parquet)")
+    db.fetch(conn, f"COPY (SELECT {flat} FROM {table}) TO {_quote(stage.path(name + '.csv'))} (HEADER)")
+    stage.add(name + PARQUET)
+    stage.add(name + ".csv")
+    return db.scalar(conn, f"SELECT count(*) FROM {table}")
 
 
 def _write_database(ctx: ViewContext, out: Store, stage: Staging) -> None:

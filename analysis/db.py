@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from phantom.errors import QueryError, StorageError
@@ -25,7 +25,7 @@ from phantom.storage import Store
 
 # importing the view modules registers their views
 from analysis import bootstrap, fits, sources, summary, tables  # noqa: F401
-from analysis.registry import REGISTRY, ViewContext, ViewRegistry
+from analysis.registry import REGISTRY, View, ViewContext, ViewRegistry
 from analysis.settings import AnalysisSettings
 from analysis.sources import Source, open_sources, resolve_results  # noqa: F401  (re-exported)
 
@@ -115,27 +115,31 @@ def context(paths_or_stores, settings: AnalysisSettings | None = None) -> ViewCo
 
 def define_views(conn, ctx: ViewContext, names: Iterable[str] | None = None,
                  registry: ViewRegistry = REGISTRY, *, cache: str = "readers",
-                 on_cached: Callable[[str, str], None] | None = None,
                  given: Iterable[str] = ()) -> None:
     """Create ``names`` (default: every view) and the views they read, in dependency order.
 
     ``cache``: ``"readers"`` computes each cache view that another defined view reads into a
-    table ``_table_<name>`` and points the view at it; ``"all"`` every cache view (``phantom
-    analyze``, which then writes the snapshots: ``on_cached(name, table)``); ``"none"`` keeps
-    plain views (each reference recomputes). ``given``: relations that already exist (a test's
-    hand-made ``trial_summary`` table): not defined, their dependencies not followed."""
+    table ``_table_<name>`` and points the view at it; ``"all"`` every cache view; ``"none"``
+    keeps plain views (each reference recomputes). ``given``: relations that already exist (a
+    test's hand-made ``trial_summary`` table): not defined, their dependencies not followed."""
     if cache not in ("readers", "all", "none"):
         raise ValueError(f"`cache` should be 'readers', 'all' or 'none', got {cache!r}")
     order = registry.order(names, given)
     read = {dep for v in order for dep in v.reads}
     for v in order:
-        _execute(conn, v.create_sql(ctx))
-        if v.cache and (cache == "all" or (cache == "readers" and v.name in read)):
-            table = f"_table_{v.name}"
-            _execute(conn, f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {v.name}")
-            _execute(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM {table}")
-            if on_cached is not None:
-                on_cached(v.name, table)
+        define_view(conn, v, ctx, v.cache and (cache == "all" or (cache == "readers" and v.name in read)))
+
+
+def define_view(conn, v: View, ctx: ViewContext, cache: bool = False) -> str:
+    """Create view ``v``; with ``cache``, compute it into ``_table_<name>`` and point the view
+    there. Returns the relation that holds it."""
+    _execute(conn, v.create_sql(ctx))
+    if not cache:
+        return v.name
+    table = f"_table_{v.name}"
+    _execute(conn, f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {v.name}")
+    _execute(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM {table}")
+    return table
 
 
 def connect(

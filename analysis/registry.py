@@ -13,7 +13,9 @@ materialised by ``phantom analyze`` (Parquet + CSV) and read from that snapshot 
 ``cache``: a view that others read is computed once into a table when a connection is opened
 (analysis.db), instead of being inlined into every reader (DuckDB expands a view at each
 reference, so a chain of views that read ``trial_summary`` several times would recompute it,
-and bind it, that many times). Snapshot views are cached; so are a few small hubs.
+and bind it, that many times). Snapshot views are cached; so are a few small derived hubs.
+The raw views are not: they are shallow, and caching the records (with their config JSON)
+would cost a simple ``phantom query`` more than it saves.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def trial_copies(ctx: ViewContext) -> str:
     return "\nUNION ALL BY NAME\n".join(parts)
 
 
-@view("trial_records", kind="raw", reads=("trial_copies", "plan", "folders"), cache=True)
+@view("trial_records", kind="raw", reads=("trial_copies", "plan", "folders"))
 def trial_records(ctx: ViewContext) -> str:
     """One record per trial id, and whether the folders' plans include it (``in_plan``)."""
     return f"""
@@ -220,7 +220,7 @@ FROM kept
 """
 
 
-@view("trials", kind="raw", reads=("trial_records",), cache=True)
+@view("trials", kind="raw", reads=("trial_records",))
 def trials(ctx: ViewContext) -> str:
     """The trial records analysed: the plans' trials (every record with --all-trials)."""
     if ctx.settings.all_trials:
