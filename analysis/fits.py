@@ -222,6 +222,8 @@ ci AS (
     -- percentile intervals over the replicates where the statistic is defined; none for a
     -- group with fewer than two sentences (every resample would be the data itself)
     SELECT f.model, f.protocol, count(*) AS n_boot,
+           -- a resample can leave θ*_shape without a bounded cut: how often it had one
+           count(f.theta_shape) / count(*) AS theta_shape_boot_defined,
            {ci('theta_shape')}, {ci('theta_resolve')}, {ci('H')}, {ci('B_FT')}
     FROM fit_replicates f JOIN resampled s USING (model, protocol)
     WHERE f.r > 0 AND s.k >= 2
@@ -229,7 +231,7 @@ ci AS (
 )
 SELECT g.*,
        p.n_shape, p.shape_errors, p.shape_lo, p.shape_hi, p.theta_shape,
-       c.theta_shape_ci_lo, c.theta_shape_ci_hi,
+       c.theta_shape_ci_lo, c.theta_shape_ci_hi, c.theta_shape_boot_defined,
        b.n_brackets, b.n_eta_c, b.n_sentences_eta_c, b.n_non_monotone,
        p.theta_resolve, c.theta_resolve_ci_lo, c.theta_resolve_ci_hi,
        p.theta_min, p.theta_max, p.gmax_resolved, p.gmax_all,

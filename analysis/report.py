@@ -20,6 +20,7 @@ TABLES = [
     ("fits", "Fits per model and protocol (θ*_shape, θ*_resolve, H, B_FT)", "SELECT * FROM fits"),
     ("uncertainty", "Bootstrap intervals over sentences (percentile)",
      "SELECT model, protocol, n_sentences, n_boot, theta_shape, theta_shape_ci_lo, theta_shape_ci_hi, "
+     "theta_shape_boot_defined, "
      "theta_resolve, theta_resolve_ci_lo, theta_resolve_ci_hi, H, H_ci_lo, H_ci_hi, "
      "B_FT, B_FT_ci_lo, B_FT_ci_hi FROM fits"),
     ("correlations", "Spearman rank correlations (interval: Fisher z, Bonett–Wright SE)",

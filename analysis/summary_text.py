@@ -15,6 +15,10 @@ def _ci(lo, hi) -> str:
     return "" if lo is None or hi is None else f" [{_g(lo)}, {_g(hi)}]"
 
 
+def _defined(frac) -> str:
+    return "" if frac is None or frac >= 1 else f" ({100 * frac:.0f}% of resamples)"
+
+
 def summary_text(conn, out: Store) -> str:
     lines = []
     status = db.fetch(conn, "SELECT status, count(*) FROM trial_summary GROUP BY 1 ORDER BY 1")
@@ -49,6 +53,7 @@ def summary_text(conn, out: Store) -> str:
             for f in boot:
                 lines.append(
                     f"  {f['model'][:24]}/{f['protocol']}: θ*_shape{_ci(f['theta_shape_ci_lo'], f['theta_shape_ci_hi'])}"
+                    f"{_defined(f['theta_shape_boot_defined'])}"
                     f" θ*_resolve{_ci(f['theta_resolve_ci_lo'], f['theta_resolve_ci_hi'])}"
                     f" H{_ci(f['H_ci_lo'], f['H_ci_hi'])} B_FT{_ci(f['B_FT_ci_lo'], f['B_FT_ci_hi'])}"
                 )

@@ -252,6 +252,8 @@ def fits(summary: pd.DataFrame, trials: pd.DataFrame, s: AnalysisSettings):
             ok = len(sentences) >= 2 and vals
             out[f"{col}_ci_lo"] = float(np.quantile(vals, lo_q)) if ok else None
             out[f"{col}_ci_hi"] = float(np.quantile(vals, hi_q)) if ok else None
+            if col == "theta_shape":
+                out["theta_shape_boot_defined"] = len(vals) / s.bootstrap if len(sentences) >= 2 else None
         result[(model, proto)] = out
     return result, brackets, ref
 
