@@ -1,29 +1,32 @@
-"""``phantom analyze``: every view of analysis.db materialised under ``<first sweep>/analysis/``.
+"""``phantom analyze``: every snapshot view of the registry materialised under
+``<first folder>/analysis/`` (phantom.layout.ANALYSIS_DIR).
 
 Writes ``<table>.parquet`` and ``<table>.csv`` for each summary table, ``phantom.duckdb``
 (views over the raw Parquet by absolute path, and over these snapshots, so any DuckDB client can
-open it), and ``report.html``. Each table is computed once: after it is written, the view of the
-same name in the working connection is replaced by the materialised table, so the views built
-on it do not recompute it.
+open it), and ``report.html``. Each view is computed once, in dependency order: a cache view
+(analysis.registry) becomes a table that the views built on it read.
+
+Everything is first written to a staging folder (``analysis/.staging-*.tmp``) and moved into
+place once every table and the report exist: an error while computing leaves the previous
+analysis as it was, and the staging folder is removed whatever happens.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from phantom.layout import ANALYSIS_DIR, DATABASE_FILE, PARQUET, REPORT_FILE, TMP_SUFFIX
 from phantom.storage import Store
 
 from analysis import db
+from analysis.registry import REGISTRY, ViewContext
 from analysis.settings import AnalysisSettings
-
-ANALYSIS_DIR = "analysis"
-DATABASE = "phantom.duckdb"
-REPORT = "report.html"
 
 
 @dataclass
@@ -45,100 +48,139 @@ def analyze(
     report: bool = True,
     progress: Callable[[str], None] | None = _stderr,
 ) -> AnalysisResult:
-    settings = settings or AnalysisSettings()
     say = progress or (lambda _m: None)
-    stores = db.resolve_results(paths)
-    out = stores[0].child(ANALYSIS_DIR)
+    ctx = db.context(paths, settings)
+    out = ctx.sources[0].store.child(ANALYSIS_DIR)
     result = AnalysisResult(out)
-    conn = db.connect(stores, settings)
-    try:
-        steps = len(db.SNAPSHOT_VIEWS) + 2 + int(report)
-        for i, name in enumerate(db.SNAPSHOT_VIEWS, 1):
-            t0 = time.perf_counter()
-            say(f"[{i}/{steps}] {name} ...")
-            result.rows[name] = _materialise(conn, name, out)
-            result.seconds[name] = time.perf_counter() - t0
-            say(f"[{i}/{steps}] {name}: {result.rows[name]} rows in {result.seconds[name]:.1f} s")
-        i = len(db.SNAPSHOT_VIEWS) + 1
+    total = len(db.snapshot_views()) + 2 + int(report)
+    with db.connect(ctx, views=[]) as conn, Staging(out) as stage:
+        # every view in dependency order, each computed once; the snapshots are written
+        i = 0
         t0 = time.perf_counter()
-        _write_database(stores, settings, out)
-        result.seconds["database"] = time.perf_counter() - t0
-        say(f"[{i}/{steps}] {DATABASE} in {result.seconds['database']:.1f} s")
+        for v in REGISTRY.order():
+            table = db.define_view(conn, v, ctx, cache=v.cache)
+            if v.snapshot:
+                i += 1
+                result.rows[v.name] = _write_snapshot(conn, v.name, table, stage)
+                result.seconds[v.name] = time.perf_counter() - t0
+                say(f"[{i}/{total}] {v.name}: {result.rows[v.name]} rows in {result.seconds[v.name]:.1f} s")
+                t0 = time.perf_counter()
+        i += 1
         if report:
             from analysis.report import build_report
 
             t0 = time.perf_counter()
-            say(f"[{i + 1}/{steps}] {REPORT} (figures) ...")
-            out.write_text(build_report(conn, settings), REPORT)
+            say(f"[{i}/{total}] {REPORT_FILE} (figures) ...")
+            stage.write_text(build_report(conn, ctx.settings), REPORT_FILE)
             result.seconds["report"] = time.perf_counter() - t0
-            say(f"[{i + 1}/{steps}] {REPORT} in {result.seconds['report']:.1f} s")
+            say(f"[{i}/{total}] {REPORT_FILE} in {result.seconds['report']:.1f} s")
+            i += 1
         from analysis.summary_text import summary_text
 
         result.summary = summary_text(conn, out)
-        say(f"[{steps}/{steps}] done")
-    finally:
-        conn.close()
+        # the tables are complete: move them into place, then the database that reads them
+        stage.commit()
+        t0 = time.perf_counter()
+        _write_database(ctx, out, stage)
+        stage.commit()
+        result.seconds["database"] = time.perf_counter() - t0
+        say(f"[{i}/{total}] {DATABASE_FILE} in {result.seconds['database']:.1f} s")
+        say(f"[{total}/{total}] done")
     return result
 
 
-def _materialise(conn, name: str, out: Store) -> int:
-    """Snapshot view ``name`` into a table, write it as Parquet + CSV, point the view at it."""
-    table = f"_snapshot_{name}"
-    db.fetch(conn, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {name}")
-    db.fetch(conn, f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {table}")
-    arrow = conn.sql(f"SELECT * FROM {table}").to_arrow_table()
-    out.write_table(arrow, f"{name}.parquet")
-    out.write_text(_csv(arrow), f"{name}.csv")
-    return arrow.num_rows
+# ----------------------------------------------------------------------------------------------
+# writing
 
 
-def _csv(arrow) -> str:
-    import pyarrow as pa
+class Staging:
+    """A private folder for the files of one run, moved into ``out`` by :meth:`commit`; the
+    folder (and ``out`` itself, when this run created it and nothing was committed) is removed
+    on exit, error or not."""
 
-    # list columns (geometry histograms) do not fit in CSV cells; they stay in the Parquet
-    keep = [f.name for f in arrow.schema if not pa.types.is_list(f.type)]
-    return arrow.select(keep).to_pandas().to_csv(index=False)
+    def __init__(self, out: Store):
+        self.out = out
+        self.files: list[str] = []
+        self.created_out = False
+        self.folder = ""
 
-
-def _write_database(stores: Sequence[Store], settings: AnalysisSettings, out: Store) -> None:
-    """A DuckDB file holding only views (and the list of results folders in ``sources``)."""
-    import duckdb
-
-    folder = tempfile.mkdtemp(prefix="phantom-analyze-")
-    local = os.path.join(folder, DATABASE)
-    try:
-        conn = duckdb.connect(local)
-        try:
-            for _, sql in db.raw_view_sql(stores, settings):
-                db.fetch(conn, sql)
-            db.fetch(conn, _trial_steps_sql())
-            for name in db.SNAPSHOT_VIEWS:
-                path = out.path(f"{name}.parquet") if out.is_local else f"{out.uri}/{name}.parquet"
-                db.fetch(conn, f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({db._quote(path)})")
-            db.fetch(conn, "CREATE TABLE sources (path VARCHAR)")
-            roots = [s.root if s.is_local else s.uri for s in stores] + [
-                out.root if out.is_local else out.uri
-            ]
-            conn.executemany("INSERT INTO sources VALUES (?)", [[r] for r in roots])
-            db.fetch(conn, "CHECKPOINT")
-        finally:
-            conn.close()
-        if out.is_local:
-            out.fs.create_dir(out.root, recursive=True)
-            tmp = out.path(DATABASE + ".tmp")
-            with open(local, "rb") as src, open(tmp, "wb") as dst:
-                dst.write(src.read())
-            os.replace(tmp, out.path(DATABASE))
+    def __enter__(self) -> Staging:
+        if self.out.is_local:
+            self.created_out = not os.path.isdir(self.out.root)
+            os.makedirs(self.out.root, exist_ok=True)
+            # beside the destination: the final move is a rename on the same filesystem
+            self.folder = tempfile.mkdtemp(prefix=".staging-", suffix=TMP_SUFFIX, dir=self.out.root)
         else:
-            with open(local, "rb") as src, out.fs.open_output_stream(out.path(DATABASE)) as dst:
-                dst.write(src.read())
+            self.folder = tempfile.mkdtemp(prefix="phantom-analyze-")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.created_out:
+            try:
+                os.rmdir(self.out.root)  # only if empty: nothing was committed
+            except OSError:
+                pass
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+    def write_text(self, text: str, name: str) -> None:
+        with open(self.path(name), "w", encoding="utf-8") as fh:
+            fh.write(text)
+        self.files.append(name)
+
+    def add(self, name: str) -> None:
+        """A file written directly at :meth:`path`."""
+        self.files.append(name)
+
+    def commit(self) -> None:
+        for name in self.files:
+            if self.out.is_local:
+                os.replace(self.path(name), self.out.path(name))
+            else:
+                with open(self.path(name), "rb") as src, \
+                        self.out.fs.open_output_stream(self.out.path(name)) as dst:
+                    shutil.copyfileobj(src, dst)
+                os.unlink(self.path(name))
+        self.files = []
+        self.created_out = False
+
+
+def _write_snapshot(conn, name: str, table: str, stage: Staging) -> int:
+    """``<name>.parquet`` and ``<name>.csv`` of ``table`` in the staging folder (DuckDB's own
+    writers: parallel, and integers stay integers in the CSV)."""
+    cols = db.fetch(conn, "SELECT column_name, data_type FROM information_schema.columns "
+                          "WHERE table_name = ? ORDER BY ordinal_position", [table])
+    # list columns (geometry histograms) do not fit in CSV cells; they stay in the Parquet
+    flat = ", ".join(f'"{c}"' for c, t in cols if not t.endswith("[]"))
+    db.fetch(conn, f"COPY {table} TO {_quote(stage.path(name + PARQUET))} (FORMAT parquet)")
+    db.fetch(conn, f"COPY (SELECT {flat} FROM {table}) TO {_quote(stage.path(name + '.csv'))} (HEADER)")
+    stage.add(name + PARQUET)
+    stage.add(name + ".csv")
+    return db.scalar(conn, f"SELECT count(*) FROM {table}")
+
+
+def _write_database(ctx: ViewContext, out: Store, stage: Staging) -> None:
+    """A DuckDB file holding only views (and the folders it may read in ``sources``): the raw
+    views over the results by absolute path (DuckDB resolves relative paths against the
+    client's working directory), the snapshot views over ``analysis/<name>.parquet``."""
+    conn = db._duckdb(stage.path(DATABASE_FILE), stage.folder)
+    try:
+        for v in REGISTRY.order():
+            if v.snapshot:
+                path = out.path(f"{v.name}{PARQUET}") if out.is_local else f"{out.uri}/{v.name}{PARQUET}"
+                db.fetch(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM read_parquet({_quote(path)})")
+            else:
+                db.fetch(conn, v.create_sql(ctx))
+        db.fetch(conn, "CREATE TABLE sources (path VARCHAR)")
+        roots = [s.location for s in ctx.sources] + [out.root if out.is_local else out.uri]
+        conn.executemany("INSERT INTO sources VALUES (?)", [[r] for r in roots])
+        db.fetch(conn, "CHECKPOINT")
     finally:
-        for name in os.listdir(folder):
-            os.unlink(os.path.join(folder, name))
-        os.rmdir(folder)
+        conn.close()
+    stage.add(DATABASE_FILE)
 
 
-def _trial_steps_sql() -> str:
-    from analysis.summary import TRIAL_STEPS_SQL
-
-    return TRIAL_STEPS_SQL
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -16,6 +16,10 @@ def _settings(args: argparse.Namespace) -> AnalysisSettings:
         borderline=args.borderline,
         saturation_window=args.saturation_window,
         saturation_tol=args.saturation_tol,
+        all_trials=args.all_trials,
+        bootstrap=args.bootstrap,
+        bootstrap_seed=args.bootstrap_seed,
+        confidence=args.confidence,
     )
     return base.with_lr_ref(parse_lr_ref(args.lr_ref))
 
@@ -32,6 +36,14 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--borderline", type=float, default=d.borderline, help="below it: 'drift' (default %(default)s)")
     g.add_argument("--saturation-window", type=int, default=d.saturation_window, help="Φ-saturation w (default %(default)s)")
     g.add_argument("--saturation-tol", type=float, default=d.saturation_tol, help="Φ-saturation tol (default %(default)s)")
+    g.add_argument("--all-trials", action="store_true",
+                   help="also analyse complete trial records that no plan.json names (view extra_trials)")
+    g.add_argument("--bootstrap", type=int, default=d.bootstrap, metavar="N",
+                   help="bootstrap resamples over sentences for the fit intervals, 0 = none (default %(default)s)")
+    g.add_argument("--bootstrap-seed", type=int, default=d.bootstrap_seed, metavar="S",
+                   help="seed of the bootstrap draw (default %(default)s)")
+    g.add_argument("--confidence", type=float, default=d.confidence,
+                   help="level of the bootstrap and Spearman intervals (default %(default)s)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -41,11 +53,8 @@ def run_query(args: argparse.Namespace) -> int:
     from analysis import db
     from analysis.query import render, run_query as _run
 
-    conn = db.connect_readonly(args.paths, _settings(args), only_for=args.sql)
-    try:
+    with db.connect_readonly(args.paths, _settings(args), only_for=args.sql) as conn:
         table = _run(conn, args.sql)
-    finally:
-        conn.close()
     render(table, args.format, args.out)
     return 0
 
@@ -74,10 +83,11 @@ def register(sub) -> None:
     p = sub.add_parser(
         "query",
         help="run one read-only SQL query over results (views: steps, trials, trial_summary, fits, ...)",
-        description="Run one read-only SQL statement over one or several results folders. Views: "
-        "steps, trials, trial_steps, trial_summary, reference_trials, shape_fit, eta_c, fits, "
-        "correlations, isolation, stopping, ablation, blind_prediction, geometry, "
-        "geometry_sentences, lr_ref. A phantom.duckdb written by `phantom analyze` works too.",
+        description="Run one read-only SQL statement over one or several results folders (or "
+        "globs of them). Views: steps, trials, extra_trials, trial_steps, trial_summary, "
+        "reference_trials, shape_fit, eta_c, eta_c_sentence, fits, fit_replicates, correlations, "
+        "isolation, stopping, ablation, blind_prediction, geometry, geometry_sentences, folders, "
+        "plan, lr_ref. A phantom.duckdb written by `phantom analyze` works too.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="results folder(s); the SQL comes last")
     p.add_argument("sql", metavar="SQL")

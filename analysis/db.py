@@ -1,168 +1,99 @@
 """Open one or several results folders as a DuckDB connection with the study's views.
 
-The Parquet is read in place (globs over ``steps/*.parquet``, ``trials/*.parquet`` and
-``geometry/*.parquet``); nothing is copied into a database. ``steps`` only ever shows rows
-of trials whose ``trials/`` record exists: a steps file without its record is the leftover of
-a killed trial (phantom.schema) and none of its rows reach a result.
+The Parquet is read in place; nothing is copied into a database. The views are those of the
+registry (analysis.registry), defined in dependency order: the raw views of analysis.sources
+(which trials, one record and one set of step rows per trial), ``trial_steps`` and
+``trial_summary`` (analysis.summary, SPEC §4), the fits (analysis.fits, analysis.bootstrap,
+SPEC §5) and the tables (analysis.tables).
 
-Views, in dependency order: ``lr_ref``, ``trials``, ``steps``, ``geometry_rows``, ``geometry``,
-``geometry_sentences``, ``trial_steps``, ``trial_summary`` (analysis.summary),
-``reference_trials``, ``shape_fit``, ``eta_c``, ``fits`` (analysis.fits), ``correlation_points``,
-``correlations``, ``isolation``, ``stopping``, ``ablation``, ``blind_prediction``
-(analysis.tables).
+Every connection opened here owns a private temporary folder (DuckDB's spill files, and for
+``phantom query`` the catalog of views) that is removed when it is closed, whatever happened:
+nothing is left in the working directory, the results folders or the system's temp folder.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from phantom.errors import QueryError, StorageError
-from phantom.layout import GEOMETRY_DIR, STEPS_DIR, TRIALS_DIR
-from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
 from phantom.storage import Store
 
-from analysis import fits, tables
-from analysis.schema import GEOMETRY_SCHEMA, MODEL_COLUMNS, SENTENCE_COLUMNS, empty_select
+# importing the view modules registers their views
+from analysis import bootstrap, fits, sources, summary, tables  # noqa: F401
+from analysis.registry import REGISTRY, View, ViewContext, ViewRegistry
 from analysis.settings import AnalysisSettings
-from analysis.summary import TRIAL_STEPS_SQL, trial_summary_sql
-
-RAW_VIEWS = ["lr_ref", "trials", "steps", "geometry_rows", "geometry", "geometry_sentences"]
-# views computed from the raw ones; `phantom analyze` snapshots each of them to Parquet
-DERIVED_VIEWS = ["trial_summary"] + [n for n, _ in fits.VIEWS] + [n for n, _ in tables.VIEWS]
-SNAPSHOT_VIEWS = [v for v in DERIVED_VIEWS if v not in ("correlation_points",)]
+from analysis.sources import Source, open_sources, resolve_results  # noqa: F401  (re-exported)
 
 
-# ----------------------------------------------------------------------------------------------
-# results folders
-
-
-def resolve_results(paths: Iterable[str | os.PathLike]) -> list[Store]:
-    """Each path is a results folder (has ``trials/`` or ``steps/``) or a folder of them (a
-    storage root holding several sweeps). Raises StorageError for a path with no results."""
-    stores: list[Store] = []
-    for path in paths:
-        store = Store.open(path)
-        if store.exists(TRIALS_DIR) or store.exists(STEPS_DIR):
-            stores.append(store)
-            continue
-        if not store.exists():
-            raise StorageError(f"no such results folder: {store.uri}")
-        subs = [
-            store.child(info.base_name)
-            for info in _subfolders(store)
-            if store.exists(info.base_name, TRIALS_DIR)
-        ]
-        if not subs:
-            raise StorageError(
-                f"no results in {store.uri}: expected a trials/ folder (or sweeps that have one)"
-            )
-        stores.extend(subs)
-    if not stores:
-        raise StorageError("no results folder given")
-    return stores
-
-
-def _subfolders(store: Store):
-    import pyarrow.fs as pafs
-
-    sel = pafs.FileSelector(store.root, allow_not_found=True)
-    return sorted(
-        (i for i in store.fs.get_file_info(sel) if i.type == pafs.FileType.Directory),
-        key=lambda i: i.base_name,
-    )
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def parquet_globs(stores: Sequence[Store], folder: str) -> list[str]:
-    """``<root>/<folder>/*.parquet`` for each store that has at least one such file."""
-    globs = []
-    for store in stores:
-        if store.list(folder):
-            base = store.path(folder) if store.is_local else f"{store.uri}/{folder}"
-            globs.append(f"{base}/*.parquet")
-    return globs
-
-
-def _read(globs: list[str], union: bool) -> str:
-    files = "[" + ", ".join(_quote(g) for g in globs) + "]"
-    return f"read_parquet({files}, union_by_name = {str(union).lower()})"
+def snapshot_views(registry: ViewRegistry = REGISTRY) -> list[str]:
+    """The views ``phantom analyze`` writes as tables, in definition order."""
+    return [v.name for v in registry.order() if v.snapshot]
 
 
 # ----------------------------------------------------------------------------------------------
-# view definitions
+# connections that clean up after themselves
 
 
-def raw_view_sql(stores: Sequence[Store], settings: AnalysisSettings) -> list[tuple[str, str]]:
-    """(name, CREATE VIEW ...) for the views over the Parquet files themselves."""
-    rates = ", ".join(f"({_quote(p)}, {r!r})" for p, r in settings.lr_ref)
-    out = [
-        (
-            "lr_ref",
-            "CREATE OR REPLACE VIEW lr_ref AS SELECT * FROM "
-            f"(VALUES {rates}) AS v(protocol, lr_ref)",
-        )
-    ]
-    trial_globs = parquet_globs(stores, TRIALS_DIR)
-    if trial_globs:
-        trials = (
-            f"SELECT * FROM {_read(trial_globs, union=True)} "
-            # the same trial in two folders (ids are content hashes): keep the latest record
-            "QUALIFY row_number() OVER (PARTITION BY trial_id ORDER BY finished_at DESC NULLS LAST) = 1"
-        )
-    else:
-        trials = empty_select(TRIAL_SCHEMA)
-    out.append(("trials", f"CREATE OR REPLACE VIEW trials AS {trials}"))
+class Connection:
+    """A DuckDB connection plus the temporary folder it owns (removed by :meth:`close`, by
+    ``with``, or at the latest when the object is garbage-collected)."""
 
-    step_globs = parquet_globs(stores, STEPS_DIR)
-    if step_globs and trial_globs:
-        steps = (
-            f"SELECT * FROM {_read(step_globs, union=False)} "
-            "WHERE trial_id IN (SELECT trial_id FROM trials)"
-        )
-    else:
-        steps = empty_select(STEP_SCHEMA)
-    out.append(("steps", f"CREATE OR REPLACE VIEW steps AS {steps}"))
+    def __init__(self, raw, folder: str):
+        self.raw = raw
+        self.folder = folder
+        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True)
 
-    geo_globs = parquet_globs(stores, GEOMETRY_DIR)
-    geo = f"SELECT * FROM {_read(geo_globs, union=True)}" if geo_globs else empty_select(GEOMETRY_SCHEMA)
-    model_cols = ", ".join(f'"{c}"' for c in MODEL_COLUMNS)
-    sent_cols = ", ".join(f'"{c}"' for c in SENTENCE_COLUMNS)
-    out += [
-        ("geometry_rows", f"CREATE OR REPLACE VIEW geometry_rows AS {geo}"),
-        (
-            "geometry",
-            f"CREATE OR REPLACE VIEW geometry AS SELECT {model_cols} FROM geometry_rows "
-            "QUALIFY row_number() OVER (PARTITION BY model ORDER BY created_at DESC NULLS LAST) = 1",
-        ),
-        (
-            "geometry_sentences",
-            f"CREATE OR REPLACE VIEW geometry_sentences AS SELECT {sent_cols} FROM geometry_rows "
-            "WHERE sentence_id IS NOT NULL",
-        ),
-    ]
-    return out
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        finally:
+            self._cleanup()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def derived_view_sql(settings: AnalysisSettings) -> list[tuple[str, str]]:
-    return [
-        ("trial_steps", TRIAL_STEPS_SQL),
-        ("trial_summary", trial_summary_sql(settings)),
-        *fits.VIEWS,
-        *tables.VIEWS,
-    ]
+def _duckdb(database: str, folder: str, read_only: bool = False):
+    import duckdb
+
+    # spills go to the private folder, not to ./.tmp or <database>.tmp
+    conn = duckdb.connect(database, read_only=read_only,
+                          config={"temp_directory": os.path.join(folder, "spill")})
+    conn.execute("SET enable_progress_bar = false")
+    return conn
+
+
+def _private_folder() -> str:
+    return tempfile.mkdtemp(prefix="phantom-duckdb-")
+
+
+def one_line(exc: BaseException) -> str:
+    """DuckDB's message on one line: its first line (and the next, when the first only names
+    the kind of error)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 def register_functions(conn) -> None:
-    """Python functions the views call (only ``spearman_p``; SciPy is imported lazily)."""
+    """Python functions the views call (only ``spearman_p``; SciPy is imported lazily). NULL
+    in, NULL out: the function sees every row and answers None where ρ has no p-value."""
     from analysis.stats import spearman_p
 
-    conn.create_function("spearman_p", spearman_p, ["DOUBLE", "BIGINT"], "DOUBLE", side_effects=False)
+    conn.create_function("spearman_p", spearman_p, ["DOUBLE", "BIGINT"], "DOUBLE",
+                         null_handling="special", side_effects=False)
 
 
 def _execute(conn, sql: str) -> None:
@@ -171,98 +102,130 @@ def _execute(conn, sql: str) -> None:
     try:
         conn.execute(sql)
     except duckdb.Error as exc:
-        raise QueryError(str(exc).splitlines()[0]) from None
+        raise QueryError(one_line(exc)) from None
 
 
-def define_views(
-    conn, stores: Sequence[Store], settings: AnalysisSettings, only_for: str | None = None
-) -> None:
-    """Define the views; with ``only_for`` (a query), only those it names and their
-    dependencies (binding the nested views costs about a second, a plain query need not pay)."""
-    views = raw_view_sql(stores, settings) + derived_view_sql(settings)
-    if only_for is not None:
-        import re
-
-        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", only_for.lower()))
-        named = [i for i, (name, _) in enumerate(views) if name in words]
-        # SHOW TABLES, information_schema, ...: a query that names no view gets them all
-        last = max(named) if named else len(views) - 1
-        views = views[: last + 1]
-    for _, sql in views:
-        _execute(conn, sql)
+def context(paths_or_stores, settings: AnalysisSettings | None = None) -> ViewContext:
+    """The folders (with their plans) and settings the views are built for."""
+    if isinstance(paths_or_stores, ViewContext):
+        return paths_or_stores
+    stores = _stores(paths_or_stores)
+    return ViewContext(open_sources(stores), settings or AnalysisSettings())
 
 
-# ----------------------------------------------------------------------------------------------
-# connections
+def define_views(conn, ctx: ViewContext, names: Iterable[str] | None = None,
+                 registry: ViewRegistry = REGISTRY, *, cache: str = "readers",
+                 given: Iterable[str] = ()) -> None:
+    """Create ``names`` (default: every view) and the views they read, in dependency order.
+
+    ``cache``: ``"readers"`` computes each cache view that another defined view reads into a
+    table ``_table_<name>`` and points the view at it; ``"all"`` every cache view; ``"none"``
+    keeps plain views (each reference recomputes). ``given``: relations that already exist (a
+    test's hand-made ``trial_summary`` table): not defined, their dependencies not followed."""
+    if cache not in ("readers", "all", "none"):
+        raise ValueError(f"`cache` should be 'readers', 'all' or 'none', got {cache!r}")
+    order = registry.order(names, given)
+    read = {dep for v in order for dep in v.reads}
+    for v in order:
+        define_view(conn, v, ctx, v.cache and (cache == "all" or (cache == "readers" and v.name in read)))
+
+
+def define_view(conn, v: View, ctx: ViewContext, cache: bool = False) -> str:
+    """Create view ``v``; with ``cache``, compute it into ``_table_<name>`` and point the view
+    there. Returns the relation that holds it."""
+    _execute(conn, v.create_sql(ctx))
+    if not cache:
+        return v.name
+    table = f"_table_{v.name}"
+    _execute(conn, f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {v.name}")
+    _execute(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM {table}")
+    return table
 
 
 def connect(
-    paths: Iterable[str | os.PathLike] | Sequence[Store],
+    paths: Iterable[str | os.PathLike] | Sequence[Store] | ViewContext,
     settings: AnalysisSettings | None = None,
-):
-    """An in-memory DuckDB connection with every view defined over ``paths``."""
-    import duckdb
-
-    stores = _stores(paths)
-    conn = duckdb.connect()
-    register_functions(conn)
-    define_views(conn, stores, settings or AnalysisSettings())
-    return conn
+    views: Iterable[str] | None = None,
+) -> Connection:
+    """An in-memory connection with the views over ``paths`` (``views``: only those and what
+    they read, e.g. ``["trial_summary"]``). Close it (or use ``with``)."""
+    ctx = context(paths, settings)
+    folder = _private_folder()
+    conn = None
+    try:
+        conn = Connection(_duckdb(":memory:", folder), folder)
+        register_functions(conn)
+        define_views(conn, ctx, views)
+        return conn
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def connect_readonly(
     paths: Iterable[str | os.PathLike] | Sequence[Store],
     settings: AnalysisSettings | None = None,
     only_for: str | None = None,
-):
+) -> Connection:
     """A connection that cannot write: the views live in a catalog attached read-only, file
     access is limited to the results folders (enable_external_access = false with
     allowed_directories), and the configuration is locked. ``phantom query`` also refuses
-    non-SELECT statements before they run (:mod:`analysis.query`).
+    non-SELECT statements before they run (:mod:`analysis.query`). With ``only_for`` (the
+    query), only the views it names and their dependencies are defined.
 
     A path to a ``phantom.duckdb`` written by ``phantom analyze`` is opened as is."""
-    import duckdb
-
     paths = list(paths)
     if len(paths) == 1 and str(paths[0]).endswith(".duckdb"):
         return _open_database_file(Path(paths[0]))
-    stores = _stores(paths)
-    folder = tempfile.mkdtemp(prefix="phantom-query-")
-    dbfile = os.path.join(folder, "views.duckdb")
+    ctx = context(paths, settings)
+    names = (REGISTRY.named_in(only_for) or None) if only_for is not None else None
+    folder = _private_folder()
     try:
-        build = duckdb.connect(dbfile)
+        dbfile = os.path.join(folder, "views.duckdb")
+        build = _duckdb(dbfile, folder)
         try:
             register_functions(build)
-            define_views(build, stores, settings or AnalysisSettings(), only_for)
+            define_views(build, ctx, names)
         finally:
             build.close()
-        conn = duckdb.connect(dbfile, read_only=True)
-    finally:
-        for name in os.listdir(folder):  # the open file stays readable after unlink (POSIX)
-            os.unlink(os.path.join(folder, name))
-        os.rmdir(folder)
+        conn = Connection(_duckdb(dbfile, folder, read_only=True), folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     register_functions(conn)
-    _lock(conn, [s.root if s.is_local else s.uri for s in stores])
+    _lock(conn, [s.location for s in ctx.sources])
     return conn
 
 
-def _open_database_file(path: Path):
+def _open_database_file(path: Path) -> Connection:
     import duckdb
 
     if not path.is_file():
         raise StorageError(f"no such DuckDB file: {path}")
+    folder = _private_folder()
     try:
-        conn = duckdb.connect(str(path), read_only=True)
+        conn = Connection(_duckdb(str(path), folder, read_only=True), folder)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, duckdb.Error):
+            raise QueryError(f"{path}: not a DuckDB file ({one_line(exc)})") from None
+        raise
+    try:
         roots = [r[0] for r in conn.execute("SELECT path FROM sources").fetchall()]
-    except duckdb.Error as exc:
-        raise QueryError(f"{path}: not a phantom analysis database ({str(exc).splitlines()[0]})") from None
-    register_functions(conn)
-    _lock(conn, roots)
+        register_functions(conn)
+        _lock(conn, roots)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, duckdb.Error):
+            raise QueryError(f"{path}: not a phantom analysis database ({one_line(exc)})") from None
+        raise
     return conn
 
 
 def _lock(conn, roots: list[str]) -> None:
-    dirs = "[" + ", ".join(_quote(r.rstrip("/") + "/") for r in roots) + "]"
+    dirs = "[" + ", ".join(sources.quote(r.rstrip("/") + "/") for r in roots) + "]"
     conn.execute(f"SET allowed_directories = {dirs}")
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")
@@ -285,7 +248,7 @@ def fetch(conn, sql: str, params: list | None = None) -> list[tuple]:
     try:
         return conn.execute(sql, params or []).fetchall()
     except duckdb.Error as exc:
-        raise QueryError(str(exc).splitlines()[0]) from None
+        raise QueryError(one_line(exc)) from None
 
 
 def scalar(conn, sql: str, params: list | None = None):
@@ -302,4 +265,4 @@ def records(conn, sql: str, params: list | None = None) -> list[dict]:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
     except duckdb.Error as exc:
-        raise QueryError(str(exc).splitlines()[0]) from None
+        raise QueryError(one_line(exc)) from None

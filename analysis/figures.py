@@ -9,7 +9,12 @@ from __future__ import annotations
 import io
 import math
 
+from phantom.outcomes import CATAPULT_LIKE, SHAPED, sql_list
+
 from analysis import db
+
+# trials whose trajectory shape was judged (no immediate flips, no stops at the flip)
+_SHAPED = f"character IN ({sql_list(SHAPED)})"
 
 MAX_PANELS = 6
 MAX_LINES = 10
@@ -93,8 +98,8 @@ def through_flip(conn) -> bytes | None:
     """Figure 5: Δ, ψ_g·h, ψ_c·h and Φ through the flip of the sharpest catapults."""
     picks = db.records(
         conn,
-        """SELECT trial_id, model, protocol, sentence_id, flip_step, R FROM trial_summary
-           WHERE status = 'ok' AND flip_step > 0 AND R IS NOT NULL
+        f"""SELECT trial_id, model, protocol, sentence_id, flip_step, R FROM trial_summary
+           WHERE {_SHAPED} AND R IS NOT NULL
            ORDER BY R DESC, trial_id LIMIT 3""",
     )
     if not picks:
@@ -125,7 +130,7 @@ def phase_diagram(conn) -> bytes | None:
     """η·G_max against R for flipped trials, catapult-like marked, with the θ*_shape line."""
     groups = db.fetch(
         conn,
-        "SELECT DISTINCT model, protocol FROM trial_summary WHERE status = 'ok' AND flip_step > 0 "
+        f"SELECT DISTINCT model, protocol FROM trial_summary WHERE {_SHAPED} "
         "AND x > 0 AND R > 0 ORDER BY 1, 2",
     )[:MAX_PANELS]
     if not groups:
@@ -134,8 +139,8 @@ def phase_diagram(conn) -> bytes | None:
     for ax, (model, protocol) in zip(axes, groups):
         pts = db.fetch(
             conn,
-            """SELECT x, R, character IN ('catapult', 'catapult-like') FROM trial_summary
-               WHERE model = ? AND protocol = ? AND status = 'ok' AND flip_step > 0
+            f"""SELECT x, R, character IN ({sql_list(CATAPULT_LIKE)}) FROM trial_summary
+               WHERE model = ? AND protocol = ? AND {_SHAPED}
                  AND x > 0 AND R > 0""",
             [model, protocol],
         )
@@ -172,18 +177,28 @@ def bulk_histograms(conn) -> bytes | None:
 
 
 def reduced_field(conn) -> bytes | None:
-    """Figure 7: H per model and protocol, bars spanning the per-sentence range."""
-    rows = db.records(conn, "SELECT model, protocol, H, H_min, H_max FROM fits WHERE H IS NOT NULL ORDER BY protocol, model")
+    """Figure 7: H per model and protocol; error bars: the bootstrap interval over sentences
+    (when there is one), grey marks: the per-sentence range H_min..H_max."""
+    rows = db.records(conn, "SELECT model, protocol, H, H_min, H_max, H_ci_lo, H_ci_hi FROM fits "
+                      "WHERE H IS NOT NULL ORDER BY protocol, model")
     if not rows:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.4))
     labels = [f"{r['model']}\n{r['protocol']}" for r in rows]
     hs = [r["H"] for r in rows]
-    lo = [max(0.0, r["H"] - (r["H_min"] if r["H_min"] is not None else r["H"])) for r in rows]
-    hi = [max(0.0, (r["H_max"] if r["H_max"] is not None else r["H"]) - r["H"]) for r in rows]
+
+    def gap(a, b):
+        return max(0.0, a - b) if a is not None and b is not None else 0.0
+
+    lo = [gap(r["H"], r["H_ci_lo"]) for r in rows]
+    hi = [gap(r["H_ci_hi"], r["H"]) for r in rows]
     colours = ["tab:orange" if r["protocol"] == "full" else "tab:cyan" for r in rows]
     ax.bar(range(len(rows)), hs, yerr=[lo, hi], color=colours, capsize=3)
+    for k, r in enumerate(rows):
+        for v in (r["H_min"], r["H_max"]):
+            if v is not None:
+                ax.plot([k - 0.3, k + 0.3], [v, v], color="grey", lw=0.8)
     ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=45, ha="right")
     ax.set_ylabel("H = η_ref·Ḡ_max/θ*")
     return _png(fig)
@@ -222,6 +237,6 @@ FIGURES = [
     ("flip", "Δ, ψ_g·h, ψ_c·h and Φ through the flip (Figure 5)", through_flip, "needs a trial that flips during training"),
     ("phase", "Phase diagram: η·G_max against R with θ*_shape", phase_diagram, "needs flipped trials"),
     ("bulk", "Bulk embedding geometry per model (Figure 6)", bulk_histograms, "needs `phantom geometry --model M` results"),
-    ("H", "Reduced field H per model and protocol (Figure 7)", reduced_field, "needs sentences with an η_c (some rates flip, some do not) and an η_ref"),
+    ("H", "Reduced field H per model and protocol, bootstrap interval and per-sentence range (Figure 7)", reduced_field, "needs sentences with an η_c (some rates flip, some do not) and an η_ref"),
     ("burial", "B_FT against bulk density and against H (Figure 8)", burial, "needs trials at the reference rate"),
 ]

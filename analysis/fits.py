@@ -1,24 +1,35 @@
 """SPEC §5 fits across the grid, as SQL views over ``trial_summary``.
 
 - ``reference_trials``: ok trials at the rate nearest the protocol's η_ref (per model,
-  protocol, sentence); the paper's tables are at the standard rate.
-- ``shape_fit``: θ*_shape (Eq. 12, 21), the threshold on x = η·G_max with fewest
-  misclassified flipped trials, its error count and separating interval.
-- ``eta_c``: per sentence, the critical rate η_c(s), θ*(s) = η_c(s)·G_max(s), H(s) (Table 6).
-- ``fits``: one row per (model, protocol) joining both, with H (Eq. 17) and B_FT.
+  protocol, sentence) whose shape was measured; the paper's tables are at the standard rate.
+- ``shape_points``: the θ*_shape points (Eq. 12, 21) per sentence and x = η·G_max: trials
+  whose shape was judged (phantom.outcomes.SHAPED), catapult-like or not.
+- ``eta_c``: one row per η_c bracket (all rates of one grid point): lr_lo, lr_hi, η_c, status,
+  θ = η_c·G_max and H = η_ref/η_c (Table 6).
+- ``eta_c_sentence``: the brackets of a sentence (seeds, contexts run separately) averaged.
+- ``sentence_burial``: per sentence, the burial depth after fine-tuning at the reference rate.
+- ``fits``: one row per (model, protocol): θ*_shape with its errors and separating interval,
+  θ*_resolve, H (Eq. 17), B_FT, each with a bootstrap interval over sentences
+  (analysis.bootstrap computes every fit once per resample; replicate 0 is the data itself).
 """
 
 from __future__ import annotations
 
-from analysis.summary import CATAPULT_LIKE
+from phantom.outcomes import CATAPULT_LIKE, SHAPED, BracketStatus, Character, TrialStatus, sql_list
 
-_LIKE = ", ".join(f"'{c}'" for c in CATAPULT_LIKE)
+from analysis.registry import ViewContext, view
 
-REFERENCE_TRIALS_SQL = """
-CREATE OR REPLACE VIEW reference_trials AS
+OK, DIVERGED, ERROR = (f"'{s}'" for s in (TrialStatus.OK, TrialStatus.DIVERGED, TrialStatus.ERROR))
+
+
+@view("reference_trials", reads=("trial_summary", "lr_ref"))
+def reference_trials(ctx: ViewContext) -> str:
+    """Ok trials at the rate nearest η_ref, per (model, protocol, sentence), all seeds."""
+    return f"""
 SELECT ts.*, r.lr_ref
 FROM trial_summary ts LEFT JOIN lr_ref r USING (protocol)
-WHERE ts.status = 'ok'
+-- a trial stopped at its flip has no final state to tabulate
+WHERE ts.status = {OK} AND ts.character IS DISTINCT FROM '{Character.STOPPED_AT_FLIP}'
 -- nearest in log-rate; a protocol without η_ref keeps every rate (all distances are NULL)
 QUALIFY rank() OVER (
     PARTITION BY ts.model, ts.protocol, ts.sentence_id
@@ -26,37 +37,124 @@ QUALIFY rank() OVER (
 ) = 1
 """
 
-SHAPE_FIT_SQL = f"""
-CREATE OR REPLACE VIEW shape_fit AS
-WITH pts AS (
-    -- flipped during training (pre-resolved trials have no shape), one row per distinct x
-    SELECT model, protocol, x,
-           count(*) FILTER (WHERE character IN ({_LIKE})) AS pos,
-           count(*) FILTER (WHERE character NOT IN ({_LIKE})) AS neg
+
+@view("shape_points", reads=("trial_summary",), snapshot=False, cache=True)
+def shape_points(ctx: ViewContext) -> str:
+    """θ*_shape data: per (model, protocol, sentence, x) the catapult-like (pos) and other
+    (neg) trials among those whose shape was judged."""
+    return f"""
+SELECT model, protocol, sentence_id, x,
+       count(*) FILTER (WHERE character IN ({sql_list(CATAPULT_LIKE)})) AS pos,
+       count(*) FILTER (WHERE character NOT IN ({sql_list(CATAPULT_LIKE)})) AS neg
+FROM trial_summary
+-- flipped during training after a shoulder: not pre-resolved, unresolved, immediate (flip at
+-- step 1), stopped at the flip, diverged or errored
+WHERE character IN ({sql_list(SHAPED)}) AND x IS NOT NULL AND isfinite(x)
+GROUP BY model, protocol, sentence_id, x
+"""
+
+
+@view("eta_c", reads=("trial_summary", "lr_ref"))
+def eta_c(ctx: ViewContext) -> str:
+    """One row per η_c bracket (phantom.outcomes.eta_c): lo, hi, η_c, status, θ, H."""
+    B = {b.name: f"'{b}'" for b in BracketStatus}
+    return f"""
+WITH per AS (
+    SELECT bracket_id,
+           any_value(model) AS model, any_value(protocol) AS protocol,
+           any_value(sentence_id) AS sentence_id, any_value(seed) AS seed,
+           any_value(context_index) AS context_index, any_value(budget) AS budget,
+           avg(gmax) AS gmax,
+           count(*) AS n_trials,
+           count(flipped) AS n_outcomes,
+           count(*) FILTER (WHERE status = {ERROR}) AS n_errors,
+           count(*) FILTER (WHERE status = {DIVERGED}) AS n_diverged,
+           count(DISTINCT lr) FILTER (WHERE flipped IS NOT NULL) AS n_rates,
+           coalesce(bool_or(phi0 > 0), false) AS pre_resolved,
+           -- lo: the largest rate that does not flip; hi: the smallest that does
+           max(lr) FILTER (WHERE NOT flipped) AS lr_lo,
+           min(lr) FILTER (WHERE flipped) AS lr_hi
     FROM trial_summary
-    WHERE status = 'ok' AND flip_step > 0 AND x IS NOT NULL AND isfinite(x)
-    GROUP BY model, protocol, x
-),
+    GROUP BY bracket_id
+)
+SELECT per.* EXCLUDE (pre_resolved),
+       coalesce(lr_lo >= lr_hi, false) AS non_monotone,
+       CASE
+           WHEN n_outcomes = 0 THEN {B['NO_OUTCOME']}
+           WHEN pre_resolved THEN {B['PRE_RESOLVED']}
+           WHEN lr_lo IS NULL THEN {B['ALL_FLIP']}
+           WHEN lr_hi IS NULL THEN {B['NONE_FLIP']}
+           WHEN lr_lo >= lr_hi THEN {B['NON_MONOTONE']}
+           ELSE {B['FOUND']}
+       END AS status,
+       -- geometric mean (log-spaced grids); NULL when all or none flip (a pre-resolved
+       -- bracket: all); still the mean of the two rates when non-monotone (flagged)
+       sqrt(lr_lo * lr_hi) AS eta_c,
+       sqrt(lr_lo * lr_hi) * gmax AS theta,
+       r.lr_ref,
+       r.lr_ref / sqrt(lr_lo * lr_hi) AS H
+FROM per LEFT JOIN lr_ref r USING (protocol)
+ORDER BY model, protocol, sentence_id, seed, context_index, bracket_id
+"""
+
+
+@view("eta_c_sentence", reads=("eta_c",))
+def eta_c_sentence(ctx: ViewContext) -> str:
+    """Per sentence: θ(s) = mean over its brackets with an η_c of η_c·G_max; H(s) = η_ref·G_max/θ(s)."""
+    return """
+SELECT model, protocol, sentence_id,
+       count(*) AS n_brackets,
+       count(eta_c) AS n_eta_c,
+       count(*) FILTER (WHERE non_monotone) AS n_non_monotone,
+       avg(gmax) AS gmax,
+       avg(theta) AS theta,
+       avg(theta) / avg(gmax) FILTER (WHERE eta_c IS NOT NULL) AS eta_c,
+       any_value(lr_ref) AS lr_ref,
+       any_value(lr_ref) * avg(gmax) FILTER (WHERE eta_c IS NOT NULL) / avg(theta) AS H
+FROM eta_c
+GROUP BY model, protocol, sentence_id
+ORDER BY model, protocol, sentence_id
+"""
+
+
+@view("sentence_burial", reads=("reference_trials",), snapshot=False, cache=True)
+def sentence_burial(ctx: ViewContext) -> str:
+    """B at the last step per sentence, mean over its reference trials (seeds, contexts)."""
+    return """
+SELECT model, protocol, sentence_id, avg(B_T) AS B_FT, min(lr) AS lr_min, max(lr) AS lr_max
+FROM reference_trials
+GROUP BY model, protocol, sentence_id
+"""
+
+
+def shape_fit_sql(points: str) -> str:
+    """θ*_shape (Eq. 12, 21) per (model, protocol, r) from ``points`` (model, protocol, r, x,
+    pos, neg: catapult-like and other trials at each distinct x). Rule: catapult-like iff
+    x > θ; among the cuts with fewest errors the widest bounded gap in log x wins; θ* is its
+    geometric midpoint, NULL when only an unbounded cut is optimal."""
+    return f"""
+WITH pts AS ({points}),
 cum AS (
-    SELECT model, protocol, x AS lo, lead(x) OVER w AS hi,
+    SELECT model, protocol, r, x AS lo, lead(x) OVER w AS hi,
            sum(pos) OVER (w ROWS UNBOUNDED PRECEDING) AS pos_le,
            sum(neg) OVER (w ROWS UNBOUNDED PRECEDING) AS neg_le,
            sum(neg) OVER g AS neg_tot,
            sum(pos + neg) OVER g AS n
     FROM pts
-    WINDOW w AS (PARTITION BY model, protocol ORDER BY x), g AS (PARTITION BY model, protocol)
+    WINDOW w AS (PARTITION BY model, protocol, r ORDER BY x),
+           g AS (PARTITION BY model, protocol, r)
 ),
 gaps AS (
-    -- predict catapult-like iff x > θ; the gap above each distinct x ...
-    SELECT model, protocol, lo, hi, pos_le + neg_tot - neg_le AS errors, n FROM cum
+    -- the gap above each distinct x (predict catapult-like iff x > θ) ...
+    SELECT model, protocol, r, lo, hi, pos_le + neg_tot - neg_le AS errors, n FROM cum
     UNION ALL
     -- ... and the gap below the smallest x (everything predicted catapult-like)
-    SELECT model, protocol, NULL, min(lo), any_value(neg_tot), any_value(n)
-    FROM cum GROUP BY model, protocol
+    SELECT model, protocol, r, NULL, min(lo), any_value(neg_tot), any_value(n)
+    FROM cum GROUP BY model, protocol, r
 ),
 ranked AS (
     SELECT *, row_number() OVER (
-        PARTITION BY model, protocol
+        PARTITION BY model, protocol, r
         ORDER BY errors,
                  (lo IS NULL OR hi IS NULL),
                  CASE WHEN lo > 0 THEN ln(hi / lo) ELSE hi - lo END DESC,
@@ -64,7 +162,7 @@ ranked AS (
     ) AS k
     FROM gaps
 )
-SELECT model, protocol,
+SELECT model, protocol, r,
        CAST(n AS BIGINT) AS n_shape,
        CAST(errors AS BIGINT) AS shape_errors,
        lo AS shape_lo,
@@ -75,79 +173,76 @@ SELECT model, protocol,
 FROM ranked WHERE k = 1
 """
 
-ETA_C_SQL = """
-CREATE OR REPLACE VIEW eta_c AS
-WITH per AS (
-    SELECT model, protocol, sentence_id,
-           avg(gmax) AS gmax,
-           count(*) AS n_trials,
-           count(DISTINCT lr) AS n_rates,
-           max(lr) FILTER (WHERE flip_step IS NULL) AS lr_no_flip,
-           min(lr) FILTER (WHERE flip_step IS NOT NULL) AS lr_flip
-    FROM trial_summary
-    WHERE status = 'ok' AND evaluations IS NOT NULL
-    GROUP BY model, protocol, sentence_id
-)
-SELECT per.*,
-       coalesce(lr_no_flip >= lr_flip, false) AS non_monotone,
-       sqrt(lr_no_flip * lr_flip) AS eta_c,
-       sqrt(lr_no_flip * lr_flip) * gmax AS theta,
-       r.lr_ref,
-       r.lr_ref / sqrt(lr_no_flip * lr_flip) AS H
-FROM per LEFT JOIN lr_ref r USING (protocol)
+
+@view("shape_fit", reads=("fit_replicates",))
+def shape_fit(ctx: ViewContext) -> str:
+    """θ*_shape per (model, protocol): the fit on the data (replicate 0)."""
+    return """
+SELECT model, protocol, n_shape, shape_errors, shape_lo, shape_hi, theta_shape
+FROM fit_replicates WHERE r = 0 AND n_shape IS NOT NULL
+ORDER BY model, protocol
 """
 
-FITS_SQL = """
-CREATE OR REPLACE VIEW fits AS
+
+@view("fits", reads=("trial_summary", "eta_c", "fit_replicates", "resamples", "lr_ref"))
+def fits(ctx: ViewContext) -> str:
+    """One row per (model, protocol): counts, θ*_shape, θ*_resolve, H, B_FT and their
+    bootstrap percentile intervals over sentences (SPEC §5; analysis.bootstrap)."""
+    level = ctx.settings.confidence
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+
+    def ci(col: str) -> str:
+        return (f"quantile_cont({col}, {lo_q!r}) AS {col}_ci_lo, "
+                f"quantile_cont({col}, {hi_q!r}) AS {col}_ci_hi")
+
+    return f"""
 WITH groups AS (
     SELECT model, protocol,
            count(*) AS n_trials,
-           count(*) FILTER (WHERE status = 'ok') AS n_ok,
-           count(*) FILTER (WHERE status = 'diverged') AS n_diverged,
-           count(*) FILTER (WHERE status = 'error') AS n_error,
+           count(*) FILTER (WHERE status = {OK}) AS n_ok,
+           count(*) FILTER (WHERE status = {DIVERGED}) AS n_diverged,
+           count(*) FILTER (WHERE status = {ERROR}) AS n_error,
+           count(*) FILTER (WHERE character = '{Character.IMMEDIATE}') AS n_immediate,
+           count(*) FILTER (WHERE character = '{Character.STOPPED_AT_FLIP}') AS n_stopped_at_flip,
            count(DISTINCT sentence_id) AS n_sentences,
            count(DISTINCT lr) AS n_rates
     FROM trial_summary GROUP BY model, protocol
 ),
-resolve AS (
+brackets AS (
     SELECT model, protocol,
+           count(*) AS n_brackets,
            count(eta_c) AS n_eta_c,
            count(*) FILTER (WHERE non_monotone) AS n_non_monotone,
-           avg(theta) AS theta_resolve,
-           min(theta) AS theta_min,
-           max(theta) AS theta_max,
-           avg(gmax) FILTER (WHERE eta_c IS NOT NULL) AS gmax_resolved,
-           avg(gmax) AS gmax_all,
-           min(H) AS H_min,
-           max(H) AS H_max
+           count(DISTINCT sentence_id) FILTER (WHERE eta_c IS NOT NULL) AS n_sentences_eta_c
     FROM eta_c GROUP BY model, protocol
 ),
-burial AS (
-    -- B_FT: burial at the last step, mean over seeds then over sentences, at the reference rate
-    SELECT model, protocol, avg(b) AS B_FT, min(lr) AS ref_lr_min, max(lr) AS ref_lr_max
-    FROM (SELECT model, protocol, sentence_id, avg(B_T) AS b, any_value(lr) AS lr
-          FROM reference_trials GROUP BY model, protocol, sentence_id)
-    GROUP BY model, protocol
+point AS (SELECT * FROM fit_replicates WHERE r = 0),
+resampled AS (SELECT model, protocol, count(*) AS k FROM resamples WHERE r = 0 GROUP BY ALL),
+ci AS (
+    -- percentile intervals over the replicates where the statistic is defined; none for a
+    -- group with fewer than two sentences (every resample would be the data itself)
+    SELECT f.model, f.protocol, count(*) AS n_boot,
+           -- a resample can leave θ*_shape without a bounded cut: how often it had one
+           count(f.theta_shape) / count(*) AS theta_shape_boot_defined,
+           {ci('theta_shape')}, {ci('theta_resolve')}, {ci('H')}, {ci('B_FT')}
+    FROM fit_replicates f JOIN resampled s USING (model, protocol)
+    WHERE f.r > 0 AND s.k >= 2
+    GROUP BY f.model, f.protocol
 )
 SELECT g.*,
-       s.n_shape, s.shape_errors, s.shape_lo, s.shape_hi, s.theta_shape,
-       r.n_eta_c, r.n_non_monotone, r.theta_resolve, r.theta_min, r.theta_max,
-       r.gmax_resolved, r.gmax_all,
+       p.n_shape, p.shape_errors, p.shape_lo, p.shape_hi, p.theta_shape,
+       c.theta_shape_ci_lo, c.theta_shape_ci_hi, c.theta_shape_boot_defined,
+       b.n_brackets, b.n_eta_c, b.n_sentences_eta_c, b.n_non_monotone,
+       p.theta_resolve, c.theta_resolve_ci_lo, c.theta_resolve_ci_hi,
+       p.theta_min, p.theta_max, p.gmax_resolved, p.gmax_all,
        l.lr_ref,
-       l.lr_ref * r.gmax_resolved / r.theta_resolve AS H,
-       r.H_min, r.H_max,
-       b.B_FT, b.ref_lr_min, b.ref_lr_max
+       p.H, c.H_ci_lo, c.H_ci_hi, p.H_min, p.H_max,
+       p.B_FT, c.B_FT_ci_lo, c.B_FT_ci_hi, p.ref_lr_min, p.ref_lr_max,
+       coalesce(c.n_boot, 0) AS n_boot
 FROM groups g
-LEFT JOIN shape_fit s USING (model, protocol)
-LEFT JOIN resolve r USING (model, protocol)
+LEFT JOIN brackets b USING (model, protocol)
+LEFT JOIN point p USING (model, protocol)
+LEFT JOIN ci c USING (model, protocol)
 LEFT JOIN lr_ref l USING (protocol)
-LEFT JOIN burial b USING (model, protocol)
 ORDER BY g.model, g.protocol
 """
-
-VIEWS = [
-    ("reference_trials", REFERENCE_TRIALS_SQL),
-    ("shape_fit", SHAPE_FIT_SQL),
-    ("eta_c", ETA_C_SQL),
-    ("fits", FITS_SQL),
-]

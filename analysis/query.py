@@ -12,6 +12,8 @@ from pathlib import Path
 
 from phantom.errors import QueryError
 
+from analysis.db import one_line
+
 FORMATS = ("table", "csv", "json", "parquet")
 
 
@@ -22,7 +24,7 @@ def check_read_only(sql: str) -> str:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise QueryError(str(exc).splitlines()[0]) from None
+        raise QueryError(one_line(exc)) from None
     if not statements:
         raise QueryError("empty query")
     if len(statements) > 1:
@@ -45,7 +47,7 @@ def run_query(conn, sql: str):
     try:
         return conn.sql(stmt).to_arrow_table()
     except duckdb.Error as exc:
-        raise QueryError(str(exc).splitlines()[0]) from None
+        raise QueryError(one_line(exc)) from None
 
 
 def render(table, fmt: str, out: str | None) -> None:

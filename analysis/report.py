@@ -18,12 +18,20 @@ MAX_ROWS = 200
 
 TABLES = [
     ("fits", "Fits per model and protocol (θ*_shape, θ*_resolve, H, B_FT)", "SELECT * FROM fits"),
-    ("correlations", "Spearman rank correlations", "SELECT * FROM correlations"),
+    ("uncertainty", "Bootstrap intervals over sentences (percentile)",
+     "SELECT model, protocol, n_sentences, n_boot, theta_shape, theta_shape_ci_lo, theta_shape_ci_hi, "
+     "theta_shape_boot_defined, "
+     "theta_resolve, theta_resolve_ci_lo, theta_resolve_ci_hi, H, H_ci_lo, H_ci_hi, "
+     "B_FT, B_FT_ci_lo, B_FT_ci_hi FROM fits"),
+    ("correlations", "Spearman rank correlations (interval: Fisher z, Bonett–Wright SE)",
+     "SELECT * FROM correlations"),
     ("isolation", "Causal isolation (Table 3), at the reference rate", "SELECT * FROM isolation"),
     ("stopping", "Φ-saturation stopping (Table 1), at the reference rate", "SELECT * FROM stopping"),
     ("ablation", "Competitor ablation (Table 5), at the reference rate", "SELECT * FROM ablation"),
     ("blind", "Blind prediction (§7)", "SELECT * FROM blind_prediction"),
-    ("eta_c", "Critical learning rate per sentence (Table 6)", "SELECT * FROM eta_c ORDER BY model, protocol, sentence_id"),
+    ("eta_c_sentence", "Critical learning rate per sentence (Table 6)", "SELECT * FROM eta_c_sentence"),
+    ("eta_c", "η_c brackets (one per seed and context run)", "SELECT * FROM eta_c"),
+    ("extra", "Complete trials outside the plan (not analysed unless --all-trials)", "SELECT * FROM extra_trials"),
 ]
 
 CSS = """
@@ -74,7 +82,11 @@ def build_report(conn, settings: AnalysisSettings) -> str:
         + ", ".join(f"{html.escape(p)} {r:g}" for p, r in settings.lr_ref)
         + f"; character thresholds R ≥ {settings.catapult:g} / {settings.catapult_like:g} / "
         f"{settings.intermediate:g} / {settings.borderline:g}; Φ-saturation w = "
-        f"{settings.saturation_window}, tol = {settings.saturation_tol:g}.</p>",
+        f"{settings.saturation_window}, tol = {settings.saturation_tol:g}; intervals at "
+        f"{100 * settings.confidence:g}%, bootstrap over sentences with {settings.bootstrap} "
+        f"resamples (seed {settings.bootstrap_seed}); "
+        + ("every complete trial record" if settings.all_trials else "the trials of the plans")
+        + ".</p>",
     ]
     for key, title, fn, missing in FIGURES:
         parts.append(f"<h2 id='fig-{key}'>{html.escape(title)}</h2>")

@@ -20,7 +20,8 @@ DEFAULT_LR_REF = {"full": 2e-5, "lora": 1e-4, "lora-frozen-head": 1e-4}
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """SPEC §4–5 knobs: character thresholds, Φ-saturation, reference rates."""
+    """SPEC §4–5 knobs: character thresholds, Φ-saturation, reference rates, which trials
+    enter, and the uncertainty (bootstrap over sentences, confidence level)."""
 
     catapult: float = field(default=15.0, metadata={"help": "R ≥ this: catapult"})
     catapult_like: float = field(default=8.0, metadata={"help": "R ≥ this: catapult-like"})
@@ -32,6 +33,10 @@ class AnalysisSettings:
         default=tuple(sorted(DEFAULT_LR_REF.items())),
         metadata={"help": "η_ref per protocol, for H and the reference-rate tables"},
     )
+    all_trials: bool = field(default=False, metadata={"help": "also analyse records outside the plans"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples over sentences (0: none)"})
+    bootstrap_seed: int = field(default=0, metadata={"help": "seed of the bootstrap draw"})
+    confidence: float = field(default=0.95, metadata={"help": "level of every interval"})
 
     def __post_init__(self) -> None:
         cuts = [self.borderline, self.intermediate, self.catapult_like, self.catapult]
@@ -46,6 +51,12 @@ class AnalysisSettings:
             raise ConfigError(f"`saturation_window` should be at least 2, got {self.saturation_window}")
         if not self.saturation_tol > 0:
             raise ConfigError(f"`saturation_tol` should be positive, got {self.saturation_tol}")
+        if not (isinstance(self.bootstrap, int) and 0 <= self.bootstrap <= 100_000):
+            raise ConfigError(f"`bootstrap` should be a number of resamples in 0..100000, got {self.bootstrap}")
+        if not (isinstance(self.bootstrap_seed, int) and self.bootstrap_seed >= 0):
+            raise ConfigError(f"`bootstrap_seed` should be a non-negative integer, got {self.bootstrap_seed}")
+        if not (0 < self.confidence < 1):
+            raise ConfigError(f"`confidence` should lie strictly between 0 and 1, got {self.confidence}")
         for proto, rate in self.lr_ref:
             if not (math.isfinite(rate) and rate > 0):
                 raise ConfigError(f"`lr_ref` for '{proto}' should be a positive number, got {rate}")

@@ -11,11 +11,24 @@ def _g(x, spec: str = ".3g") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _ci(lo, hi) -> str:
+    return "" if lo is None or hi is None else f" [{_g(lo)}, {_g(hi)}]"
+
+
+def _defined(frac) -> str:
+    return "" if frac is None or frac >= 1 else f" ({100 * frac:.0f}% of resamples)"
+
+
 def summary_text(conn, out: Store) -> str:
     lines = []
     status = db.fetch(conn, "SELECT status, count(*) FROM trial_summary GROUP BY 1 ORDER BY 1")
     total = sum(n for _, n in status)
     lines.append(f"{total} trials (" + ", ".join(f"{n} {s}" for s, n in status) + ")")
+    extra = db.scalar(conn, "SELECT count(*) FROM extra_trials")
+    if extra:
+        included = db.scalar(conn, "SELECT count(*) FROM trials WHERE NOT in_plan")
+        how = "included (--all-trials)" if included else "not analysed; --all-trials includes them"
+        lines.append(f"{extra} complete trials outside the plan ({how}): see extra_trials")
     chars = db.fetch(
         conn,
         "SELECT character, count(*) FROM trial_summary WHERE character IS NOT NULL "
@@ -34,6 +47,16 @@ def summary_text(conn, out: Store) -> str:
                 f"{_g(f['shape_errors'], 'd') if f['shape_errors'] is not None else '-':>4} "
                 f"{_g(f['theta_resolve']):>11} {_g(f['H']):>7} {_g(f['B_FT']):>6}"
             )
+        boot = [f for f in fits if f["n_boot"]]
+        if boot:
+            lines.append(f"bootstrap over sentences ({boot[0]['n_boot']} resamples), intervals:")
+            for f in boot:
+                lines.append(
+                    f"  {f['model'][:24]}/{f['protocol']}: θ*_shape{_ci(f['theta_shape_ci_lo'], f['theta_shape_ci_hi'])}"
+                    f"{_defined(f['theta_shape_boot_defined'])}"
+                    f" θ*_resolve{_ci(f['theta_resolve_ci_lo'], f['theta_resolve_ci_hi'])}"
+                    f" H{_ci(f['H_ci_lo'], f['H_ci_hi'])} B_FT{_ci(f['B_FT_ci_lo'], f['B_FT_ci_hi'])}"
+                )
     corr = db.records(
         conn,
         "SELECT * FROM correlations WHERE x = 'gmax' AND y = 'R' AND scope = 'model' "
@@ -42,7 +65,8 @@ def summary_text(conn, out: Store) -> str:
     if corr:
         lines.append("")
         lines.append("Spearman(G_max, R): " + "; ".join(
-            f"{c['model']}/{c['protocol']} ρ={_g(c['rho'], '.2f')} (p={_g(c['p_value'], '.2g')}, n={c['n']})"
+            f"{c['model']}/{c['protocol']} ρ={_g(c['rho'], '.2f')}{_ci(c['rho_lo'], c['rho_hi'])} "
+            f"(p={_g(c['p_value'], '.2g')}, n={c['n']})"
             for c in corr
         ))
     blind = db.records(conn, "SELECT * FROM blind_prediction WHERE rel_error IS NOT NULL")

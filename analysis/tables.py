@@ -3,17 +3,30 @@
 
 Spearman ρ is computed in SQL (average ranks for ties, then Pearson on the ranks); only the
 p-value calls the ``spearman_p`` function that :mod:`analysis.db` registers (SciPy's
-t-distribution, exactly as ``scipy.stats.spearmanr``).
+t-distribution, exactly as ``scipy.stats.spearmanr``). Its confidence interval is Fisher's z
+with the Bonett–Wright standard error, sqrt((1 + ρ²/2)/(n − 3)) (Bonett & Wright 2000,
+Psychometrika 65:23), the normal quantile of the configured level entering as a literal.
 """
 
 from __future__ import annotations
 
-from analysis.summary import CATAPULT_LIKE
+from statistics import NormalDist
 
-_LIKE = ", ".join(f"'{c}'" for c in CATAPULT_LIKE)
+from phantom.config import PROTOCOLS
+from phantom.outcomes import CATAPULT_LIKE, Character, sql_list
+
+from analysis.registry import ViewContext, view
+
+FULL = PROTOCOLS[0]  # full fine-tuning: the one protocol that may move the embedding
+
+
+@view("correlation_points", reads=("reference_trials", "fits", "geometry"), snapshot=False, cache=True)
+def correlation_points(ctx: ViewContext) -> str:
+    """(scope, model, protocol, x_name, y_name, x, y): the pairs each Spearman ρ ranks."""
+    return CORRELATION_POINTS_SQL
+
 
 CORRELATION_POINTS_SQL = """
-CREATE OR REPLACE VIEW correlation_points AS
 SELECT 'model' AS scope, model, protocol, 'gmax' AS x_name, 'R' AS y_name, gmax AS x, R AS y
 FROM reference_trials
 UNION ALL
@@ -29,8 +42,14 @@ UNION ALL
 SELECT 'across', NULL, protocol, 'B_FT', 'H', B_FT, H FROM fits
 """
 
+@view("correlations", reads=("correlation_points",))
+def correlations(ctx: ViewContext) -> str:
+    """Spearman ρ with its p-value and Fisher-z (Bonett–Wright) confidence interval."""
+    q = NormalDist().inv_cdf((1 + ctx.settings.confidence) / 2)
+    return CORRELATIONS_SQL.replace("{Q}", repr(q))
+
+
 CORRELATIONS_SQL = """
-CREATE OR REPLACE VIEW correlations AS
 WITH p AS (
     SELECT * FROM correlation_points
     WHERE x IS NOT NULL AND y IS NOT NULL AND isfinite(x) AND isfinite(y)
@@ -49,41 +68,67 @@ rho AS (
            CASE WHEN var_pop(rx) > 0 AND var_pop(ry) > 0 THEN corr(rx, ry) END AS rho
     FROM ranked GROUP BY scope, model, protocol, x_name, y_name
 )
-SELECT *, spearman_p(rho, n) AS p_value FROM rho
+SELECT *, spearman_p(rho, n) AS p_value,
+       -- Fisher z ± q·SE (Bonett–Wright); undefined for n ≤ 3 and at |ρ| = 1 (to rounding)
+       CASE WHEN n > 3 AND abs(rho) < 1 - 1e-12 THEN
+           tanh(atanh(rho) - {Q} * sqrt((1 + rho * rho / 2) / (n - 3))) END AS rho_lo,
+       CASE WHEN n > 3 AND abs(rho) < 1 - 1e-12 THEN
+           tanh(atanh(rho) + {Q} * sqrt((1 + rho * rho / 2) / (n - 3))) END AS rho_hi
+FROM rho
 ORDER BY scope DESC, model, protocol, x, y
 """
 
-ISOLATION_SQL = f"""
-CREATE OR REPLACE VIEW isolation AS
-SELECT t.model, t.protocol,
-       count(*) AS n_trials,
-       count(DISTINCT t.sentence_id) AS n_sentences,
-       count(*) FILTER (WHERE t.character = 'catapult') AS n_catapult,
-       count(*) FILTER (WHERE t.character IN ({_LIKE})) AS n_catapult_like,
-       count(*) FILTER (WHERE t.character = 'drift') AS n_drift,
-       any_value(c.rho) AS rho_gmax_R,
-       any_value(c.p_value) AS p_gmax_R,
-       max(t.max_dG) AS max_dG,
-       -- Table 3's check: an embedding-frozen protocol must leave the geometry bit-identical
-       CASE WHEN t.protocol <> 'full' THEN coalesce(max(t.max_dG), 0) = 0 END AS embedding_frozen
-FROM reference_trials t
+@view("isolation", reads=("trial_summary", "reference_trials", "correlations"))
+def isolation(ctx: ViewContext) -> str:
+    """Table 3 per (model, protocol): catapult counts and Spearman(G_max, R) at the reference
+    rate; max dG_max and ``embedding_frozen`` over *every* trial of the protocol."""
+    return f"""
+WITH frozen AS (
+    -- every trial with step rows, at every rate and whatever its status: an embedding-frozen
+    -- protocol must leave the geometry bit-identical everywhere, not only at η_ref
+    SELECT model, protocol, count(max_dG) AS n_dG_trials, max(max_dG) AS max_dG
+    FROM trial_summary GROUP BY model, protocol
+),
+ref AS (
+    SELECT model, protocol,
+           count(*) AS n_trials,
+           count(DISTINCT sentence_id) AS n_sentences,
+           count(*) FILTER (WHERE character = '{Character.CATAPULT}') AS n_catapult,
+           count(*) FILTER (WHERE character IN ({sql_list(CATAPULT_LIKE)})) AS n_catapult_like,
+           count(*) FILTER (WHERE character = '{Character.DRIFT}') AS n_drift
+    FROM reference_trials GROUP BY model, protocol
+)
+SELECT f.model, f.protocol,
+       coalesce(r.n_trials, 0) AS n_trials, coalesce(r.n_sentences, 0) AS n_sentences,
+       coalesce(r.n_catapult, 0) AS n_catapult, coalesce(r.n_catapult_like, 0) AS n_catapult_like,
+       coalesce(r.n_drift, 0) AS n_drift,
+       c.rho AS rho_gmax_R, c.p_value AS p_gmax_R, c.rho_lo AS rho_gmax_R_lo, c.rho_hi AS rho_gmax_R_hi,
+       f.max_dG, f.n_dG_trials,
+       CASE WHEN f.protocol <> '{FULL}' AND f.n_dG_trials > 0 THEN f.max_dG = 0 END AS embedding_frozen
+FROM frozen f
+LEFT JOIN ref r USING (model, protocol)
 LEFT JOIN correlations c
-    ON c.scope = 'model' AND c.model = t.model AND c.protocol = t.protocol
+    ON c.scope = 'model' AND c.model = f.model AND c.protocol = f.protocol
    AND c.x = 'gmax' AND c.y = 'R'
-GROUP BY t.model, t.protocol
-ORDER BY t.model, t.protocol
+ORDER BY f.model, f.protocol
 """
 
-STOPPING_SQL = """
-CREATE OR REPLACE VIEW stopping AS
+
+@view("stopping", reads=("reference_trials",))
+def stopping(ctx: ViewContext) -> str:
+    """Table 1: CE stop (the budget) against the Φ-saturation stop, at the reference rate."""
+    return """
 SELECT model, protocol, sentence_id, lr, seed, character, failure_mode,
        budget AS ce_stop, phi_stop, ranking_changed_after_stop, compute_saved
 FROM reference_trials
 ORDER BY model, protocol, sentence_id, lr, seed
 """
 
-ABLATION_SQL = """
-CREATE OR REPLACE VIEW ablation AS
+
+@view("ablation", reads=("reference_trials",))
+def ablation(ctx: ViewContext) -> str:
+    """Table 5: Φ at the last step against the competitor-ablated Φ, at the reference rate."""
+    return """
 SELECT model, protocol, sentence_id, lr, seed, gmax, eps0,
        phi_T AS phi, phi_ablated_T AS phi_ablated,
        phi_ablated_T / nullif(phi_T, 0) AS ratio
@@ -91,8 +136,13 @@ FROM reference_trials
 ORDER BY model, protocol, sentence_id, lr, seed
 """
 
+@view("blind_prediction", reads=("fits", "geometry", "geometry_sentences"))
+def blind_prediction(ctx: ViewContext) -> str:
+    """§7, Eq. 22: each model predicted from the others of its bulk class."""
+    return BLIND_PREDICTION_SQL
+
+
 BLIND_PREDICTION_SQL = """
-CREATE OR REPLACE VIEW blind_prediction AS
 WITH inference_gbar AS (
     SELECT model, avg(gmax) AS gbar FROM geometry_sentences GROUP BY model
 ),
@@ -124,12 +174,3 @@ SELECT model, protocol, class, lr_ref, gbar, n_reference, reference_models, H_cl
 FROM pooled
 ORDER BY model, protocol
 """
-
-VIEWS = [
-    ("correlation_points", CORRELATION_POINTS_SQL),
-    ("correlations", CORRELATIONS_SQL),
-    ("isolation", ISOLATION_SQL),
-    ("stopping", STOPPING_SQL),
-    ("ablation", ABLATION_SQL),
-    ("blind_prediction", BLIND_PREDICTION_SQL),
-]

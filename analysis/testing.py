@@ -112,18 +112,29 @@ def trial_record(
     status: str = "ok",
     gmax: float = 0.5,
     n_contexts: int = 1,
+    context_index: int | None = None,
+    stop_reason: str | None = None,
+    bracket_id: str | None = None,
+    finished_at: datetime | None = None,
 ) -> pa.Table:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     record = TrialRecord(
-        trial_id=trial_id, bracket_id=f"{model}|{protocol}|{sentence_id}|{seed}", model=model,
-        protocol=protocol, sentence_id=sentence_id, target=" t", competitor=" c", context="ctx",
-        n_contexts=n_contexts, lr=lr, seed=seed, steps=steps,
-        steps_done=steps if steps_done is None else steps_done, status=status, gmax=gmax,
-        gmax_head=gmax, tied=True, trainable_params=1, total_params=1, started_at=now,
-        finished_at=now, wall_s=1.0, host="test", device="cpu", config=json.dumps({"lr": lr}),
-        versions="{}",
+        trial_id=trial_id,
+        bracket_id=bracket_id or f"{model}|{protocol}|{sentence_id}|{seed}|{context_index}|{steps}",
+        model=model, protocol=protocol, sentence_id=sentence_id, target=" t", competitor=" c",
+        context="ctx", n_contexts=n_contexts, context_index=context_index, lr=lr, seed=seed,
+        steps=steps, steps_done=steps if steps_done is None else steps_done, status=status,
+        stop_reason=stop_reason, gmax=gmax, gmax_head=gmax, tied=True, trainable_params=1,
+        total_params=1, started_at=now, finished_at=finished_at or now, wall_s=1.0, host="test",
+        device="cpu", config=json.dumps({"lr": lr}), versions="{}",
     )
     return record.table()
+
+
+def write_plan(store: Store | str, trial_ids: Sequence[str], name: str = "sweep") -> None:
+    """``plan.json`` as the orchestrator writes it: the sweep's current trial ids."""
+    store = store if isinstance(store, Store) else Store.open(store)
+    store.write_text(json.dumps({"name": name, "trials": sorted(trial_ids)}, indent=0), layout.PLAN_FILE)
 
 
 def write_trial(store: Store | str, steps: pa.Table | None, record: pa.Table | None) -> None:
@@ -151,9 +162,11 @@ def synthetic_grid(
     rates: Sequence[float] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4),
     trials_per_file: int = 10_000,
     seed: int = 0,
+    plan: bool = False,
 ) -> int:
     """Write ``n_trials`` trials x (steps + 1) rows: Φ(t) a logistic flip of random sharpness
-    and timing. Returns the number of step rows written."""
+    and timing (``plan``: and a plan.json naming them all, as a sweep has). Returns the number
+    of step rows written."""
     import pyarrow.parquet as pq
 
     store = store if isinstance(store, Store) else Store.open(store)
@@ -229,6 +242,8 @@ def synthetic_grid(
             "bracket_id": [f"{p[0]}|{p[1]}|s{p[2]}|{s}" for p, s in zip(pts, seeds)],
         }
         store.write_table(pa.table(rec, schema=TRIAL_SCHEMA), "trials", f"{name}.parquet")
+    if plan:
+        write_plan(store, [f"{i:016x}" for i in range(n_trials)], name="bench")
     return rows
 
 
@@ -257,3 +272,107 @@ def is_close(a: float | None, b: float | None, tol: float = 1e-9) -> bool:
     if a is None or b is None:
         return a is b
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+# ----------------------------------------------------------------------------------------------
+# a random grid with every kind of trial (tests that recompute the views independently)
+
+
+def _trajectory(rng: np.random.Generator, budget: int, flip: int | None, pre: bool) -> np.ndarray:
+    """Φ_0..Φ_T: a shoulder below 0, a flip at ``flip`` (sharp or a ramp), then a plateau of
+    random noise (some saturate, some do not); ``pre``: positive from the start."""
+    T = budget + 1
+    if pre:
+        return rng.uniform(0.02, 0.3) + np.cumsum(rng.normal(0, rng.choice([5e-4, 5e-3]), T))
+    phi0 = -rng.uniform(0.05, 0.4)
+    shoulder = phi0 + np.arange(T) * rng.uniform(0, 0.01) + rng.normal(0, 0.002, T)
+    phi = np.minimum(shoulder, -1e-3)
+    if flip is None:
+        return phi
+    top = rng.uniform(0.01, 0.4)
+    if rng.random() < 0.4:  # a ramp: Φ crosses zero at the flip step
+        ramp = np.linspace(phi0, 0, flip + 1)[:-1]
+        phi[:flip] = np.minimum(ramp + rng.normal(0, 0.002, flip), -1e-3)
+    noise = rng.choice([3e-4, 3e-3, 3e-2])
+    phi[flip:] = np.maximum(top + rng.normal(0, noise, T - flip), 1e-3)
+    return phi
+
+
+def random_grid(
+    store: Store | str,
+    *,
+    seed: int = 0,
+    budget: int = 20,
+    models: Sequence[str] = ("m1", "m2"),
+    protocols: Sequence[str] = ("full", "lora"),
+    n_sentences: int = 4,
+    rates: Sequence[float] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
+    seeds: Sequence[int] = (0, 1),
+) -> list[str]:
+    """Write a grid of every kind of trial: flips (sharp, ramps, at step 1), plateaus that
+    saturate or not, unresolved, pre-resolved, diverged (with and without a non-finite last
+    row), errored (with rows and without), stopped at the flip or at saturation, several
+    contexts trained together (one context sometimes non-finite), contexts run apart
+    (``context_index``), seeds; η_c brackets mostly monotone, sometimes not. Returns the ids."""
+    store = store if isinstance(store, Store) else Store.open(store)
+    rng = np.random.default_rng(seed)
+    ids = []
+    for model in models:
+        for protocol in protocols:
+            for s in range(n_sentences):
+                sid = f"s{s}"
+                gmax = float(rng.uniform(0.3, 0.9))
+                pre = s == 0 and model == models[0]
+                apart = s == 1  # each context its own trial (and bracket)
+                together = 2 if s == 2 else 1  # two contexts in one batch
+                theta = float(rng.uniform(0.3, 1.5)) * gmax * float(np.sqrt(rates[1] * rates[-2]))
+                if s == 3 and model == models[-1]:
+                    theta *= 1e3  # above every rate: no rate flips
+                for sd in seeds:
+                    for ctx_index in ((0, 1) if apart else (None,)):
+                        for lr in rates:
+                            tid = f"{model}-{protocol}-{sid}-{sd}-{ctx_index}-{lr:g}"
+                            ids.append(tid)
+                            _random_trial(store, rng, tid, budget, pre, together, theta,
+                                          model=model, protocol=protocol, sentence_id=sid,
+                                          lr=lr, seed=sd, gmax=gmax, context_index=ctx_index,
+                                          top_rate=lr == rates[-1])
+    return ids
+
+
+def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, **meta) -> None:
+    lr, gmax = meta["lr"], meta["gmax"]
+    # flips above θ on x = η·G_max, with noise: sometimes non-monotone
+    flips = lr * gmax * float(rng.lognormal(0, 0.4)) > theta
+    flip = (1 if rng.random() < 0.2 else int(rng.integers(2, budget + 1))) if flips else None
+    status, stop, rows = "ok", None, budget + 1
+    u = rng.random()
+    if u < 0.06:
+        status, rows = "error", int(rng.integers(0, budget))
+    elif top_rate and u < 0.35:
+        status, rows = "diverged", int(rng.integers(2, budget))
+    elif flip is not None and u < 0.5:
+        stop, rows = "flip", flip + 1  # the η_c search's stop at the flip
+    elif flip is not None and u < 0.6:
+        stop, rows = "phi-saturation", min(budget + 1, flip + 4)
+    tables = []
+    base = _trajectory(rng, budget, flip, pre)
+    for c in range(n_ctx):
+        phi = base + (rng.normal(0, 0.03, budget + 1) if c else 0.0)
+        if c and rng.random() < 0.5:
+            phi[int(rng.integers(1, budget + 1))] = np.nan  # one context non-finite at one step
+        delta = np.cumsum(rng.normal(0.1, 0.2, budget + 1))
+        drag = -0.1 + np.cumsum(rng.normal(0, 0.01, budget + 1))
+        burial = 1.5 + np.cumsum(rng.normal(-0.03, 0.02, budget + 1))
+        dG = np.zeros(budget + 1) if meta["protocol"] != "full" else np.abs(rng.normal(0, 1e-4, budget + 1))
+        t = step_table(tid, phi, delta=delta, drag=drag, burial=burial, dG=dG, context_id=c,
+                       **{k: meta[k] for k in ("model", "protocol", "sentence_id", "lr", "seed", "gmax")})
+        tables.append(t.slice(0, rows))
+    steps = pa.concat_tables(tables) if rows else None
+    if status == "diverged" and rng.random() < 0.5:
+        # an older worker wrote the non-finite row too
+        bad = step_table(tid, [np.nan] * (rows + 1), **{k: meta[k] for k in ("model", "protocol", "sentence_id", "lr", "seed", "gmax")})
+        steps = pa.concat_tables([steps, bad.slice(rows, 1)])
+    record = trial_record(tid, steps=budget, steps_done=max(rows - 1, 0), status=status,
+                          stop_reason=stop, n_contexts=n_ctx, **meta)
+    write_trial(store, steps, record)

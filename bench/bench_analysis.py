@@ -19,13 +19,24 @@ import tempfile
 import time
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], log: list[str] | None = None) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    if log is not None:
+        log.extend(proc.stderr.splitlines())
     return dt
+
+
+def slowest(log: list[str], k: int = 5) -> str:
+    """The k slowest steps of `phantom analyze`'s progress lines ('[i/n] name: N rows in S s')."""
+    import re
+
+    steps = [(float(m.group(2)), m.group(1)) for line in log
+             if (m := re.search(r"\] (\S+)(?:: \d+ rows)? in ([\d.]+) s", line))]
+    return ", ".join(f"{name} {s:.1f} s" for s, name in sorted(steps, reverse=True)[:k])
 
 
 def main() -> int:
@@ -35,6 +46,7 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="2 000 trials")
     ap.add_argument("--dir", help="where to write the grid (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the grid afterwards")
+    ap.add_argument("--reuse", action="store_true", help="--dir already holds the grid: do not write it")
     args = ap.parse_args()
     n = 2_000 if args.smoke else args.trials
 
@@ -43,7 +55,10 @@ def main() -> int:
     root = args.dir or tempfile.mkdtemp(prefix="phantom-bench-")
     try:
         t0 = time.perf_counter()
-        rows = synthetic_grid(root, n_trials=n, steps=args.steps)
+        if args.reuse:
+            rows = n * (args.steps + 1)
+        else:
+            rows = synthetic_grid(root, n_trials=n, steps=args.steps, plan=True)
         gen = time.perf_counter() - t0
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
         print(f"grid: {n} trials, {rows:,} step rows, {size / 2**20:.0f} MiB, written in {gen:.1f} s")
@@ -58,8 +73,13 @@ def main() -> int:
         for name, sql in queries.items():
             dt = timed(phantom + ["query", root, sql, "--format", "csv", "--out", os.devnull])
             print(f"query  {name:<34} {dt:6.2f} s  (incl. interpreter start)")
-        dt = timed(phantom + ["analyze", root])
-        print(f"analyze (all views, tables, duckdb file, report)   {dt:6.2f} s")
+        log: list[str] = []
+        dt = timed(phantom + ["analyze", root, "--bootstrap", "0"], log)
+        print(f"analyze --bootstrap 0                              {dt:6.2f} s  ({slowest(log)})")
+        log = []
+        dt = timed(phantom + ["analyze", root], log)
+        print(f"analyze (all views, tables, duckdb file, report,   {dt:6.2f} s  ({slowest(log)})")
+        print("         bootstrap 1000 resamples over sentences)")
         dt = timed(phantom + ["query", os.path.join(root, "analysis", "phantom.duckdb"),
                               "SELECT model, protocol, theta_shape, H FROM fits", "--out", os.devnull])
         print(f"query  fits from phantom.duckdb                    {dt:6.2f} s")

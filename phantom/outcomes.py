@@ -172,6 +172,35 @@ def flipped(status: TrialStatus | str, flip: int | None) -> bool | None:
     return status is TrialStatus.DIVERGED or flip is not None
 
 
+class BracketStatus(str, enum.Enum):
+    """What the rates of one η_c bracket showed (the ``status`` of the analysis ``eta_c`` view)."""
+
+    FOUND = "found"  # lo < hi: η_c = sqrt(lo·hi)
+    NON_MONOTONE = "non-monotone"  # lo ≥ hi: a rate flips below one that does not
+    NONE_FLIP = "none-flip"  # no rate flips: η_c is above the rates tried
+    ALL_FLIP = "all-flip"  # every rate flips: η_c is below the rates tried
+    PRE_RESOLVED = "pre-resolved"  # Φ₀ > 0: resolved before any training, no η_c
+    NO_OUTCOME = "no-outcome"  # only errors
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def bracket_status(outcomes: Iterable[tuple[float, bool]], pre_resolved: bool = False) -> BracketStatus:
+    """The :class:`BracketStatus` of (rate, flipped) pairs (errors left out)."""
+    pairs = list(outcomes)
+    if not pairs:
+        return BracketStatus.NO_OUTCOME
+    if pre_resolved:
+        return BracketStatus.PRE_RESOLVED
+    _, lo, hi, non_monotone = eta_c(pairs)
+    if lo is None:
+        return BracketStatus.ALL_FLIP
+    if hi is None:
+        return BracketStatus.NONE_FLIP
+    return BracketStatus.NON_MONOTONE if non_monotone else BracketStatus.FOUND
+
+
 def eta_c(outcomes: Iterable[tuple[float, bool]]) -> tuple[float | None, float | None, float | None, bool]:
     """(η_c, lo, hi, non_monotone) from (rate, flipped) pairs of one bracket.
 

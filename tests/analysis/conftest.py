@@ -23,8 +23,10 @@ def open_views():
 @pytest.fixture
 def memdb():
     """An empty in-memory connection with the project's functions and the default lr_ref."""
+    from analysis.registry import ViewContext
+
     c = duckdb.connect()
     db.register_functions(c)
-    db.fetch(c, db.raw_view_sql([], AnalysisSettings())[0][1])
+    db.define_views(c, ViewContext((), AnalysisSettings()), ["lr_ref"])
     yield c
     c.close()

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from analysis import db, tables
+from analysis import db
 from analysis.predict import predict
 
 
@@ -33,7 +33,11 @@ def test_blind_prediction_view(memdb):
              "('b1','B'),('held','A')) v(model, class)")
     db.fetch(memdb, "CREATE TABLE geometry_sentences AS SELECT * FROM (VALUES ('held', 0.4), "
              "('held', 0.6)) v(model, gmax)")
-    db.fetch(memdb, tables.BLIND_PREDICTION_SQL)
+    from analysis.registry import ViewContext
+    from analysis.settings import AnalysisSettings
+
+    db.define_views(memdb, ViewContext((), AnalysisSettings()), ["blind_prediction"],
+                    given=["fits", "geometry", "geometry_sentences"])
     r = {x["model"]: x for x in db.records(memdb, "SELECT * FROM blind_prediction")}
     held = r["held"]
     # H̄_A without 'held' = (2 + 4)/2; Ḡ_max from the inference-only geometry = 0.5

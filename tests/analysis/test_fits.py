@@ -13,11 +13,21 @@ COLS = ("trial_id VARCHAR, model VARCHAR, protocol VARCHAR, sentence_id VARCHAR,
         "gmax DOUBLE, x DOUBLE, B_T DOUBLE")
 
 
-def load(conn, rows):
-    db.fetch(conn, f"CREATE OR REPLACE TABLE trial_summary ({COLS})")
-    conn.executemany(f"INSERT INTO trial_summary VALUES ({', '.join('?' * 13)})", rows)
-    for _, sql in fits.VIEWS:
-        db.fetch(conn, sql)
+def load(conn, rows, settings=None):
+    """A hand-made trial_summary table; the fit views of the registry on top of it."""
+    from analysis.registry import ViewContext
+    from analysis.settings import AnalysisSettings
+
+    db.fetch(conn, f"CREATE OR REPLACE TABLE ts_rows ({COLS})")
+    conn.executemany(f"INSERT INTO ts_rows VALUES ({', '.join('?' * 13)})", rows)
+    db.fetch(conn, """CREATE OR REPLACE TABLE trial_summary AS
+        SELECT *, model || '|' || protocol || '|' || sentence_id || '|' || seed AS bracket_id,
+               CAST(NULL AS INTEGER) AS context_index, 10 AS budget, -0.1 AS phi0,
+               CASE WHEN status = 'error' THEN NULL
+                    ELSE status = 'diverged' OR flip_step IS NOT NULL END AS flipped
+        FROM ts_rows""")
+    db.define_views(conn, ViewContext((), settings or AnalysisSettings(bootstrap=20)),
+                    ["shape_fit", "eta_c", "eta_c_sentence", "fits"], given=["trial_summary", "lr_ref"])
 
 
 def shape_rows(xs, labels, model="m", protocol="full"):
@@ -114,7 +124,7 @@ def test_eta_c_monotone_nonmonotone_all_none(memdb):
     f = db.records(memdb, "SELECT * FROM fits")[0]
     thetas = [math.sqrt(8e-10) * 0.5, math.sqrt(8e-10) * 0.8, math.sqrt(2e-10) * 0.25]
     gbar = (0.5 + 0.8 + 0.25) / 3
-    assert f["n_eta_c"] == 3 and f["n_non_monotone"] == 1
+    assert f["n_eta_c"] == 3 and f["n_sentences_eta_c"] == 3 and f["n_non_monotone"] == 1
     assert f["theta_resolve"] == pytest.approx(sum(thetas) / 3)
     assert (f["theta_min"], f["theta_max"]) == (pytest.approx(min(thetas)), pytest.approx(max(thetas)))
     assert f["H"] == pytest.approx(1e-4 * gbar / (sum(thetas) / 3))
@@ -127,11 +137,12 @@ def test_lr_ref_override_changes_H(tmp_path):
     s = AnalysisSettings().with_lr_ref(parse_lr_ref(["lora=2e-4"]))
     assert s.lr_ref_map == {"full": 2e-5, "lora": 2e-4, "lora-frozen-head": 1e-4}
     import duckdb
+    from analysis.registry import ViewContext
 
     c = duckdb.connect()
     db.register_functions(c)
-    db.fetch(c, db.raw_view_sql([], s)[0][1])
-    load(c, eta_rows())
+    db.define_views(c, ViewContext((), s), ["lr_ref"])
+    load(c, eta_rows(), s)
     assert db.scalar(c, "SELECT H FROM eta_c WHERE sentence_id = 'mono'") == pytest.approx(2e-4 / math.sqrt(8e-10))
     c.close()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from analysis import db, stats, tables
+from analysis import db, stats
 
 CASES = [
     ([1, 2, 2, 3, 4, 4, 4, 5], [2, 1, 3, 3, 5, 4, 6, 6]),  # ties on both sides
@@ -34,13 +34,49 @@ def test_spearman_sql_vs_scipy(memdb):
     db.fetch(memdb, "CREATE TABLE correlation_points (scope VARCHAR, model VARCHAR, protocol VARCHAR, "
              "x_name VARCHAR, y_name VARCHAR, x DOUBLE, y DOUBLE)")
     memdb.executemany("INSERT INTO correlation_points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    db.fetch(memdb, tables.CORRELATIONS_SQL)
+    from analysis.registry import ViewContext
+    from analysis.settings import AnalysisSettings
+
+    db.define_views(memdb, ViewContext((), AnalysisSettings()), ["correlations"],
+                    given=["correlation_points"])
     got = {r["model"]: r for r in db.records(memdb, "SELECT * FROM correlations")}
     for k, (x, y) in enumerate(CASES):
         ref = scipy.stats.spearmanr(x, y)
         assert got[f"m{k}"]["n"] == len(x)
         assert got[f"m{k}"]["rho"] == pytest.approx(ref.statistic, abs=1e-12)
         assert got[f"m{k}"]["p_value"] == pytest.approx(ref.pvalue, abs=1e-12)
+        lo, hi = fisher_bonett_wright(ref.statistic, len(x))
+        assert (got[f"m{k}"]["rho_lo"], got[f"m{k}"]["rho_hi"]) == (
+            (pytest.approx(lo, abs=1e-12), pytest.approx(hi, abs=1e-12)) if lo is not None else (None, None))
+
+
+def fisher_bonett_wright(rho, n, level=0.95):
+    """By hand: tanh(atanh ρ ± z·sqrt((1 + ρ²/2)/(n − 3))) (Bonett & Wright 2000)."""
+    if n <= 3 or abs(rho) >= 1:
+        return None, None
+    z = scipy.stats.norm.ppf((1 + level) / 2)
+    se = np.sqrt((1 + rho**2 / 2) / (n - 3))
+    return np.tanh(np.arctanh(rho) - z * se), np.tanh(np.arctanh(rho) + z * se)
+
+
+def test_spearman_interval_against_scipy_bootstrap(memdb):
+    """On a large sample the Fisher-z interval and SciPy's bootstrap interval of ρ agree."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=300)
+    y = 0.6 * x + rng.normal(size=300)
+    db.fetch(memdb, "CREATE TABLE correlation_points AS SELECT 'model' AS scope, 'm' AS model, "
+             "'full' AS protocol, 'gmax' AS x_name, 'R' AS y_name, x, y FROM (SELECT unnest(?) AS x, unnest(?) AS y)",
+             [x.tolist(), y.tolist()])
+    from analysis.registry import ViewContext
+    from analysis.settings import AnalysisSettings
+
+    db.define_views(memdb, ViewContext((), AnalysisSettings()), ["correlations"], given=["correlation_points"])
+    row = db.records(memdb, "SELECT * FROM correlations")[0]
+    boot = scipy.stats.bootstrap((x, y), lambda a, b: scipy.stats.spearmanr(a, b).statistic, paired=True,
+                                 vectorized=False, n_resamples=2000, method="percentile",
+                                 random_state=np.random.default_rng(0))
+    assert row["rho_lo"] == pytest.approx(boot.confidence_interval.low, abs=0.02)
+    assert row["rho_hi"] == pytest.approx(boot.confidence_interval.high, abs=0.02)
 
 
 def test_spearman_p_undefined():

@@ -117,3 +117,63 @@ def test_thresholds_are_configurable(planted, open_views):
     s = AnalysisSettings(catapult=25.0, catapult_like=19.0)
     assert summary(open_views(planted, settings=s))["catapult"]["character"] == "catapult-like"
     assert math.isclose(summary(open_views(planted))["catapult"]["R"], 19.5266, rel_tol=1e-4)
+
+
+def test_immediate_and_stopped_at_flip(tmp_path, open_views):
+    """A flip at step 1 has no shoulder to judge; a trial stopped at its flip has an outcome
+    (flipped) but no measured shape: neither is catapult-like, neither enters θ*_shape."""
+    jump_at_1 = [-0.3] + [0.2 + 0.0005 * t for t in range(T)]
+    write_trial(tmp_path, step_table("immediate", jump_at_1, lr=1e-3), trial_record("immediate", steps=T, lr=1e-3))
+    stop = catapult_phi()[:7]  # the η_c search stopped it at the flip (step 6)
+    write_trial(tmp_path, step_table("stopped", stop, lr=1e-3),
+                trial_record("stopped", steps=T, steps_done=6, lr=1e-3, stop_reason="flip"))
+    write_trial(tmp_path, step_table("shaped", catapult_phi(), lr=2e-3), trial_record("shaped", steps=T, lr=2e-3))
+    conn = open_views(tmp_path)
+    rows = summary(conn)
+    imm, st = rows["immediate"], rows["stopped"]
+    assert imm["character"] == "immediate" and imm["flip_step"] == 1 and imm["flipped"] is True
+    assert imm["R"] == pytest.approx(R_of(jump_at_1)[0])  # measured (≈ T), but not judged
+    assert st["character"] == "stopped-at-flip" and st["flip_step"] == 6 and st["flipped"] is True
+    assert st["R"] is None and st["jump_step"] is None and st["amplification"] is None
+    assert st["phi_stop"] is None and st["failure_mode"] is None
+    # only the shaped trial is a θ*_shape point; the stopped one is not a reference trial either
+    assert db.scalar(conn, "SELECT n_shape FROM fits") == 1
+    assert db.scalar(conn, "SELECT n_immediate FROM fits") == 1
+    assert db.scalar(conn, "SELECT n_stopped_at_flip FROM fits") == 1
+    assert "stopped" not in {r[0] for r in db.fetch(conn, "SELECT trial_id FROM reference_trials")}
+    # at the reference rate (1e-3 is nearest 2e-5) the immediate flip is not counted a catapult
+    assert db.records(conn, "SELECT n_trials, n_catapult, n_catapult_like FROM isolation") == \
+        [{"n_trials": 1, "n_catapult": 0, "n_catapult_like": 0}]
+    # all three count for η_c: the bracket (m, full, s, seed 0) flips at every rate
+    assert db.scalar(conn, "SELECT count(*) FROM trial_summary WHERE flipped") == 3
+
+
+def test_flipped_for_eta_c(planted, open_views):
+    rows = summary(open_views(planted))
+    assert rows["diverged"]["flipped"] is True  # a divergence lies above η_c
+    assert rows["structural"]["flipped"] is False and rows["pre"]["flipped"] is True
+    assert rows["catapult"]["bracket_id"] == "m|full|s|0|None|20"  # analysis.testing.trial_record
+
+
+def test_error_carries_no_outcome(tmp_path, open_views):
+    write_trial(tmp_path, step_table("err", [-0.1, 0.2]), trial_record("err", steps=T, status="error"))
+    write_trial(tmp_path, None, trial_record("err0", steps=T, status="error"))  # failed before step 0
+    rows = summary(open_views(tmp_path))
+    assert rows["err"]["flipped"] is None and rows["err"]["character"] == "error"
+    assert rows["err0"]["flipped"] is None and rows["err0"]["evaluations"] is None
+
+
+def test_isolation_checks_every_trial_of_a_frozen_protocol(tmp_path, open_views):
+    """Table 3's max dG_max / embedding_frozen: every rate and status, not only η_ref."""
+    def put(tid, lr, dG, status="ok", protocol="lora"):
+        write_trial(tmp_path, step_table(tid, [-0.1, 0.1, 0.1], protocol=protocol, lr=lr, dG=dG),
+                    trial_record(tid, protocol=protocol, lr=lr, steps=2, status=status))
+
+    put("ref", 1e-4, [0.0, 0.0, 0.0])  # the reference rate: frozen
+    put("hot", 1e-2, [0.0, 0.0, 3e-7])  # another rate moved the embedding
+    put("div", 1e-1, [0.0, 5e-7, 0.0], status="diverged")
+    put("full", 2e-5, [0.0, 1e-4, 2e-4], protocol="full")
+    iso = {r["protocol"]: r for r in db.records(open_views(tmp_path), "SELECT * FROM isolation")}
+    assert iso["lora"]["embedding_frozen"] is False and iso["lora"]["max_dG"] == 5e-7
+    assert iso["lora"]["n_dG_trials"] == 3 and iso["lora"]["n_trials"] == 1  # counts: η_ref only
+    assert iso["full"]["embedding_frozen"] is None and iso["full"]["max_dG"] == 2e-4
