@@ -22,20 +22,18 @@ from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
 from phantom.config import TrialConfig
-from phantom.outcomes import eta_c
+from phantom.outcomes import BracketStatus, bracket_status, eta_c
 
 PARAM = "lr"
 TRIAL_ID_ATTR = "trial_id"
 
 
-class Status(str, enum.Enum):
-    """The search's word for a bracket (η_c itself: the analysis' ``eta_c`` view)."""
+class SearchState(str, enum.Enum):
+    """What the search still has to do with a bracket. Once nothing is left to do, the bracket's
+    status is the data's own word, :class:`phantom.outcomes.BracketStatus` (found,
+    non-monotone, all-flip, none-flip, pre-resolved): the word the ``eta_c`` view shows."""
 
-    OPEN = "open"  # still bisecting (or out of rounds)
-    FOUND = "found"  # hi/lo within the tolerance (or non-monotone: flagged)
-    BELOW_RANGE = "below-range"  # every rate flips: η_c < lr_min
-    ABOVE_RANGE = "above-range"  # no rate flips: η_c > lr_max
-    PRE_RESOLVED = "pre-resolved"  # Φ₀ > 0: the base model already ranks g first
+    OPEN = "open"  # still bisecting: an end is missing, or hi/lo is above the tolerance
     ERROR = "error"  # a trial of the bracket failed: `resume --errored` re-runs it
 
     def __str__(self) -> str:
@@ -124,21 +122,19 @@ class Bracket:
     def pre_resolved(self) -> bool:
         return any(o.flip_step == 0 for o in self.outcomes)
 
-    def state(self, lr_min: float, lr_max: float, tolerance: float) -> tuple[Status, dict]:
-        """(status, {eta_c, lo, hi, non_monotone}) of the bracket."""
+    def state(self, lr_min: float, lr_max: float, tolerance: float) -> tuple[SearchState | BracketStatus, dict]:
+        """(status, {eta_c, lo, hi, non_monotone, trials}) of the bracket: OPEN or ERROR while
+        the search has work here, else what the rates showed (phantom.outcomes.bracket_status)."""
         results = self.results()
         eta, lo, hi, non_monotone = eta_c(results.items())
         info = dict(eta_c=eta, lo=lo, hi=hi, non_monotone=non_monotone, trials=len(results))
         if self.errors():
-            return Status.ERROR, info
-        if self.pre_resolved():
-            return Status.PRE_RESOLVED, info
+            return SearchState.ERROR, info
+        shown = bracket_status(results.items(), self.pre_resolved())
+        if shown is BracketStatus.PRE_RESOLVED:
+            return shown, info
         if lr_min not in results or lr_max not in results:
-            return Status.OPEN, info
-        if lo is None:
-            return Status.BELOW_RANGE, info
-        if hi is None:
-            return Status.ABOVE_RANGE, info
-        if non_monotone or hi / lo <= tolerance * (1 + 1e-9):
-            return Status.FOUND, info
-        return Status.OPEN, info
+            return SearchState.OPEN, info
+        if shown is BracketStatus.FOUND and hi / lo > tolerance * (1 + 1e-9):
+            return SearchState.OPEN, info
+        return shown, info

@@ -28,15 +28,16 @@ import tempfile
 from pathlib import Path
 
 from phantom import layout
+from phantom.outcomes import BracketStatus
 from phantom.storage import Store
-from orchestrator.bisect import PARAM, TRIAL_ID_ATTR, Bracket, Observation, Status, distribution
+from orchestrator.bisect import PARAM, TRIAL_ID_ATTR, Bracket, Observation, SearchState, distribution
 from orchestrator.config import SweepConfig
 from orchestrator.engine import Outcome, dispatch
 from orchestrator.expand import Grid, expand
 from orchestrator.plan import write_plan
 
 OUTCOMES_SQL = """
-SELECT ts.trial_id, t.bracket_id, ts.lr, ts.status, ts.flip_step, t.error
+SELECT ts.trial_id, ts.bracket_id, ts.lr, ts.status, ts.flip_step, t.error
 FROM trial_summary ts JOIN trials t USING (trial_id)
 """
 
@@ -65,8 +66,10 @@ def read_outcomes(store: Store) -> dict[str, list[Observation]]:
     if not store.list(layout.TRIALS_DIR):
         return {}
     from analysis.db import connect
+    from analysis.settings import AnalysisSettings
 
-    conn = connect([store.uri])
+    # every record of the folder (a round's trials may not be in plan.json yet), no bootstrap
+    conn = connect([store.uri], AnalysisSettings(all_trials=True, bootstrap=0), views=["trial_summary"])
     try:
         rows = conn.execute(OUTCOMES_SQL).fetchall()
     finally:
@@ -182,11 +185,11 @@ def run_eta_c(store: Store, sweep: SweepConfig, sentences_file: Path, plan: tupl
                 study = journal.study(b, sweep)
                 asked = sync(study, b, dist)
                 status, _ = b.state(s.lr_min, s.lr_max, s.tolerance)
-                if status == Status.ERROR and rerun_errored:
+                if status == SearchState.ERROR and rerun_errored:
                     again = [o for o in b.errors() if o.trial_id not in rerun]
                     rerun |= {o.trial_id for o in again}
                     todo += [b.trial(_ask(study, b, dist, o.lr)) for o in again]
-                elif status == Status.OPEN:
+                elif status == SearchState.OPEN:
                     if asked:  # asked before (a killed driver): the proposal stands
                         todo += [b.trial(t.params[PARAM]) for t in asked]
                     else:
@@ -226,7 +229,7 @@ def format_brackets(brackets: list[Bracket], sweep: SweepConfig) -> str:
     lines = [f"{'bracket':<44} {'eta_c':>10} {'lo':>10} {'hi':>10} {'trials':>6}  status"]
     for b in brackets:
         status, info = b.state(s.lr_min, s.lr_max, s.tolerance)
-        shown = info["eta_c"] if status == Status.FOUND else None
-        flag = " (non-monotone: a lower rate flips where a higher one does not)" if info["non_monotone"] else ""
+        shown = info["eta_c"] if status in (BracketStatus.FOUND, BracketStatus.NON_MONOTONE) else None
+        flag = " (a lower rate flips where a higher one does not)" if info["non_monotone"] else ""
         lines.append(f"{b.label:<44} {f(shown)} {f(info['lo'])} {f(info['hi'])} {info['trials']:>6}  {status}{flag}")
     return "\n".join(lines)

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 
 from analysis.testing import step_table
-from orchestrator.bisect import BisectionSampler, Bracket, Observation, Status, distribution
+from orchestrator.bisect import BisectionSampler, Bracket, Observation, SearchState, distribution
+from phantom.outcomes import BracketStatus
 from orchestrator.etac import Journal, read_outcomes, sync
 from phantom.config import StopperConfig, TrialConfig
 from phantom.outcomes import PhiSaturation, saturation_step
@@ -68,7 +69,7 @@ def test_the_study_bisects_to_eta_c_with_fewer_trials_than_a_grid(true_eta):
     study = _study(b)
     dist = distribution(LO, HI)
     rounds = 0
-    while b.state(LO, HI, TOL)[0] == Status.OPEN:
+    while b.state(LO, HI, TOL)[0] == SearchState.OPEN:
         rounds += 1
         asked = [study.ask({"lr": dist}) for _ in range(2 if rounds == 1 else 1)]
         for t in asked:
@@ -76,7 +77,7 @@ def test_the_study_bisects_to_eta_c_with_fewer_trials_than_a_grid(true_eta):
             _observe(b, t.params["lr"], t.params["lr"] >= true_eta)  # a monotone model
         assert sync(study, b, dist) == []  # every asked rate is answered
     status, info = b.state(LO, HI, TOL)
-    assert status == Status.FOUND and not info["non_monotone"]
+    assert status == BracketStatus.FOUND and not info["non_monotone"]
     assert info["lo"] < true_eta <= info["hi"] and info["hi"] / info["lo"] <= TOL * (1 + 1e-6)
     assert info["eta_c"] == pytest.approx(true_eta, rel=0.05)
     grid = math.ceil(math.log(HI / LO) / math.log(TOL)) + 1  # rates a log grid of that resolution needs
@@ -86,10 +87,10 @@ def test_the_study_bisects_to_eta_c_with_fewer_trials_than_a_grid(true_eta):
 
 
 EDGES = [  # (outcome at lr_min, outcome at lr_max, status, non_monotone)
-    (True, True, Status.BELOW_RANGE, False),
-    (False, False, Status.ABOVE_RANGE, False),
-    (True, False, Status.FOUND, True),  # the low end flips, the high end does not: flagged
-    (None, False, Status.ERROR, False),
+    (True, True, BracketStatus.ALL_FLIP, False),  # η_c is below lr_min
+    (False, False, BracketStatus.NONE_FLIP, False),  # η_c is above lr_max
+    (True, False, BracketStatus.NON_MONOTONE, True),  # the low end flips, the high end does not: flagged
+    (None, False, SearchState.ERROR, False),
 ]
 
 
@@ -107,7 +108,7 @@ def test_bracket_edges_are_named_and_non_monotone_is_flagged(at_min, at_max, sta
 def test_pre_resolved_bracket_stops():
     b = Bracket(_template())
     b.outcomes.append(Observation(b.trial(LO).trial_id, LO, True, 0, None))
-    assert b.state(LO, HI, TOL)[0] == Status.PRE_RESOLVED
+    assert b.state(LO, HI, TOL)[0] == BracketStatus.PRE_RESOLVED
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def test_outcomes_are_read_through_the_sql_one_definition(tmp_path):
                    1e-6: (False, None)}
     assert [o.lr for o in b.errors()] == [3e-6]
     assert b.results() == {1e-6: False, 1e-5: False, 1e-4: True, 1e-3: True}
-    assert Bracket(other, outcomes[other.bracket_id]).state(LO, HI, TOL)[0] == Status.PRE_RESOLVED
+    assert Bracket(other, outcomes[other.bracket_id]).state(LO, HI, TOL)[0] == BracketStatus.PRE_RESOLVED
 
 
 def test_journal_is_resynced_from_the_records(tmp_path):
