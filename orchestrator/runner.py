@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from phantom.tracking import prepare_tracking
 from orchestrator import etac, grid
 from orchestrator.config import SweepConfig
 from orchestrator.engine import Outcome, RaySession
@@ -37,6 +38,7 @@ def run_sweep(
     else:
         planned, run = grid.plan_grid(sweep, sentences_file), grid.run_grid
     with SweepLock(store, stream) as lock:
+        prepare_tracking(sweep.tracking, store.uri)
         with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream):
             clean_leftovers(store, lock)
             outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored, stream=stream)

@@ -329,6 +329,13 @@ class Tracking:
         self.backends = []
 
 
+def prepare_tracking(names: Iterable[str], folder: str | None) -> None:
+    """Create the trackers' experiment once, in the driver, before any worker opens it: workers
+    that each find it missing and create it at the same moment would make two experiments of
+    one name in MLflow's file store (runs split between them)."""
+    open_tracking(names, folder).close()
+
+
 def open_tracking(names: Iterable[str], folder: str | None, *, experiment: str | None = None) -> Tracking:
     """Open the named trackers for results in ``folder`` (a local path or a storage URI; the
     local stores go under it). A tracker that cannot open warns once and is left out."""
