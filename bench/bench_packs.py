@@ -14,8 +14,8 @@ Sections (``--only``):
 - ``full``: the same for full fine-tuning at K = 2, 3, ... (``--full-ks``): the vmap pack and
   the loop pack (K single engines side by side) against K trials in a row.
 - ``memory``: several full-FT trials in a row in one worker (SingleEngine): peak resident
-  memory after each, against weights + gradients + Adam state + base copy, with glibc's
-  allocator as it comes (``PHANTOM_ALLOCATOR=default``, before) and as the worker tunes it.
+  memory after each, against weights + gradients + Adam state + base copy, for a new copy per
+  trial (``PHANTOM_MEMORY=plain``, the worker before issue 11) and for the reused copy.
 - ``kernels``: one LoRA forward+backward over K copies of the context: the packed engine's
   bmm, peft's mixed-adapter batch (``adapter_names=``), and K separate forwards.
 
@@ -203,8 +203,8 @@ def run(spec: dict, inline: bool) -> dict:
     if inline:
         return measure(spec)
     env = dict(os.environ)
-    if spec.get("allocator"):
-        env["PHANTOM_ALLOCATOR"] = spec["allocator"]
+    if spec.get("memory"):
+        env["PHANTOM_MEMORY"] = spec["memory"]
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -246,6 +246,7 @@ def main() -> int:
     ap.add_argument("--lora-k", type=int, default=5, help="LoRA pack size (rates cycle, seeds differ)")
     ap.add_argument("--full-ks", default="2,3")
     ap.add_argument("--memory-trials", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=1, help="LoRA alone/packed pairs, alternating")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--only", default="lora,full,memory,kernels")
     ap.add_argument("--smoke", action="store_true", help="tiny-llama, 3 steps, in-process")
@@ -277,9 +278,15 @@ def main() -> int:
         lrs = [LORA_RATES[i % len(LORA_RATES)] for i in range(args.lora_k)]  # seeds differ
         spec = dict(common, protocol="lora", steps=args.steps, lrs=lrs)
         print(f"\nLoRA, {args.lora_k} trials ({len(set(lrs))} rates) x {args.steps} steps, one sentence:")
-        alone = run(dict(spec, kind="alone"), args.inline)
-        packed = run(dict(spec, kind="packed"), args.inline)
-        report_pair(f"LoRA K={args.lora_k}", alone, dict(packed, kind="packed"), args.lora_k)
+        ratios = []
+        for _ in range(args.repeat):  # alternate, so a load change on a shared machine hits both
+            alone = run(dict(spec, kind="alone"), args.inline)
+            packed = run(dict(spec, kind="packed"), args.inline)
+            report_pair(f"LoRA K={args.lora_k}", alone, dict(packed, kind="packed"), args.lora_k)
+            ratios.append(alone["wall_s"] / packed["wall_s"])
+        if args.repeat > 1:
+            print(f"  => median over {args.repeat} pairs: {statistics.median(ratios):.2f}x wall"
+                  f" (min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
 
     if "full" in sections:
         for k in (int(x) for x in args.full_ks.split(",")):
@@ -294,8 +301,8 @@ def main() -> int:
         spec = dict(common, protocol="full", steps=3, lrs=[FULL_RATES[i % len(FULL_RATES)] for i in range(args.memory_trials)], kind="alone",
                     warmup=False)
         print(f"\nmemory: {args.memory_trials} full-FT trials in a row in one worker (SingleEngine):")
-        for allocator, label in (("default", "before (glibc as it comes)"), ("tuned", "after (tune_allocator)")):
-            r = run(dict(spec, allocator=allocator), args.inline)
+        for memory, label in (("plain", "before (a new copy a trial)"), ("reuse", "after (copy + Adam reused)")):
+            r = run(dict(spec, memory=memory), args.inline)
             budget = memory_budget_gb(r["params"])
             print(f"  {label:<28} peak after each trial "
                   + " ".join(f"{p:.2f}" for p in r["peaks_gb"])

@@ -33,7 +33,7 @@ from torch.optim.adam import adam as functional_adam
 
 from phantom.config import TrialConfig
 from phantom.errors import ConfigError
-from workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for
+from workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for, drop_spare
 from workers.models import LoadedModel
 from workers.protocols import count_params, lora_a_init, lora_targets
 
@@ -175,6 +175,7 @@ class _VectorisedEngine:
     """Bookkeeping shared by the vectorised engines: members, slots, device, the loss."""
 
     def __init__(self, cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g: int) -> None:
+        drop_spare()  # a single engine's kept copy would only sit in memory beside the pack
         self.cfgs = list(cfgs)
         self.active = list(range(len(self.cfgs)))
         self.slots = list(self.active)  # member of each slot of the stacked tensors

@@ -193,6 +193,31 @@ def test_a_failure_mid_pack_is_recorded_for_the_members_still_running(tmp_path, 
 
 
 # ----------------------------------------------------------------------------------------------
+# memory: a full-FT worker reuses its copy and Adam state trial after trial
+
+
+def test_reused_copy_gives_the_numbers_of_a_fresh_one(tmp_path, tiny_models, monkeypatch):
+    from workers import engines
+
+    base = tiny_models["tiny-gpt2"]
+    first = make_cfg("tiny-gpt2", "full", lr=3e-2, steps=3,
+                     training=TrainingConfig(steps=3, weight_decay=0.1, max_grad_norm=0.5))
+    second = make_cfg("tiny-gpt2", "full", lr=1e-2, steps=4, seed=3)
+    engines.drop_spare()
+    run_trial(first, tmp_path / "a", base=base)
+    assert engines._SPARE and engines._SPARE[0][0] is base.model  # kept for the next trial
+    reused = read_steps(run_trial(second, tmp_path / "b", base=base))
+    monkeypatch.setenv("PHANTOM_MEMORY", "plain")
+    fresh = read_steps(run_trial(second, tmp_path / "c", base=base))
+    drop = ("step_ms", "obs_ms")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in reused] == [
+        {k: v for k, v in r.items() if k not in drop} for r in fresh]
+    monkeypatch.delenv("PHANTOM_MEMORY")
+    run_trial(make_cfg("tiny-gpt2", "lora", steps=1), tmp_path / "d", base=base)
+    assert not engines._SPARE  # a LoRA trial does not keep a full copy sitting in memory
+
+
+# ----------------------------------------------------------------------------------------------
 # pieces
 
 
