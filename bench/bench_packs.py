@@ -11,6 +11,8 @@ Sections (``--only``):
 - ``lora``: 5 LoRA trials (5 rates, one sentence) one after another in one worker (what one
   trial per Ray worker does) against the same 5 as one pack; wall, trials/s, member steps/s,
   the training-only ratio (the step_ms column) and each worker's peak memory.
+- ``sweep``: LoRA packs of K = 1, 2, 3, 5, 8 (``--sweep-ks``) in one worker: the pack step
+  and the member steps/s against K = 1.
 - ``full``: the same for full fine-tuning at K = 2, 3, ... (``--full-ks``): the vmap pack and
   the loop pack (K single engines side by side) against K trials in a row.
 - ``memory``: several full-FT trials in a row in one worker (SingleEngine): peak resident
@@ -104,6 +106,8 @@ def measure(spec: dict) -> dict:
     base = load_base(spec)
     if spec["kind"] == "kernels":
         return kernels(spec, base)
+    if spec["kind"] == "sweep":
+        return sweep(spec, base)
     cuda = torch.cuda.is_available()
     cfgs = configs(spec, base)
     out = tempfile.mkdtemp()
@@ -132,6 +136,24 @@ def measure(spec: dict) -> dict:
                 cuda_peak_gb=(torch.cuda.max_memory_allocated() / 1e9) if cuda else None,
                 cuda_base_gb=dev0 / 1e9, cuda_total_gb=(torch.cuda.get_device_properties(0).total_memory / 1e9)
                 if cuda else None, params=sum(p.numel() for p in base.model.parameters()))
+
+
+def sweep(spec: dict, base) -> dict:
+    """LoRA packs of K = 1, 2, ... in one worker: seconds of a pack step (the step_ms column)."""
+    import pyarrow.parquet as pq
+
+    from workers.trial import run_pack
+
+    out, ks = tempfile.mkdtemp(), spec["ks"]
+    rates = [LORA_RATES[i % len(LORA_RATES)] for i in range(max(ks))]
+    cfgs = configs(dict(spec, lrs=rates), base)
+    run_pack(cfgs[:1], out, base=base)  # warm-up
+    step_s = {}
+    for k in ks:
+        res = run_pack(cfgs[:k], f"{out}/{k}", base=base)
+        ms = [v for v in pq.read_table(res[0].steps_path).column("step_ms").to_pylist() if v]
+        step_s[k] = statistics.median(ms) / 1e3
+    return dict(step_s=step_s)
 
 
 def kernels(spec: dict, base) -> dict:
@@ -248,7 +270,8 @@ def main() -> int:
     ap.add_argument("--memory-trials", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=1, help="LoRA alone/packed pairs, alternating")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--only", default="lora,full,memory,kernels")
+    ap.add_argument("--sweep-ks", default="1,2,3,5,8", help="LoRA pack sizes of the sweep")
+    ap.add_argument("--only", default="lora,sweep,full,memory,kernels")
     ap.add_argument("--smoke", action="store_true", help="tiny-llama, 3 steps, in-process")
     ap.add_argument("--inline", action="store_true", help="measure in this process")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -262,7 +285,7 @@ def main() -> int:
         return 0
     if args.smoke:
         args.model, args.steps, args.full_steps, args.full_ks, args.memory_trials = "tiny-llama", 3, 2, "2", 2
-        args.lora_k, args.inline, args.random_init = 3, True, False
+        args.lora_k, args.inline, args.random_init, args.sweep_ks = 3, True, False, "1,2"
 
     import torch
 
@@ -309,6 +332,15 @@ def main() -> int:
                   + f" GB; budget (weights+grads+Adam+base) {budget:.2f} GB -> {max(r['peaks_gb']) / budget:.2f}x"
                   + f" (process before loading: {r['rss_start_gb']:.2f} GB;"
                   + f" {1e3 * r['train_s'] / r['member_steps']:.0f} ms a training step)")
+
+    if "sweep" in sections:
+        ks = [int(x) for x in args.sweep_ks.split(",")]
+        r = run(dict(common, protocol="lora", steps=args.steps, ks=ks, kind="sweep"), args.inline)
+        step_s = {int(k): v for k, v in r["step_s"].items()}  # JSON made the keys strings
+        print("\nLoRA pack size sweep (median pack step; member steps/s against K = 1):")
+        for k, sec in step_s.items():
+            gain = f"  {step_s[1] * k / sec:5.2f}x" if 1 in step_s else ""
+            print(f"  K={k:<3} {sec * 1e3:7.0f} ms a pack step  {sec * 1e3 / k:6.0f} ms a member step{gain}")
 
     if "kernels" in sections:
         lrs = [LORA_RATES[i % len(LORA_RATES)] for i in range(args.lora_k)]

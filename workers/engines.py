@@ -182,7 +182,9 @@ class HeadInput:
 
 class SingleEngine:
     """One trial: a deep copy of the base model trains (the base stays untouched for the next
-    trial of this worker), under peft for the adapters and accelerate for device/precision."""
+    trial of this worker), under peft for the adapters and accelerate for device/precision. A
+    full-FT copy and its AdamW state are kept for the worker's next full-FT trial of the same
+    base, which resets them (:func:`take_spare`) instead of allocating its own."""
 
     def __init__(self, cfg: TrialConfig, base: LoadedModel, batch: Batch, g: int) -> None:
         self.cfg = cfg

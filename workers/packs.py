@@ -40,11 +40,13 @@ from workers.protocols import count_params, lora_a_init, lora_targets
 MODES = ("auto", "packed", "loop")
 
 # The default pack size (the orchestrator's ``pack: auto``) per device type and protocol, from
-# bench/bench_packs.py (README, "Trial packs"). CPU: measured on smollm2-135m. CUDA: LoRA packs
-# are launch-bound and a member costs ~0.1% of the base in memory, so 8 is conservative;
-# full FT stays unpacked until a GPU run of the benchmark shows the vmap pack pays there.
+# bench/bench_packs.py (README, "Trial packs"). CPU, measured on smollm2-135m: a LoRA member
+# step costs 1/2.5 of a trial alone at K = 5 and 1/3.7 at K = 8; full-FT packs run at 0.4-0.5x
+# (vmap) or ~1x (loop). CUDA, not measured: LoRA packs are launch-bound and a member costs 7 MB
+# beside the shared base, so 8 is conservative; full FT stays unpacked until a GPU run of the
+# benchmark shows the vmap pack pays there.
 DEFAULT_PACK = {
-    "cpu": {"lora": 5, "lora-frozen-head": 5, "full": 1, "prefix": 1},
+    "cpu": {"lora": 8, "lora-frozen-head": 8, "full": 1, "prefix": 1},
     "cuda": {"lora": 8, "lora-frozen-head": 8, "full": 1, "prefix": 1},
 }
 
@@ -61,9 +63,9 @@ def pack_engine(cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g:
 
     ``mode="packed"`` vectorises LoRA and full FT; ``"loop"`` runs K single engines side by
     side; ``"auto"`` vectorises where it pays as measured (bench/bench_packs.py): LoRA
-    everywhere, full FT on CUDA only — on a CPU a full-FT pack of smollm2-135m runs ~4x slower
-    than its members one after another (no arithmetic is shared between members, and vmap's
-    strided gradient copies cost more than the kernel launches saved). ``prefix`` always
+    everywhere, full FT on CUDA only — on a CPU a full-FT vmap pack of smollm2-135m runs at
+    0.4-0.5x the speed of its members one after another (members share no arithmetic, and
+    vmap's strided gradient copies cost more than the kernel launches saved). ``prefix`` always
     loops: peft feeds the prefix as a key/value cache whose layout is per family and per
     transformers release; a packed prefix would have to rebuild that cache for each.
     """
@@ -315,10 +317,9 @@ class LoraPackEngine(_VectorisedEngine):
 class FullPackEngine(_VectorisedEngine):
     """K full copies of the weights, stacked (k, ...), one ``vmap`` of ``functional_call``.
 
-    The skeleton that ``functional_call`` runs is a :func:`frozen_view` of the base: its own
-    parameters are never read (every one is substituted) and stay where the base is; only its
-    buffers (rotary frequencies) move to the device, which so holds the K stacked sets and
-    nothing else. It computes attention the eager way: SDPA has no batching rule (``vmap``
+    The skeleton that ``functional_call`` runs is a :func:`frozen_view` of the base (free on a
+    CPU, where it aliases the base; one frozen copy on a GPU, so that code reading a module's
+    device finds the right one). It computes attention the eager way: SDPA has no batching rule (``vmap``
     falls back to one call per member, forward and backward), while eager attention is two
     batched matmuls and a softmax (the two differ by ~1e-7 in the logits).
     """
@@ -334,10 +335,7 @@ class FullPackEngine(_VectorisedEngine):
         self.embed_name = next(n for n, p in model.named_parameters() if p is embed)
         tensors = [p.detach().to(self.device).unsqueeze(0).repeat(k, *([1] * p.dim())).requires_grad_(True)
                    for _, p in model.named_parameters()]
-        self.model = model.eval()
-        for name, buf in base.model.named_buffers():
-            owner, _, leaf = name.rpartition(".")
-            self.model.get_submodule(owner)._buffers[leaf] = buf.to(self.device)
+        self.model = model.to(self.device).eval()
         total = count_params(base.model)[1]
         self.counts = (total, total)
         self.head = HeadInput(self.model.get_output_embeddings())

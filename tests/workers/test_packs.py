@@ -248,7 +248,7 @@ def test_pack_engine_choice(tiny_models):
 
 
 @pytest.mark.parametrize("device,protocol,size", [
-    ("cpu", "lora", 5), ("cpu", "full", 1), ("cpu", "prefix", 1), ("cuda", "lora", 8), ("cuda", "prefix", 1),
+    ("cpu", "lora", 8), ("cpu", "full", 1), ("cpu", "prefix", 1), ("cuda", "lora", 8), ("cuda", "prefix", 1),
 ])
 def test_default_pack_size(device, protocol, size):
     assert default_pack_size(protocol, device) == size
