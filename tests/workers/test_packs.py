@@ -34,7 +34,7 @@ FAMILIES = ["tiny-gpt2", "tiny-neox", "tiny-llama"]
 
 RTOL_LOSS, ATOL_PHI = 1e-5, 1e-6
 INTEGER_COLUMNS = ("step", "context_id", "rank_g", "rank_c", "born_rank", "pool_size", "pool_capped")
-RATES = {"full": (1e-3, 3e-3, 1e-2), "lora": (3e-3, 1e-2, 3e-2)}
+RATES = {"full": (1e-3, 3e-3, 1e-2), "lora": (1e-3, 3e-3, 1e-2)}
 
 
 def make_cfg(model="tiny-llama", protocol="full", lr=1e-2, steps=4, seed=0, **kw):
