@@ -19,7 +19,11 @@ adapters, accelerate, AdamW). Packed engines live in :mod:`workers.packs`.
 from __future__ import annotations
 
 import copy
+import ctypes
+import functools
 import math
+import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -88,6 +92,79 @@ def adamw(groups, cfg: TrialConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, **kwargs)
 
 
+# ----------------------------------------------------------------------------------------------
+# process memory: a worker runs trial after trial in one process
+
+
+@functools.cache
+def _glibc():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def plain_memory() -> bool:
+    """``PHANTOM_MEMORY=plain``: a new copy per trial and glibc left alone — the worker before
+    issue 11, kept for the benchmark's "before" figure."""
+    return os.environ.get("PHANTOM_MEMORY") == "plain"
+
+
+def release_memory() -> None:
+    """After a pack: hand the heap's free pages back to the OS (glibc keeps them otherwise).
+    No ``gc.collect()``: engines are freed by reference counting, and a collection costs ~0.6 s
+    in a process holding torch and transformers — more than a tiny trial."""
+    libc = _glibc()
+    if libc is not None and not plain_memory():
+        libc.malloc_trim(0)
+
+
+# A worker's full-FT copy and its AdamW state, kept from one trial for the next: (base, model,
+# optimizer). Only an engine that is not running holds them; a second engine alive at the same
+# time (a loop pack) deep-copies its own.
+_SPARE: list[tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer]] = []
+
+
+def take_spare(base: torch.nn.Module, cfg: TrialConfig):
+    """(model, optimizer) for a full-FT trial of ``base`` reset to the start — the base weights
+    copied back in, the AdamW state zeroed (step 0: what a new AdamW starts from), the trial's
+    rate and settings — or None when there is no spare for this base.
+
+    Reuse is the memory fix of issue 11: a worker that allocates a new copy, gradients and Adam
+    state per trial fragments glibc's heap (the next trial's tensors do not fit the holes of the
+    last): full-FT smollm2 trials in a row peaked at 3.50 GB, then 4.24 GB from the second on
+    (1.58x weights + gradients + Adam + base). Reusing them allocates nothing big after the
+    first trial: 3.46 GB, flat (1.29x, the interpreter's 0.28 GB included). Handing every
+    tensor straight back to the OS (a fixed glibc mmap threshold, or jemalloc) also held it
+    flat, but the page faults of re-mapping the gradients cost 30–50% of every step."""
+    if cfg.protocol != "full" or plain_memory() or not _SPARE or _SPARE[0][0] is not base:
+        _SPARE.clear()  # a LoRA trial or another model: the spare would only sit in memory
+        return None
+    _, model, optimizer = _SPARE.pop()
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), base.parameters()):
+            p.copy_(q)
+            p.grad = None
+        for b, c in zip(model.buffers(), base.buffers()):
+            b.copy_(c)
+        for state in optimizer.state.values():
+            for value in state.values():
+                value.zero_()
+    t = cfg.training
+    optimizer.param_groups[0].update(lr=cfg.lr, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
+    return model, optimizer
+
+
+def keep_spare(base: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    _SPARE[:] = [(base, model, optimizer)]
+
+
+def drop_spare() -> None:
+    _SPARE.clear()
+
+
 class HeadInput:
     """Captures the tensor the LM head reads (a forward pre-hook), i.e. ``h`` after the final
     norm for every family."""
@@ -105,18 +182,25 @@ class HeadInput:
 
 class SingleEngine:
     """One trial: a deep copy of the base model trains (the base stays untouched for the next
-    trial of this worker), under peft for the adapters and accelerate for device/precision."""
+    trial of this worker), under peft for the adapters and accelerate for device/precision. A
+    full-FT copy and its AdamW state are kept for the worker's next full-FT trial of the same
+    base, which resets them (:func:`take_spare`) instead of allocating its own."""
 
     def __init__(self, cfg: TrialConfig, base: LoadedModel, batch: Batch, g: int) -> None:
         self.cfg = cfg
+        self.base_model = base.model
         self.active = [0]
         torch.manual_seed(cfg.seed)
-        model = apply_protocol(copy.deepcopy(base.model), cfg.protocol, cfg.lora, base.tied, seed=cfg.seed)
+        spare = take_spare(base.model, cfg)
+        if spare is None:
+            model = apply_protocol(copy.deepcopy(base.model), cfg.protocol, cfg.lora, base.tied, seed=cfg.seed)
+            optimizer = adamw([p for p in model.parameters() if p.requires_grad], cfg)
+        else:
+            model, optimizer = spare
         model.eval()  # no dropout: the study follows the deterministic dynamics of one example
         self.trainable, self.total = count_params(model)
         self.accelerator = accelerator_for(cfg.training.precision)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = adamw(self.params, cfg)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.device = self.accelerator.device
         self.batch = batch.to(self.device)
@@ -154,3 +238,7 @@ class SingleEngine:
 
     def close(self) -> None:
         self.head.remove()
+        if self.cfg.protocol == "full" and self.base_model is not None and not plain_memory():
+            self.optimizer.zero_grad(set_to_none=True)
+            keep_spare(self.base_model, self.accelerator.unwrap_model(self.model), self.optimizer.optimizer)
+            self.base_model = None

@@ -31,7 +31,7 @@ from phantom.outcomes import FlipStop, PhiSaturation, StopReason, TrialStatus, t
 from phantom.schema import STEP_COLUMNS, STEP_SCHEMA, TrialRecord
 from phantom.storage import Store
 from workers import observables as obs
-from workers.engines import Forward, SingleEngine, encode
+from workers.engines import Forward, SingleEngine, encode, release_memory
 from workers.models import LoadedModel, load_model_cached
 from workers.sentences import token_id
 
@@ -183,7 +183,7 @@ def run_pack(
         raise SentenceError(f"token id of '{first.target}'/'{first.competitor}' is outside the embedding")
 
     members = [Member.start(cfg, base, g, c, len(cfgs)) for cfg in cfgs]
-    engine = None
+    engine = fwd = None
     try:
         # ---- the engine: model copy or pack, protocol, optimizer, device ----
         batch = encode(base.tokenizer, first.contexts)
@@ -242,6 +242,8 @@ def run_pack(
     finally:
         if engine is not None and hasattr(engine, "close"):
             engine.close()
+        engine = fwd = None  # the copy, its gradients and Adam state go before the next pack
+        release_memory()
     return [m.result for m in members]
 
 

@@ -1,0 +1,311 @@
+"""Trial packs: a packed member's rows equal the same trial run alone; members leave one by one.
+
+Tolerance (README, "Trial packs"): a packed forward runs the members' rows through other
+matrix shapes than the trial alone, so float32 results differ in the last bits (loss ~1e-8
+relative at step 0 on the tiny models, ~5e-7 on smollm2-135m). Adam's first steps turn rounding
+in near-zero gradient components into O(lr) moves, so the gap grows with the rate — exactly as
+it does between two runs of one trial alone on 1 and 2 threads (smollm2 LoRA, 3 steps: 5e-6 at
+lr 1e-3, 2e-5 at lr 1e-2). At the rates tested here the loss agrees to rtol 1e-5, Φ (a
+difference of Born scores that crosses 0, so compared absolutely) to 1e-6, and the integer
+columns (ranks, pool size) and the flip step are identical.
+"""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from phantom.config import StopperConfig, TrainingConfig, TrialConfig
+from phantom.errors import ConfigError
+from workers.engines import SingleEngine, encode
+from workers.packs import (
+    FullPackEngine,
+    LoopEngine,
+    LoraPackEngine,
+    StackedAdamW,
+    default_pack_size,
+    pack_engine,
+)
+from workers.sentences import get_sentence
+from workers.trial import run_pack, run_trial
+
+FAMILIES = ["tiny-gpt2", "tiny-neox", "tiny-llama"]
+
+RTOL_LOSS, ATOL_PHI = 1e-5, 1e-6
+INTEGER_COLUMNS = ("step", "context_id", "rank_g", "rank_c", "born_rank", "pool_size", "pool_capped")
+RATES = {"full": (1e-3, 3e-3, 1e-2), "lora": (1e-3, 3e-3, 1e-2)}
+
+
+def make_cfg(model="tiny-llama", protocol="full", lr=1e-2, steps=4, seed=0, **kw):
+    s = get_sentence("longing")
+    return TrialConfig(model=model, sentence_id=s.id, target=s.target, competitor=s.competitor,
+                       contexts=s.contexts, protocol=protocol, lr=lr, seed=seed,
+                       training=kw.pop("training", TrainingConfig(steps=steps)), **kw)
+
+
+def read_steps(result):
+    return pq.read_table(result.steps_path).to_pylist()
+
+
+def packed(mode):
+    return lambda cfgs, base, batch, g: pack_engine(cfgs, base, batch, g, mode=mode)
+
+
+def flip_step(rows):
+    return next((r["step"] for r in rows if r["context_id"] == 0 and r["phi"] > 0), None)
+
+
+def assert_same_rows(got, want):
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert {k: a[k] for k in INTEGER_COLUMNS} == {k: b[k] for k in INTEGER_COLUMNS}
+        assert a["loss"] == pytest.approx(b["loss"], rel=RTOL_LOSS)
+        assert a["phi"] == pytest.approx(b["phi"], rel=RTOL_LOSS, abs=ATOL_PHI)
+        assert (a["grad_norm"] is None) == (b["grad_norm"] is None)
+        if a["grad_norm"] is not None:
+            assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+        assert a["dG_max"] == pytest.approx(b["dG_max"], rel=1e-3, abs=1e-7)
+    assert flip_step(got) == flip_step(want)
+
+
+def pack_cfgs(model, protocol, steps=6, **kw):
+    rates = RATES["full" if protocol == "full" else "lora"]
+    return [make_cfg(model, protocol, lr=lr, seed=i, steps=steps, **kw) for i, lr in enumerate(rates)]
+
+
+# ----------------------------------------------------------------------------------------------
+# equivalence: a packed member = the same trial alone (SingleEngine, peft)
+
+CASES = [
+    # (model, protocol, pack mode, engine it must get)
+    *[(m, "lora", "auto", LoraPackEngine) for m in FAMILIES],  # tiny-neox: one head per member
+    *[(m, "lora-frozen-head", "auto", LoraPackEngine) for m in FAMILIES],
+    *[(m, "full", "packed", FullPackEngine) for m in FAMILIES],
+    ("tiny-llama", "full", "loop", LoopEngine),
+    ("tiny-gpt2", "prefix", "auto", LoopEngine),
+]
+
+
+@pytest.mark.parametrize("model,protocol,mode,kind", CASES)
+def test_packed_member_equals_the_trial_alone(tmp_path, tiny_models, model, protocol, mode, kind):
+    base = tiny_models[model]
+    cfgs = pack_cfgs(model, protocol)
+    engines = []
+
+    def factory(*args):
+        engines.append(pack_engine(*args, mode=mode))
+        return engines[-1]
+
+    results = run_pack(cfgs, tmp_path / "pack", base=base, engine_factory=factory)
+    assert type(engines[0]) is kind
+    for cfg, res in zip(cfgs, results):
+        alone = run_trial(cfg, tmp_path / "alone", base=base)
+        assert res.trial_id == cfg.trial_id and res.status == "ok" and res.steps_done == 6
+        assert_same_rows(read_steps(res), read_steps(alone))
+        rec, ref = (pq.read_table(r.trial_path).to_pylist()[0] for r in (res, alone))
+        assert rec["pack_size"] == 3 and ref["pack_size"] == 1
+        assert (rec["trainable_params"], rec["total_params"]) == (ref["trainable_params"], ref["total_params"])
+    if protocol != "full":
+        assert all(r["dG_max"] == 0.0 for res in results for r in read_steps(res))
+
+
+def test_members_differ_by_rate_and_seed(tmp_path, tiny_models):
+    """Same rate, other seed: other LoRA A, so other numbers (the pack does not share adapters)."""
+    cfgs = [make_cfg("tiny-llama", "lora", lr=1e-2, seed=s, steps=2) for s in (0, 1)]
+    a, b = (read_steps(r) for r in run_pack(cfgs, tmp_path, base=tiny_models["tiny-llama"]))
+    assert a[0]["loss"] == b[0]["loss"] and a[-1]["loss"] != b[-1]["loss"]
+
+
+def test_base_model_is_not_modified_by_packs(tmp_path, tiny_models):
+    base = tiny_models["tiny-neox"]  # untied: the lora pack trains per-member heads
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    flags = [p.requires_grad for p in base.model.parameters()]
+    run_pack(pack_cfgs("tiny-neox", "lora", steps=2), tmp_path, base=base)
+    run_pack(pack_cfgs("tiny-neox", "full", steps=2), tmp_path, base=base, engine_factory=packed("packed"))
+    after = base.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert flags == [p.requires_grad for p in base.model.parameters()]
+
+
+# ----------------------------------------------------------------------------------------------
+# members leave the pack; the rest go on with unchanged numbers
+
+
+@pytest.mark.parametrize("protocol,mode", [("lora", "auto"), ("full", "packed"), ("full", "loop")])
+def test_a_diverging_member_leaves_and_the_rest_go_on(tmp_path, tiny_models, protocol, mode):
+    base = tiny_models["tiny-gpt2"]
+    cfgs = pack_cfgs("tiny-gpt2", protocol)
+    cfgs[1] = cfgs[1].replace(lr=1e30)
+    results = run_pack(cfgs, tmp_path / "pack", base=base, engine_factory=packed(mode))
+    assert [r.status for r in results] == ["ok", "diverged", "ok"]
+    assert 1 <= results[1].steps_done < 6 and "non-finite" in results[1].error
+    for i in (0, 2):
+        assert_same_rows(read_steps(results[i]), read_steps(run_trial(cfgs[i], tmp_path / "alone", base=base)))
+
+
+@pytest.mark.parametrize("protocol,mode", [("lora", "auto"), ("full", "packed")])
+def test_stopped_members_leave_and_the_rest_go_on(tmp_path, tiny_models, protocol, mode):
+    base = tiny_models["tiny-llama"]
+    cfgs = pack_cfgs("tiny-llama", protocol, steps=8)
+    cfgs[2] = cfgs[2].replace(stopper=StopperConfig(at_flip=True))  # same pack key
+    alone = [read_steps(run_trial(c, tmp_path / "alone", base=base)) for c in cfgs]
+    flip = flip_step(alone[2])
+    assert flip is not None and flip < 8
+
+    def callback(cfg, step, rows):
+        return "asked" if cfg.trial_id == cfgs[0].trial_id and step == 3 else None
+
+    results = run_pack(cfgs, tmp_path / "pack", base=base, callback=callback, engine_factory=packed(mode))
+    assert [(r.status, r.stop_reason, r.steps_done) for r in results] == [
+        ("ok", "asked", 3), ("ok", None, 8), ("ok", "flip", flip)]
+    for res, want in zip(results, alone):
+        got = read_steps(res)
+        assert_same_rows(got, want[: len(got)])
+
+
+def test_a_failure_mid_pack_is_recorded_for_the_members_still_running(tmp_path, tiny_models, monkeypatch):
+    import workers.trial as wt
+
+    cfgs = pack_cfgs("tiny-llama", "lora", steps=6)
+    armed = {"on": False}
+    real = wt.obs.observe
+
+    def flaky(*a, **k):
+        if armed["on"]:
+            raise RuntimeError("boom in step 3")
+        return real(*a, **k)
+
+    def callback(cfg, step, rows):
+        armed["on"] = step == 2 and cfg.trial_id == cfgs[2].trial_id  # the next observe fails
+        return "asked" if step == 1 and cfg.trial_id == cfgs[0].trial_id else None
+
+    monkeypatch.setattr(wt.obs, "observe", flaky)
+    with pytest.raises(RuntimeError, match="boom in step 3"):
+        run_pack(cfgs, tmp_path, base=tiny_models["tiny-llama"], callback=callback)
+    recs = [pq.read_table(tmp_path / "trials" / f"{c.trial_id}.parquet").to_pylist()[0] for c in cfgs]
+    assert [(r["status"], r["stop_reason"], r["steps_done"]) for r in recs] == [
+        ("ok", "asked", 1), ("error", None, 2), ("error", None, 2)]
+    assert all("boom in step 3" in r["error"] for r in recs[1:])
+    n_ctx = len(cfgs[0].contexts)
+    steps = [pq.read_table(tmp_path / "steps" / f"{c.trial_id}.parquet").num_rows for c in cfgs]
+    assert steps == [2 * n_ctx, 3 * n_ctx, 3 * n_ctx]
+
+
+# ----------------------------------------------------------------------------------------------
+# memory: a full-FT worker reuses its copy and Adam state trial after trial
+
+
+def test_reused_copy_gives_the_numbers_of_a_fresh_one(tmp_path, tiny_models, monkeypatch):
+    from workers import engines
+
+    base = tiny_models["tiny-gpt2"]
+    first = make_cfg("tiny-gpt2", "full", lr=3e-2, steps=3,
+                     training=TrainingConfig(steps=3, weight_decay=0.1, max_grad_norm=0.5))
+    second = make_cfg("tiny-gpt2", "full", lr=1e-2, steps=4, seed=3)
+    engines.drop_spare()
+    run_trial(first, tmp_path / "a", base=base)
+    assert engines._SPARE and engines._SPARE[0][0] is base.model  # kept for the next trial
+    reused = read_steps(run_trial(second, tmp_path / "b", base=base))
+    monkeypatch.setenv("PHANTOM_MEMORY", "plain")
+    fresh = read_steps(run_trial(second, tmp_path / "c", base=base))
+    drop = ("step_ms", "obs_ms")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in reused] == [
+        {k: v for k, v in r.items() if k not in drop} for r in fresh]
+    monkeypatch.delenv("PHANTOM_MEMORY")
+    run_trial(make_cfg("tiny-gpt2", "lora", steps=1), tmp_path / "d", base=base)
+    assert not engines._SPARE  # a LoRA trial does not keep a full copy sitting in memory
+
+
+# ----------------------------------------------------------------------------------------------
+# pieces
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+@pytest.mark.parametrize("protocol", ["full", "lora", "lora-frozen-head", "prefix"])
+def test_params_count_per_member(tiny_models, model, protocol):
+    base = tiny_models[model]
+    cfgs = pack_cfgs(model, protocol, steps=1)
+    batch = encode(base.tokenizer, cfgs[0].contexts)
+    single = SingleEngine(cfgs[0], base, batch, 5)
+    pack = pack_engine(cfgs, base, batch, 5, mode="packed")
+    try:
+        assert [pack.params_count(k) for k in range(3)] == [single.params_count(0)] * 3
+    finally:
+        single.close()
+        pack.close()
+
+
+def test_pack_engine_choice(tiny_models):
+    base = tiny_models["tiny-llama"]
+    cfgs = pack_cfgs("tiny-llama", "full", steps=1)
+    batch = encode(base.tokenizer, cfgs[0].contexts)
+    assert type(pack_engine(cfgs[:1], base, batch, 5)) is SingleEngine  # K = 1: unchanged
+    want = FullPackEngine if torch.cuda.is_available() else LoopEngine  # measured: see pack_engine
+    assert type(pack_engine(cfgs, base, batch, 5)) is want
+    with pytest.raises(ConfigError, match="Unknown pack mode 'fast'"):
+        pack_engine(cfgs, base, batch, 5, mode="fast")
+
+
+@pytest.mark.parametrize("device,protocol,size", [
+    ("cpu", "lora", 8), ("cpu", "full", 1), ("cpu", "prefix", 1), ("cuda", "lora", 8), ("cuda", "prefix", 1),
+])
+def test_default_pack_size(device, protocol, size):
+    assert default_pack_size(protocol, device) == size
+
+
+@pytest.mark.parametrize("max_norm,weight_decay", [(None, 0.0), (None, 0.1), (0.5, 0.01)])
+def test_stacked_adamw_is_torch_adamw_per_member(max_norm, weight_decay):
+    """Each member's update is torch.optim.AdamW(fused) on that member's tensors, with its own
+    rate and its own clipping (clip_grad_norm_)."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(4, 3), (7,), (2, 5, 3)]
+    rates = (1e-3, 1e-1, 3.0)
+    cfgs = [make_cfg(lr=lr, training=TrainingConfig(max_grad_norm=max_norm, weight_decay=weight_decay)) for lr in rates]
+    stacked = [torch.randn(len(rates), *s, generator=gen).requires_grad_(True) for s in shapes]
+    alone = [[x.detach()[j].clone().requires_grad_(True) for x in stacked] for j in range(len(rates))]
+    opts = [torch.optim.AdamW(ps, lr=lr, weight_decay=weight_decay, fused=True) for ps, lr in zip(alone, rates)]
+    opt = StackedAdamW(stacked, cfgs)
+    for _ in range(3):
+        grads = [torch.randn(x.shape, generator=gen) * 3 for x in stacked]
+        for x, gr in zip(stacked, grads):
+            x.grad = gr.clone()
+        norms = opt.step([0, 1, 2])
+        for j, (ps, o) in enumerate(zip(alone, opts)):
+            for p, gr in zip(ps, grads):
+                p.grad = gr[j].clone()
+            norm = torch.nn.utils.clip_grad_norm_(ps, max_norm or float("inf"))
+            o.step()
+            assert norms[j] == pytest.approx(float(norm), rel=1e-6)
+            for p, x in zip(ps, stacked):
+                if max_norm is None:
+                    assert torch.equal(p.detach(), x.detach()[j])  # bit for bit
+                else:
+                    torch.testing.assert_close(p.detach(), x.detach()[j], rtol=1e-6, atol=1e-7)
+    m = [x.clone() for x in opt.exp_avg]
+    kept = opt.keep([2, 0])  # members leave: the stacks shrink, the state follows
+    assert kept[0].shape[0] == 2 and torch.equal(kept[1].detach()[0], stacked[1].detach()[2])
+    assert opt.lrs == [3.0, 1e-3] and torch.equal(opt.exp_avg[0][1], m[0][0])
+
+
+# ----------------------------------------------------------------------------------------------
+# the real model (slow: -m smoke)
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("protocol,rates,mode", [
+    ("lora", (1e-4, 3e-4, 1e-3), "auto"),
+    ("full", (1e-5, 1e-4), "packed"),
+])
+def test_packed_smollm2_equals_the_trials_alone(tmp_path, protocol, rates, mode):
+    from workers.models import load_model_cached
+
+    base = load_model_cached("smollm2-135m")
+    s = get_sentence("longing")
+    cfgs = [TrialConfig(model="smollm2-135m", sentence_id=s.id, target=s.target, competitor=s.competitor,
+                        contexts=s.contexts, protocol=protocol, lr=lr, seed=i, training=TrainingConfig(steps=3))
+            for i, lr in enumerate(rates)]
+    results = run_pack(cfgs, tmp_path / "pack", base=base, engine_factory=packed(mode))
+    for cfg, res in zip(cfgs, results):
+        assert res.status == "ok"
+        assert_same_rows(read_steps(res), read_steps(run_trial(cfg, tmp_path / "alone", base=base)))
