@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from phantom.config import TrialConfig
 from orchestrator.config import SweepConfig
 
-# The default most-trials-per-pack, per device and protocol (``resources.pack: auto``).
-# PLACEHOLDERS until the packed engines' benchmark (bench/bench_packs.py, workers.packs)
-# supplies measured values: LoRA-style adapters share one frozen base and pack well; prefix
-# tuning and full fine-tuning are left unpacked until measured.
+# The default most-trials-per-pack, per device and protocol (``resources.pack: auto``): the one
+# table, from bench/bench_packs.py (README, "Trial packs"). CPU, measured on smollm2-135m: a LoRA
+# member step costs 1/2.5 of a trial alone at K = 5 and 1/3.7 at K = 8; full-FT packs run at
+# 0.4-0.5x (vmap) or ~1x (loop), so full FT stays unpacked. CUDA, not measured (no GPU was lent):
+# LoRA packs are launch-bound and a member costs 7 MB beside the shared base, so 8 is
+# conservative; full FT stays unpacked until a GPU run of the benchmark shows the vmap pack pays.
+# Prefix tuning always runs as a loop pack (workers.packs.pack_engine), so it gains nothing.
 PACK_DEFAULTS: dict[str, dict[str, int]] = {
-    "cpu": {"lora": 5, "lora-frozen-head": 5, "prefix": 1, "full": 1},
-    "cuda": {"lora": 5, "lora-frozen-head": 5, "prefix": 1, "full": 1},
+    "cpu": {"lora": 8, "lora-frozen-head": 8, "prefix": 1, "full": 1},
+    "cuda": {"lora": 8, "lora-frozen-head": 8, "prefix": 1, "full": 1},
 }
 # testing knob: "module:function" of an engine factory the trainable hands to run_pack for
 # packs of several trials (orchestrator.testing:loop_engine runs them one model each)

@@ -39,23 +39,8 @@ from workers.protocols import count_params, lora_a_init, lora_targets
 
 MODES = ("auto", "packed", "loop")
 
-# The default pack size (the orchestrator's ``pack: auto``) per device type and protocol, from
-# bench/bench_packs.py (README, "Trial packs"). CPU, measured on smollm2-135m: a LoRA member
-# step costs 1/2.5 of a trial alone at K = 5 and 1/3.7 at K = 8; full-FT packs run at 0.4-0.5x
-# (vmap) or ~1x (loop). CUDA, not measured: LoRA packs are launch-bound and a member costs 7 MB
-# beside the shared base, so 8 is conservative; full FT stays unpacked until a GPU run of the
-# benchmark shows the vmap pack pays there.
-DEFAULT_PACK = {
-    "cpu": {"lora": 8, "lora-frozen-head": 8, "full": 1, "prefix": 1},
-    "cuda": {"lora": 8, "lora-frozen-head": 8, "full": 1, "prefix": 1},
-}
-
-
-def default_pack_size(protocol: str, device: str | None = None) -> int:
-    """How many trials of ``protocol`` one worker should pack on ``device`` (a device type;
-    default: cuda if this process sees a GPU, else cpu)."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return DEFAULT_PACK.get(device, DEFAULT_PACK["cpu"]).get(protocol, 1)
+# The default pack size per device and protocol (``resources.pack: auto``) is the orchestrator's
+# :data:`orchestrator.packing.PACK_DEFAULTS`, measured by bench/bench_packs.py.
 
 
 def pack_engine(cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g: int, *, mode: str = "auto"):

@@ -24,7 +24,6 @@ from workers.packs import (
     LoopEngine,
     LoraPackEngine,
     StackedAdamW,
-    default_pack_size,
     pack_engine,
 )
 from workers.sentences import get_sentence
@@ -32,7 +31,10 @@ from workers.trial import run_pack, run_trial
 
 FAMILIES = ["tiny-gpt2", "tiny-neox", "tiny-llama"]
 
-RTOL_LOSS, ATOL_PHI = 1e-5, 1e-6
+# Float32 summation order differs between a batched and a single forward: on smollm2-135m the
+# step-0 loss (same weights, forward only) already differs by 6e-6 absolute out of 8.94, so a
+# loss that falls to 0.1 is compared with that absolute floor, not only relatively.
+RTOL_LOSS, ATOL_LOSS, ATOL_PHI = 1e-5, 1e-5, 1e-6
 INTEGER_COLUMNS = ("step", "context_id", "rank_g", "rank_c", "born_rank", "pool_size", "pool_capped")
 RATES = {"full": (1e-3, 3e-3, 1e-2), "lora": (1e-3, 3e-3, 1e-2)}
 
@@ -60,7 +62,7 @@ def assert_same_rows(got, want):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         assert {k: a[k] for k in INTEGER_COLUMNS} == {k: b[k] for k in INTEGER_COLUMNS}
-        assert a["loss"] == pytest.approx(b["loss"], rel=RTOL_LOSS)
+        assert a["loss"] == pytest.approx(b["loss"], rel=RTOL_LOSS, abs=ATOL_LOSS)
         assert a["phi"] == pytest.approx(b["phi"], rel=RTOL_LOSS, abs=ATOL_PHI)
         assert (a["grad_norm"] is None) == (b["grad_norm"] is None)
         if a["grad_norm"] is not None:
@@ -251,7 +253,17 @@ def test_pack_engine_choice(tiny_models):
     ("cpu", "lora", 8), ("cpu", "full", 1), ("cpu", "prefix", 1), ("cuda", "lora", 8), ("cuda", "prefix", 1),
 ])
 def test_default_pack_size(device, protocol, size):
-    assert default_pack_size(protocol, device) == size
+    """``pack: auto`` takes the measured table (README, "Trial packs") now that the packed
+    engines are installed."""
+    from orchestrator.config import SweepConfig
+    from orchestrator.packing import pack_limit
+
+    sweep = SweepConfig.from_dict({
+        "name": "k", "models": ["tiny-llama"], "learning_rates": [1e-3], "protocols": [protocol],
+        "resources": {"gpus_per_trial": 1 if device == "cuda" else 0, "pack": "auto"},
+    })
+    assert sweep.resources.device == device
+    assert pack_limit(sweep, protocol) == size
 
 
 @pytest.mark.parametrize("max_norm,weight_decay", [(None, 0.0), (None, 0.1), (0.5, 0.01)])
