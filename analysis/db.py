@@ -24,7 +24,7 @@ from phantom.errors import QueryError, StorageError
 from phantom.storage import Store
 
 # importing the view modules registers their views
-from analysis import bootstrap, fits, sources, summary, tables  # noqa: F401
+from analysis import bootstrap, claims, fits, sources, summary, tables  # noqa: F401
 from analysis.registry import REGISTRY, View, ViewContext, ViewRegistry
 from analysis.settings import AnalysisSettings
 from analysis.sources import Source, open_sources, resolve_results  # noqa: F401  (re-exported)

@@ -126,36 +126,52 @@ def through_flip(conn) -> bytes | None:
     return _png(fig)
 
 
+_CHARACTER_STYLE = {  # colour, marker
+    "catapult": ("tab:red", "o"), "catapult-like": ("tab:orange", "o"), "intermediate": ("gold", "o"),
+    "borderline": ("tab:olive", "o"), "drift": ("tab:blue", "o"), "immediate": ("grey", "s"),
+    "stopped-at-flip": ("tab:green", "^"), "unresolved": ("black", "x"), "diverged": ("tab:purple", "v"),
+}
+
+
 def phase_diagram(conn) -> bytes | None:
-    """η·G_max against R for flipped trials, catapult-like marked, with the θ*_shape line."""
-    groups = db.fetch(
-        conn,
-        f"SELECT DISTINCT model, protocol FROM trial_summary WHERE {_SHAPED} "
-        "AND x > 0 AND R > 0 ORDER BY 1, 2",
-    )[:MAX_PANELS]
+    """The phase diagram: x = η·G_max against the flip step, one panel per model and protocol
+    (protocols side by side), coloured by character; trials that never flip sit above the
+    budget; θ*_shape (dashed) and θ*_resolve (dotted) drawn."""
+    groups = db.fetch(conn, "SELECT DISTINCT model, protocol FROM trial_summary WHERE x > 0 "
+                      "AND character IS NOT NULL ORDER BY 1, 2")[:MAX_PANELS]
     if not groups:
         return None
     fig, axes = _grid(len(groups))
     for ax, (model, protocol) in zip(axes, groups):
         pts = db.fetch(
             conn,
-            f"""SELECT x, R, character IN ({sql_list(CATAPULT_LIKE)}) FROM trial_summary
-               WHERE model = ? AND protocol = ? AND {_SHAPED}
-                 AND x > 0 AND R > 0""",
+            """SELECT x, coalesce(flip_step, budget + 1), character, budget FROM trial_summary
+               WHERE model = ? AND protocol = ? AND x > 0 AND character IS NOT NULL
+                 AND character <> 'pre-resolved'""",
             [model, protocol],
         )
-        for flag, colour, label in ((True, "tab:red", "catapult-like"), (False, "tab:blue", "other")):
-            sel = [p for p in pts if p[2] == flag]
-            ax.scatter([p[0] for p in sel], [p[1] for p in sel], s=10, c=colour, label=label, alpha=0.6)
-        theta = db.scalar(conn, "SELECT theta_shape FROM fits WHERE model = ? AND protocol = ?", [model, protocol])
-        if theta:
-            ax.axvline(theta, color="k", ls="--", lw=1, label=f"θ* = {theta:.3g}")
+        for character, (colour, marker) in _CHARACTER_STYLE.items():
+            sel = [p for p in pts if p[2] == character]
+            if sel:
+                ax.scatter([p[0] for p in sel], [p[1] for p in sel], s=16, c=colour, marker=marker,
+                           label=f"{character} ({len(sel)})", alpha=0.75)
+        budget = max((p[3] for p in pts if p[3] is not None), default=None)
+        if budget:
+            ax.axhline(budget + 0.5, color="grey", lw=0.5)
+            ax.text(min(p[0] for p in pts), budget + 1.3, "never flips",
+                    fontsize=6, color="grey")
+        fit = db.records(conn, "SELECT theta_shape, theta_resolve FROM fits WHERE model = ? AND protocol = ?",
+                         [model, protocol])
+        if fit and fit[0]["theta_shape"]:
+            ax.axvline(fit[0]["theta_shape"], color="k", ls="--", lw=1, label=f"θ*_shape {fit[0]['theta_shape']:.3g}")
+        if fit and fit[0]["theta_resolve"]:
+            ax.axvline(fit[0]["theta_resolve"], color="k", ls=":", lw=1.2,
+                       label=f"θ*_resolve {fit[0]['theta_resolve']:.3g}")
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("η·G_max")
-        ax.set_ylabel("R")
+        ax.set_xlabel("x = η·G_max")
+        ax.set_ylabel("flip step")
         ax.set_title(f"{model} / {protocol}", fontsize=9)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper right")
     return _png(fig)
 
 
@@ -233,9 +249,10 @@ def burial(conn) -> bytes | None:
 
 
 FIGURES = [
+    ("phase", "Phase diagram: η·G_max against the flip step, by character, with θ*_shape and θ*_resolve",
+     phase_diagram, "needs trials"),
     ("phi", "Φ(t) per sentence, flip steps marked (Figure 3)", phi_traces, "needs trials"),
     ("flip", "Δ, ψ_g·h, ψ_c·h and Φ through the flip (Figure 5)", through_flip, "needs a trial that flips during training"),
-    ("phase", "Phase diagram: η·G_max against R with θ*_shape", phase_diagram, "needs flipped trials"),
     ("bulk", "Bulk embedding geometry per model (Figure 6)", bulk_histograms, "needs `phantom geometry --model M` results"),
     ("H", "Reduced field H per model and protocol, bootstrap interval and per-sentence range (Figure 7)", reduced_field, "needs sentences with an η_c (some rates flip, some do not) and an η_ref"),
     ("burial", "B_FT against bulk density and against H (Figure 8)", burial, "needs trials at the reference rate"),

@@ -42,6 +42,9 @@ th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
 th { background: #f3f3f3; } td.s { text-align: left; }
 img { max-width: 100%; } .note { color: #777; font-style: italic; }
 .wrap { overflow-x: auto; }
+table.claims td { text-align: left; vertical-align: top; max-width: 28em; }
+td.holds { background: #e3f4e3; font-weight: bold; } td.fails { background: #fbe3e3; font-weight: bold; }
+td.untestable { background: #f1f1f1; color: #555; }
 """
 
 
@@ -69,6 +72,22 @@ def table_html(conn, sql: str) -> str:
     return f'<div class="wrap"><table><tr>{head}</tr>{body}</table></div>{more}'
 
 
+def claims_html(conn) -> str:
+    """The claims table (the ``claims`` view), verdicts coloured."""
+    rows = db.records(conn, "SELECT claim, paper, measured, verdict, why FROM claims ORDER BY ord")
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("holds", "fails", "untestable")}
+    head = "".join(f"<th>{c}</th>" for c in ("claim", "paper", "this grid", "verdict", "why"))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r[c] or ''))}</td>" for c in ("claim", "paper", "measured"))
+        + f"<td class='{html.escape(r['verdict'])}'>{html.escape(r['verdict'])}</td>"
+        + f"<td>{html.escape(str(r['why'] or ''))}</td></tr>"
+        for r in rows
+    )
+    return (f"<p>{counts['holds']} hold, {counts['fails']} fail, {counts['untestable']} untestable on this grid "
+            "(rules and tolerances: README, “Claims”).</p>"
+            f"<div class='wrap'><table class='claims'><tr>{head}</tr>{body}</table></div>")
+
+
 def build_report(conn, settings: AnalysisSettings) -> str:
     n = db.scalar(conn, "SELECT count(*) FROM trial_summary")
     models = db.scalar(conn, "SELECT count(DISTINCT model) FROM trial_summary")
@@ -87,6 +106,8 @@ def build_report(conn, settings: AnalysisSettings) -> str:
         f"resamples (seed {settings.bootstrap_seed}); "
         + ("every complete trial record" if settings.all_trials else "the trials of the plans")
         + ".</p>",
+        "<h2 id='claims'>The paper's claims, checked on this grid</h2>",
+        claims_html(conn),
     ]
     for key, title, fn, missing in FIGURES:
         parts.append(f"<h2 id='fig-{key}'>{html.escape(title)}</h2>")

@@ -96,6 +96,7 @@ agg AS (
         arg_max_null(phi_ablated, step) AS phi_ablated_T,
         arg_max_null(born_rank, step) AS born_rank_T,
         arg_max_null(rank_resolved, step) AS rank_resolved_T,
+        arg_min_null(loss, step) AS loss0,
         arg_max_null(loss, step) AS loss_T,
         min(step) FILTER (WHERE phi > 0) AS flip_step,
         min(step) FILTER (WHERE rank_resolved) AS rank_flip_step,
@@ -126,7 +127,7 @@ base AS (
         a.flip_step, a.rank_flip_step, a.R, a.jump_step, a.R_delta,
         a.phi_stop, a.born_rank_stop, a.rank_resolved_stop,
         a.phi_T, a.S_T, a.D_T, a.B_T, a.phi_ablated_T, a.born_rank_T, a.rank_resolved_T,
-        a.loss_T, a.max_dG
+        a.loss0, a.loss_T, a.max_dG
     FROM trials t
     LEFT JOIN agg a USING (trial_id)
 )

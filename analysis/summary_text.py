@@ -76,6 +76,12 @@ def summary_text(conn, out: Store) -> str:
             f"θ*_pred {_g(b['theta_pred'])} vs measured {_g(b['theta_measured'])}, "
             f"error {100 * b['rel_error']:.1f}%"
         )
+    claims = db.records(conn, "SELECT claim_id, verdict, measured, why FROM claims ORDER BY ord")
+    if claims:
+        lines.append("")
+        lines.append("claims of the paper on this grid (the claims view; report.html has the paper's figures):")
+        for c in claims:
+            lines.append(f"  {c['verdict']:<10} {c['claim_id']:<26} {c['measured']}")
     lines.append("")
     lines.append(f"wrote {out.uri}/ (phantom.duckdb, report.html, tables as .parquet/.csv)")
     return "\n".join(lines)

@@ -116,6 +116,7 @@ def trial_record(
     stop_reason: str | None = None,
     bracket_id: str | None = None,
     finished_at: datetime | None = None,
+    tied: bool = True,
 ) -> pa.Table:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     record = TrialRecord(
@@ -124,7 +125,7 @@ def trial_record(
         model=model, protocol=protocol, sentence_id=sentence_id, target=" t", competitor=" c",
         context="ctx", n_contexts=n_contexts, context_index=context_index, lr=lr, seed=seed,
         steps=steps, steps_done=steps if steps_done is None else steps_done, status=status,
-        stop_reason=stop_reason, gmax=gmax, gmax_head=gmax, tied=True, trainable_params=1,
+        stop_reason=stop_reason, gmax=gmax, gmax_head=gmax, tied=tied, trainable_params=1,
         total_params=1, started_at=now, finished_at=finished_at or now, wall_s=1.0, host="test",
         device="cpu", config=json.dumps({"lr": lr}), versions="{}",
     )
