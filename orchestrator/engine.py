@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -84,12 +85,29 @@ class RaySession:
             print(note, file=self.stream, flush=True)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type=None, *exc) -> None:
         if self.started:
             import ray
 
+            session_dir = _session_dir()
             ray.shutdown()
             self.started = False
+            # a Ray started here leaves its session folder (logs, sockets: a few MB a run) in
+            # /tmp/ray for good; Phantom records every trial's outcome and error itself, so the
+            # folder goes after a clean run and stays (for Ray's own logs) after a failed one
+            if session_dir and exc_type is None and not self.verbose:
+                shutil.rmtree(session_dir, ignore_errors=True)
+
+
+def _session_dir() -> str | None:
+    """The folder of the Ray session this process started (Ray has no public accessor)."""
+    try:
+        from ray._private import worker
+
+        node = worker._global_node
+        return node.get_session_dir_path() if node is not None else None
+    except Exception:  # noqa: BLE001 - a Ray without this internal: leave the folder
+        return None
 
 
 # ----------------------------------------------------------------------------------------------
