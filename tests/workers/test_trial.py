@@ -116,6 +116,23 @@ def test_same_seed_same_numbers(tmp_path, tiny_models, protocol):
     ]
 
 
+def test_what_a_seed_changes(tmp_path, tiny_models):
+    """README, "What a seed changes": with dropout off and one example, full FT is the same
+    trajectory for every seed (nothing in it is random); LoRA's seed draws the A matrices, so
+    its trajectory moves with the seed (B starts at 0: the step-0 state is the same)."""
+    base = tiny_models["tiny-neox"]
+    drop = ("step_ms", "obs_ms", "seed", "trial_id")
+
+    def rows(protocol, seed):
+        out = run_trial(make_cfg("tiny-neox", protocol, seed=seed), tmp_path / f"{protocol}{seed}", base=base)
+        return [{k: v for k, v in r.items() if k not in drop} for r in read_steps(out)]
+
+    assert rows("full", 0) == rows("full", 1)
+    a, b = rows("lora", 0), rows("lora", 1)
+    assert a[0] == b[0]
+    assert any(x["loss"] != y["loss"] for x, y in zip(a[1:], b[1:]))
+
+
 def test_several_contexts_give_one_row_per_context(tmp_path, tiny_models):
     ctx = ("Far from home for years , she felt a deep and aching", "He stared at the sea with")
     res = run_trial(make_cfg(contexts=ctx, steps=2), tmp_path, base=tiny_models["tiny-llama"])
