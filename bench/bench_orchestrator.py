@@ -84,6 +84,24 @@ def tiny_comparison(n_trials: int, steps: int, work: Path, log) -> dict:
     }
 
 
+def _step_seconds(folder: Path) -> float:
+    """Σ step_ms of every trial's rows (forward + backward + optimizer), in seconds: a trial's
+    contexts share one step, so one context's rows count; the members of a pack share theirs
+    (each row holds the pack's step), so a member counts 1/pack_size of it."""
+    import pyarrow.parquet as pq
+
+    total = 0.0
+    for f in glob.glob(str(folder / "trials" / "*.parquet")):
+        rec = pq.read_table(f, columns=["trial_id", "pack_size"]).to_pylist()[0]
+        steps = folder / "steps" / f"{rec['trial_id']}.parquet"
+        if not steps.is_file():
+            continue
+        t = pq.read_table(steps, columns=["context_id", "step_ms"]).to_pydict()
+        ms = sum(v for c, v in zip(t["context_id"], t["step_ms"]) if c == 0 and v is not None)
+        total += ms / (rec["pack_size"] or 1)
+    return total / 1000
+
+
 def lr50(work: Path, log, overrides: list[str]) -> dict:
     args = []
     for o in overrides:
@@ -91,7 +109,11 @@ def lr50(work: Path, log, overrides: list[str]) -> dict:
     wall = _sh([*PHANTOM, "sweep", "run", str(REPO / "sweeps" / "lr50.yaml"), "--storage", str(work / "lr50"), *args], log)
     recs = _records(work / "lr50" / "lr50")
     steps = sum(r["steps_done"] for r in recs)
+    step_s = _step_seconds(work / "lr50" / "lr50")
     return {
+        # the sweep's span against its training steps alone, 2 workers: 1.0 = nothing but steps
+        "sweep_over_step_time": round(wall / (step_s / 2), 2) if step_s else None,
+        "sum_step_s": round(step_s, 1),
         "trials": len(recs), "statuses": {s: sum(r["status"] == s for r in recs) for s in {r["status"] for r in recs}},
         "wall_s": round(wall, 1), "steps": steps, "steps_per_s": round(steps / wall, 2),
         "mean_trial_wall_s": round(sum(r["wall_s"] for r in recs) / max(1, len(recs)), 1),
@@ -126,7 +148,8 @@ def main() -> int:
             sets = ["sentences.ids=[longing]", "learning_rates=[1.0e-5]", "training.steps=2"] if args.smoke else []
             out["lr50"] = r = lr50(work, log, sets)
             print(f"lr50 on smollm2-135m: {r['trials']} trials {r['statuses']} in {r['wall_s']}s "
-                  f"({r['steps_per_s']} steps/s, {r['mean_trial_wall_s']}s per trial)", flush=True)
+                  f"({r['steps_per_s']} steps/s, {r['mean_trial_wall_s']}s per trial); sweep span / (Σ step time / 2 "
+                  f"workers) = {r['sweep_over_step_time']}", flush=True)
     print(json.dumps(out, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -225,9 +225,14 @@ def dispatch(store: Store, sweep: SweepConfig, trials, *, rerun_errored: bool = 
     if not todo and not store.exists(layout.RAY_DIR, layout.CURRENT_FILE):
         print(f"all {len(trials)} trials of {sweep.name} are complete: nothing to run", file=stream)
         return Outcome(store.uri, 0, already, False)
-    packs = make_packs(todo, sweep)
-    print(f"{sweep.name}: {len(trials)} trials, {already} complete, {len(todo)} to run in {len(packs)} "
-          f"Tune trials -> {store.uri}; {describe(sweep)}", file=stream, flush=True)
+    if store.exists(layout.RAY_DIR, layout.CURRENT_FILE):
+        # Tune restores the interrupted experiment with the packs it formed then; what it does
+        # not cover is packed afresh afterwards
+        how = "restoring the interrupted Tune experiment first (its packs as first formed)"
+    else:
+        how = f"in {len(make_packs(todo, sweep))} Tune trials"
+    print(f"{sweep.name}: {len(trials)} trials, {already} complete, {len(todo)} to run {how} -> {store.uri}; "
+          f"{describe(sweep)}", file=stream, flush=True)
     dispatched = len(todo)
     restored = False
     with ProgressView(total=len(todo), budget=sweep.training.steps, already=already, stream=stream):
