@@ -27,6 +27,7 @@ def test_cross_arch_is_the_study_on_three_models():
     assert cross.rates("full") == (1e-7, 3e-7, 1e-6, 3e-6, 1e-5)
     assert cross.rates("lora") == (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     assert cross.training.steps == 25 and cross.stopper == study.stopper
+    assert cross.resources.pack == 1  # measured: LoRA packs do not pay on gemma / qwen (README)
     same = ("protocols", "learning_rates", "seeds", "training", "observables", "lora", "stopper",
             "search", "sentences")
     for key in same:
@@ -47,6 +48,7 @@ def test_frozen_head_trials_are_the_twins_of_cross_arch_lora():
     the frozen_head view pairs every trial); compared on smollm2-135m by overriding the model."""
     fh, _ = load_sweep(SWEEPS / "frozen-head.yaml")
     assert list(fh.models) == ["qwen2.5-coder-0.5b"] and fh.protocols == ("lora-frozen-head",)
+    assert fh.resources.pack == "auto"  # a frozen head is shared: packs pay again
     over = ["models=[smollm2-135m]"]
     fh, s1 = load_sweep(SWEEPS / "frozen-head.yaml", over)
     cross, s2 = load_sweep(SWEEPS / "cross-arch.yaml", over)
