@@ -70,6 +70,7 @@ def frozen_head(conn) -> bytes | None:
                va="center", transform=b.transAxes, fontsize=8)
     b.set_xlabel("final Φ, lora (head trains)")
     b.set_ylabel("final Φ, lora-frozen-head")
+    fig.tight_layout()
     return _png(fig)
 
 
