@@ -12,6 +12,7 @@ import math
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, sql_list
 
 from analysis import db
+from analysis.figures_arch import FIGURES_ARCH
 
 # trials whose trajectory shape was judged (no immediate flips, no stops at the flip)
 _SHAPED = f"character IN ({sql_list(SHAPED)})"
@@ -256,4 +257,5 @@ FIGURES = [
     ("bulk", "Bulk embedding geometry per model (Figure 6)", bulk_histograms, "needs `phantom geometry --model M` results"),
     ("H", "Reduced field H per model and protocol, bootstrap interval and per-sentence range (Figure 7)", reduced_field, "needs sentences with an η_c (some rates flip, some do not) and an η_ref"),
     ("burial", "B_FT against bulk density and against H (Figure 8)", burial, "needs trials at the reference rate"),
+    *FIGURES_ARCH,  # analysis/figures_arch.py: the frozen-head ablation
 ]

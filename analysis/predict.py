@@ -1,6 +1,7 @@
 """``phantom predict``: the blind prediction (SPEC §5, paper §7, Eq. 22) for a model that was
 never fine-tuned. Class from its bulk geometry; H̄ = mean H of the *other* models of that class
-under the protocol (from reference sweeps); then
+under the protocol (from reference sweeps), or of all other models when no model of its class
+has one (as the ``blind_prediction`` view does); then
 
     η_c = η_ref / H̄,   θ*_pred = η_ref·Ḡ_max / H̄,   per sentence η_c(s) = θ*_pred / G_max(s),
 
@@ -37,15 +38,17 @@ class Prediction:
     eta_c: float
     theta: float
     sentences: tuple[SentencePrediction, ...]
+    reference: str = "class peers"  # or "all others (no class peer)" (analysis.tables)
 
 
 def predict(model: str, protocol: str, model_class: str, lr: float, lr_ref: float,
-            reference_H: dict[str, float], gmax: dict[str, float]) -> Prediction:
-    """The arithmetic of Eq. 22 (pure; ``reference_H``: model → H of the same class)."""
+            reference_H: dict[str, float], gmax: dict[str, float],
+            reference: str = "class peers") -> Prediction:
+    """The arithmetic of Eq. 22 (pure; ``reference_H``: model → H of the reference models)."""
     hs = [h for h in reference_H.values() if h is not None and math.isfinite(h)]
     if not hs:
         raise StorageError(
-            f"no reference model of class {model_class} has an H under '{protocol}' "
+            f"no other model has an H under '{protocol}' "
             "(needs its sweep with rates that flip and rates that do not, and its geometry)"
         )
     if not gmax:
@@ -58,7 +61,7 @@ def predict(model: str, protocol: str, model_class: str, lr: float, lr_ref: floa
         for s, g in sorted(gmax.items())
     )
     return Prediction(model, protocol, model_class, lr, lr_ref, h_class,
-                      tuple(sorted(reference_H)), gbar, lr_ref / h_class, theta, per)
+                      tuple(sorted(reference_H)), gbar, lr_ref / h_class, theta, per, reference)
 
 
 def _geometry_rows(args, conn) -> list[dict]:
@@ -91,21 +94,27 @@ def run_predict(args, settings) -> int:
     try:
         rows = _geometry_rows(args, conn)
         cls = rows[0]["class"]
-        ref = db.fetch(
+        others = db.fetch(
             conn,
-            "SELECT f.model, f.H FROM fits f JOIN geometry g USING (model) "
-            "WHERE g.class = ? AND f.protocol = ? AND f.model <> ? AND f.H IS NOT NULL",
+            "SELECT f.model, f.H, coalesce(g.class = ?, false) FROM fits f "
+            "LEFT JOIN geometry g USING (model) "
+            "WHERE f.protocol = ? AND f.model <> ? AND f.H IS NOT NULL",
             [cls, args.protocol, args.model],
         )
     finally:
         conn.close()
+    from analysis.tables import ALL_OTHERS, CLASS_PEERS
+
+    peers = {m: h for m, h, same in others if same}
+    reference = CLASS_PEERS if peers else ALL_OTHERS
+    ref = peers or {m: h for m, h, _ in others}
     gmax = {r["sentence_id"]: r["gmax"] for r in rows if r["sentence_id"]}
-    p = predict(args.model, args.protocol, cls, args.lr, lr_ref, dict(ref), gmax)
+    p = predict(args.model, args.protocol, cls, args.lr, lr_ref, ref, gmax, reference)
     if args.format == "json":
         print(json.dumps(asdict(p), indent=1))
         return 0
     print(f"{p.model}: class {p.model_class}; H̄_{p.protocol} = {p.H_class:.4g} from "
-          f"{', '.join(p.reference_models)}")
+          f"{', '.join(p.reference_models)} ({p.reference})")
     print(f"predicted η_c = {p.eta_c:.4g} (η_ref {p.lr_ref:g}), θ* = {p.theta:.4g} "
           f"(Ḡ_max {p.gmax_mean:.4f})")
     print(f"{'sentence':<16} {'G_max':>7} {'η_c(s)':>10}  rate {p.lr:g}")

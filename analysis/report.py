@@ -32,6 +32,9 @@ TABLES = [
     ("eta_c_sentence", "Critical learning rate per sentence (Table 6)", "SELECT * FROM eta_c_sentence"),
     ("eta_c", "η_c brackets (one per seed and context run)", "SELECT * FROM eta_c"),
     ("extra", "Complete trials outside the plan (not analysed unless --all-trials)", "SELECT * FROM extra_trials"),
+    ("frozen_head_models", "LoRA against LoRA with the LM head frozen, per model; "
+     "gmax_head − gmax at step 0 (how far the two heads differ)", "SELECT * FROM frozen_head_models"),
+    ("frozen_head", "LoRA against LoRA with the LM head frozen: the paired trials", "SELECT * FROM frozen_head"),
 ]
 
 CSS = """

@@ -138,39 +138,146 @@ ORDER BY model, protocol, sentence_id, lr, seed
 
 @view("blind_prediction", reads=("fits", "geometry", "geometry_sentences"))
 def blind_prediction(ctx: ViewContext) -> str:
-    """§7, Eq. 22: each model predicted from the others of its bulk class."""
+    """§7, Eq. 22, leave-one-out for every model: predicted from the others of its bulk class,
+    or from all other models where its class has no other member with an H (``reference``)."""
     return BLIND_PREDICTION_SQL
 
 
-BLIND_PREDICTION_SQL = """
+# The one definition of the blind prediction: the report, `phantom analyze`'s summary and the
+# claims read this view. Per (model, protocol): the reference models are the *other* models
+# with an H under the same protocol; those of its own class when there is at least one
+# ('class peers'), else all of them ('all others (no class peer)', also when the model has no
+# bulk geometry and so no class). No other model with an H: no prediction, and `reason` says so.
+CLASS_PEERS = "class peers"
+ALL_OTHERS = "all others (no class peer)"
+
+BLIND_PREDICTION_SQL = f"""
 WITH inference_gbar AS (
     SELECT model, avg(gmax) AS gbar FROM geometry_sentences GROUP BY model
 ),
 f AS (
     SELECT f.model, f.protocol, f.lr_ref, f.H, f.theta_resolve, f.gmax_resolved,
            g.class, coalesce(i.gbar, f.gmax_all) AS gbar
-    FROM fits f JOIN geometry g USING (model) LEFT JOIN inference_gbar i USING (model)
+    FROM fits f LEFT JOIN geometry g USING (model) LEFT JOIN inference_gbar i USING (model)
+),
+others AS (
+    -- every other model with an H under the same protocol, marked when it shares the class
+    SELECT a.model, a.protocol, b.model AS ref_model, b.H AS ref_H,
+           coalesce(b.class = a.class, false) AS same_class
+    FROM f a JOIN f b
+        ON b.protocol = a.protocol AND b.model <> a.model AND b.H IS NOT NULL
+),
+chosen AS (
+    -- the class peers when there are any, else all the others
+    SELECT *, bool_or(same_class) OVER (PARTITION BY model, protocol) AS has_peer
+    FROM others
 ),
 pooled AS (
-    SELECT a.model, a.protocol, any_value(a.class) AS class, any_value(a.lr_ref) AS lr_ref,
-           any_value(a.gbar) AS gbar,
-           avg(b.H) AS H_class,
-           count(b.model) AS n_reference,
-           string_agg(b.model, ',' ORDER BY b.model) AS reference_models,
-           any_value(a.theta_resolve) AS theta_measured,
-           any_value(a.theta_resolve / a.gmax_resolved) AS eta_c_measured
-    FROM f a
-    LEFT JOIN f b
-        ON b.protocol = a.protocol AND b.class = a.class AND b.model <> a.model
-       AND b.H IS NOT NULL
-    GROUP BY a.model, a.protocol
+    SELECT model, protocol, any_value(has_peer) AS has_peer,
+           avg(ref_H) AS H_class,
+           count(*) AS n_reference,
+           string_agg(ref_model, ',' ORDER BY ref_model) AS reference_models
+    FROM chosen
+    WHERE same_class OR NOT has_peer
+    GROUP BY model, protocol
+),
+pred AS (
+    SELECT a.model, a.protocol, a.class, a.lr_ref, a.gbar,
+           CASE WHEN p.has_peer THEN '{CLASS_PEERS}'
+                WHEN p.n_reference > 0 THEN '{ALL_OTHERS}' END AS reference,
+           coalesce(p.n_reference, 0) AS n_reference, p.reference_models, p.H_class,
+           a.lr_ref / p.H_class AS eta_c_pred,
+           a.lr_ref * a.gbar / p.H_class AS theta_pred,
+           a.theta_resolve / a.gmax_resolved AS eta_c_measured,
+           a.theta_resolve AS theta_measured
+    FROM f a LEFT JOIN pooled p USING (model, protocol)
 )
-SELECT model, protocol, class, lr_ref, gbar, n_reference, reference_models, H_class,
-       lr_ref / H_class AS eta_c_pred,
-       lr_ref * gbar / H_class AS theta_pred,
-       eta_c_measured,
-       theta_measured,
-       abs(lr_ref * gbar / H_class - theta_measured) / theta_measured AS rel_error
-FROM pooled
+SELECT model, protocol, class, lr_ref, gbar, reference, n_reference, reference_models, H_class,
+       eta_c_pred, theta_pred, eta_c_measured, theta_measured,
+       abs(theta_pred - theta_measured) / theta_measured AS rel_error,
+       nullif(concat_ws('; ',
+           CASE WHEN n_reference = 0 THEN 'no other model has an H under this protocol' END,
+           CASE WHEN n_reference > 0 AND lr_ref IS NULL THEN 'no η_ref for this protocol (--lr-ref)' END,
+           CASE WHEN class IS NULL THEN 'no bulk geometry (phantom geometry): class unknown' END,
+           CASE WHEN theta_measured IS NULL
+                THEN 'no measured θ*_resolve to compare (no sentence with an η_c)' END
+       ), '') AS reason
+FROM pred
 ORDER BY model, protocol
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# The frozen-head ablation (the paper's Appendix A): LoRA with the LM head trainable (`lora`:
+# standard LoRA freezes the input embedding, not an untied head) against the same LoRA with the
+# head frozen (`lora-frozen-head`). On a tied model the two are the same training.
+
+LORA, FROZEN_HEAD = PROTOCOLS[1], PROTOCOLS[2]
+
+# the grid point both trials share (everything but the protocol)
+_PAIR_KEY = ("model", "sentence_id", "lr", "seed", "context_index", "budget")
+
+
+@view("frozen_head", reads=("trial_summary",))
+def frozen_head(ctx: ViewContext) -> str:
+    """Every `lora-frozen-head` trial beside its `lora` twin (same model, sentence, rate, seed,
+    context, budget): outcome, flip step, character, R and final Φ of each (trial_summary's)."""
+    on = " AND ".join(f"l.{k} IS NOT DISTINCT FROM f.{k}" for k in _PAIR_KEY)
+    return f"""
+SELECT f.model, f.tied, f.sentence_id, f.lr, f.seed, f.context_index, f.budget,
+       f.gmax, f.gmax_head, f.gmax_head - f.gmax AS head_gap,
+       f.phi0,
+       l.status AS lora_status, f.status AS frozen_status,
+       l.flipped AS lora_flipped, f.flipped AS frozen_flipped,
+       l.flipped IS NOT DISTINCT FROM f.flipped AS same_outcome,
+       l.flip_step AS lora_flip_step, f.flip_step AS frozen_flip_step,
+       l.character AS lora_character, f.character AS frozen_character,
+       l.R AS lora_R, f.R AS frozen_R,
+       l.phi_T AS lora_phi_T, f.phi_T AS frozen_phi_T,
+       f.phi_T - l.phi_T AS phi_T_diff,
+       l.trial_id AS lora_trial_id, f.trial_id AS frozen_trial_id
+FROM (SELECT * FROM trial_summary WHERE protocol = '{FROZEN_HEAD}') f
+LEFT JOIN (SELECT * FROM trial_summary WHERE protocol = '{LORA}') l ON {on}
+ORDER BY f.model, f.sentence_id, f.lr, f.seed, f.context_index, f.budget
+"""
+
+
+@view("frozen_head_models", reads=("trial_summary", "frozen_head"))
+def frozen_head_models(ctx: ViewContext) -> str:
+    """Per model: how far the LM head's G_gc is from the embedding's at step 0 (every sentence
+    it has trials of), and the lora / lora-frozen-head outcome counts over the pairs."""
+    return f"""
+WITH sentence_gap AS (
+    -- G_gc at step 0 is the base model's: one value per (model, sentence, context)
+    SELECT model, sentence_id, context_index, any_value(tied) AS tied,
+           avg(gmax) AS gmax, avg(gmax_head) AS gmax_head
+    FROM trial_summary WHERE gmax IS NOT NULL AND gmax_head IS NOT NULL
+    GROUP BY model, sentence_id, context_index
+),
+heads AS (
+    SELECT model, bool_and(tied) AS tied, count(DISTINCT sentence_id) AS n_sentences,
+           avg(gmax_head - gmax) AS head_gap_mean, min(gmax_head - gmax) AS head_gap_min,
+           max(gmax_head - gmax) AS head_gap_max, max(abs(gmax_head - gmax)) AS head_gap_max_abs
+    FROM sentence_gap GROUP BY model
+),
+pairs AS (
+    SELECT model,
+           count(*) AS n_frozen_trials,
+           count(lora_trial_id) AS n_pairs,
+           count(*) FILTER (WHERE lora_flipped AND frozen_flipped) AS both_flip,
+           count(*) FILTER (WHERE lora_flipped AND NOT frozen_flipped) AS only_lora_flips,
+           count(*) FILTER (WHERE NOT lora_flipped AND frozen_flipped) AS only_frozen_flips,
+           count(*) FILTER (WHERE NOT lora_flipped AND NOT frozen_flipped) AS neither_flips,
+           count(*) FILTER (WHERE lora_character = frozen_character) AS same_character,
+           avg(frozen_flip_step - lora_flip_step) AS flip_step_diff_mean,
+           avg(phi_T_diff) AS phi_T_diff_mean
+    FROM frozen_head GROUP BY model
+)
+SELECT model, h.tied, h.n_sentences, h.head_gap_mean, h.head_gap_min, h.head_gap_max,
+       h.head_gap_max_abs,
+       coalesce(p.n_frozen_trials, 0) AS n_frozen_trials, coalesce(p.n_pairs, 0) AS n_pairs,
+       p.both_flip, p.only_lora_flips, p.only_frozen_flips, p.neither_flips, p.same_character,
+       p.flip_step_diff_mean, p.phi_T_diff_mean
+FROM heads h FULL JOIN pairs p USING (model)
+ORDER BY model
 """

@@ -111,6 +111,7 @@ def trial_record(
     steps_done: int | None = None,
     status: str = "ok",
     gmax: float = 0.5,
+    gmax_head: float | None = None,
     n_contexts: int = 1,
     context_index: int | None = None,
     stop_reason: str | None = None,
@@ -125,7 +126,7 @@ def trial_record(
         model=model, protocol=protocol, sentence_id=sentence_id, target=" t", competitor=" c",
         context="ctx", n_contexts=n_contexts, context_index=context_index, lr=lr, seed=seed,
         steps=steps, steps_done=steps if steps_done is None else steps_done, status=status,
-        stop_reason=stop_reason, gmax=gmax, gmax_head=gmax, tied=tied, trainable_params=1,
+        stop_reason=stop_reason, gmax=gmax, gmax_head=gmax if gmax_head is None else gmax_head, tied=tied, trainable_params=1,
         total_params=1, started_at=now, finished_at=finished_at or now, wall_s=1.0, host="test",
         device="cpu", config=json.dumps({"lr": lr}), versions="{}",
     )

@@ -42,3 +42,20 @@ def test_predict_for_a_model_that_was_never_finetuned(tmp_path, tiny_models, cap
     per = {s["sentence_id"]: s for s in p["sentences"]}
     assert per["longing"]["eta_c"] == pytest.approx(p["theta"] / 0.847, rel=1e-6)
     assert per["longing"]["above"] is (1e-2 > per["longing"]["eta_c"])
+    assert p["reference"] == "class peers"
+
+    # no reference model of its class: predicted from all other models, and it says so
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    (geo,) = (ref / "geometry").glob("tiny-llama*.parquet")
+    t = pq.read_table(geo)
+    other = "B" if row["class"] == "A" else "A"
+    t = t.set_column(t.schema.get_field_index("class"), "class",
+                     pc.cast(pc.if_else(pc.is_valid(t["class"]), other, other), t.schema.field("class").type))
+    pq.write_table(t, geo)
+    assert main(["predict", "--model", "tiny-neox", "--protocol", "lora", "--lr", "1e-2",
+                 "--reference", str(ref), "--format", "json"]) == 0
+    q = json.loads(capsys.readouterr().out)
+    assert q["reference"] == "all others (no class peer)" and q["reference_models"] == ["tiny-llama"]
+    assert q["model_class"] == row["class"] and q["theta"] == pytest.approx(p["theta"])

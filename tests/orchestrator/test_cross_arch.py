@@ -1,0 +1,78 @@
+"""The shipped cross-architecture sweeps (issue 10): sweeps/cross-arch.yaml is the study on the
+three real models, and sweeps/frozen-head.yaml holds exactly the lora-frozen-head twins of its
+qwen lora trials. The grids are compared on smollm2-135m (always cached: the set-up installs
+it), by overriding the models; `phantom sweep validate` on the real three runs where gemma and
+qwen are converted in the weight cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from phantom.cli import main
+from orchestrator.expand import expand
+from orchestrator.loader import load_sweep
+from orchestrator.testing import REPO
+
+SWEEPS = REPO / "sweeps"
+REAL = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"]
+
+
+def test_cross_arch_is_the_study_on_three_models():
+    cross, _ = load_sweep(SWEEPS / "cross-arch.yaml")
+    study, _ = load_sweep(SWEEPS / "study.yaml")
+    assert cross.name == "cross-arch" and list(cross.models) == REAL
+    assert cross.protocols == ("full", "lora")
+    assert cross.rates("full") == (1e-7, 3e-7, 1e-6, 3e-6, 1e-5)
+    assert cross.rates("lora") == (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+    assert cross.training.steps == 25 and cross.stopper == study.stopper
+    assert cross.resources.pack == "auto"  # the qwen pass turns packs off from the command line (README)
+    same = ("protocols", "learning_rates", "seeds", "training", "observables", "lora", "stopper",
+            "search", "sentences")
+    for key in same:
+        assert getattr(cross, key) == getattr(study, key), key
+
+
+@pytest.mark.smoke
+def test_cross_arch_smollm2_trials_are_the_study_trials():
+    """Same settings, same trial ids: the study's results can seed the cross-arch folder."""
+    cross, sents = load_sweep(SWEEPS / "cross-arch.yaml", ["models=[smollm2-135m]"])
+    study, sents_s = load_sweep(SWEEPS / "study.yaml")
+    assert sorted(expand(cross, sents).ids) == sorted(expand(study, sents_s).ids)
+
+
+@pytest.mark.smoke
+def test_frozen_head_trials_are_the_twins_of_cross_arch_lora():
+    """frozen-head.yaml = cross-arch's LoRA grid with the head frozen, nothing else changed (so
+    the frozen_head view pairs every trial); compared on smollm2-135m by overriding the model."""
+    fh, _ = load_sweep(SWEEPS / "frozen-head.yaml")
+    assert list(fh.models) == ["qwen2.5-coder-0.5b"] and fh.protocols == ("lora-frozen-head",)
+    assert fh.resources.pack == "auto"  # a frozen head is shared: packs pay again
+    over = ["models=[smollm2-135m]"]
+    fh, s1 = load_sweep(SWEEPS / "frozen-head.yaml", over)
+    cross, s2 = load_sweep(SWEEPS / "cross-arch.yaml", over)
+    frozen = expand(fh, s1).trials
+    lora = [t for t in expand(cross, s2).trials if t.protocol == "lora"]
+    assert len(frozen) == len(lora) == 9 * 6
+    assert sorted(repr(dataclasses.replace(t, protocol="lora")) for t in frozen) == \
+        sorted(repr(t) for t in lora)
+
+
+def _converted(name: str) -> bool:
+    from workers.models import cache_dir
+
+    return (cache_dir() / "models" / name / "tokenizer.json").is_file()
+
+
+@pytest.mark.skipif(not all(_converted(m) for m in REAL[1:]),
+                    reason="gemma3-270m / qwen2.5-coder-0.5b not converted in the weight cache "
+                           "(phantom models install --convert gemma3-270m qwen2.5-coder-0.5b)")
+def test_cross_arch_validates_offline(capsys):
+    assert main(["sweep", "validate", str(SWEEPS / "cross-arch.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "cross-arch: 297 trials = 27 (model, sentence) pairs x 2 protocols x (5 full, 6 lora) rates" in out
+    assert "skipped qwen2.5-coder-0.5b / longing:" in out and "'yearning' is not a single token" in out
+    assert "skipped gemma3-270m" not in out
+    assert main(["sweep", "validate", str(SWEEPS / "frozen-head.yaml")]) == 0
+    assert "frozen-head: 48 trials = 8 (model, sentence) pairs x 1 protocols x 6 rates" in capsys.readouterr().out
