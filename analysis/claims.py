@@ -253,11 +253,11 @@ CLAIMS = [
         "A model's critical rate is predicted blind from the H_LoRA of the others of its class",
         "§7, Eq. 22: gpt-neo-125m predicted within 2.1%",
         """SELECT model || '/' || protocol AS grp, rel_error AS err, eta_c_pred AS pred,
-               eta_c_measured AS meas, n_reference AS n
+               eta_c_measured AS meas, n_reference AS n, reference AS ref
             FROM blind_prediction WHERE protocol = 'lora'""",
         "CASE WHEN err IS NULL THEN 'no prediction (no reference model with an H_LoRA)' ELSE "
         "'η_c predicted ' || printf('%.3g', pred) || ', measured ' || " + _fmt("meas", "%.3g") + " || "
-        "', θ* error ' || printf('%.1f', 100 * err) || '% (' || n || ' reference models)' END",
+        "', θ* error ' || printf('%.1f', 100 * err) || '% (from ' || n || ' models: ' || coalesce(ref, '–') || ')' END",
         f"CASE WHEN err IS NULL THEN 'untestable' WHEN err <= {BLIND_REL_MAX} THEN 'holds' ELSE 'fails' END",
         f"CASE WHEN err IS NULL THEN 'needs H_LoRA of another model (the cross-architecture sweep)' "
         f"WHEN err <= {BLIND_REL_MAX} THEN 'within {BLIND_REL_MAX:.0%}' ELSE 'off by more than {BLIND_REL_MAX:.0%}' END",

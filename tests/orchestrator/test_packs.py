@@ -27,7 +27,7 @@ def _sweep(write_sweep, **resources) -> tuple[SweepConfig, object]:
 PACKINGS = [  # (resources, pack sizes in order: longing lora, longing full, shame lora, shame full)
     ({"pack": 4}, [4, 2, 4, 2, 4, 2, 4, 2]),
     ({"pack": 1}, [1] * 24),
-    ({"pack": "auto"}, [5, 1, 1, 1, 1, 1, 1, 1, 5, 1, 1, 1, 1, 1, 1, 1]),  # cpu: lora 5, full 1
+    ({"pack": "auto"}, [6, 1, 1, 1, 1, 1, 1, 6, 1, 1, 1, 1, 1, 1]),  # cpu: lora 8 (all 6), full 1
 ]
 
 
@@ -54,8 +54,12 @@ def test_the_pack_default_comes_from_one_table_per_device(write_sweep, monkeypat
     monkeypatch.setitem(PACK_DEFAULTS, "cuda", {"lora": 7, "full": 3})
     cpu, _ = _sweep(write_sweep)
     gpu, _ = _sweep(write_sweep, gpus_per_trial=0.25)
-    assert [pack_limit(cpu, p) for p in ("lora", "lora-frozen-head", "prefix", "full")] == [5, 5, 1, 1]
+    assert [pack_limit(cpu, p) for p in ("lora", "lora-frozen-head", "prefix", "full")] == [8, 8, 1, 1]
     assert [pack_limit(gpu, p) for p in ("lora", "prefix", "full")] == [7, 1, 3]
+    # lora on an untied embedded head trains one head per member: measured slower, so unpacked
+    assert pack_limit(cpu, "lora", "qwen2.5-coder-0.5b") == 1
+    assert pack_limit(cpu, "lora-frozen-head", "qwen2.5-coder-0.5b") == 8
+    assert pack_limit(cpu, "lora", "smollm2-135m") == 8
     monkeypatch.setattr(packing, "packed_engines_available", lambda: False)
     assert pack_limit(cpu, "lora") == 1 and "packing off" in packing.describe(cpu)
 
