@@ -30,3 +30,14 @@ def memdb():
     db.define_views(c, ViewContext((), AnalysisSettings()), ["lr_ref"])
     yield c
     c.close()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Three small trials (t0, t1, t2 at three rates) in one results folder."""
+    from analysis.testing import step_table, trial_record, write_trial
+
+    for k, lr in enumerate([1e-5, 2e-5, 4e-5]):
+        write_trial(tmp_path, step_table(f"t{k}", [-0.1, 0.05 * k, 0.1 * k], lr=lr),
+                    trial_record(f"t{k}", lr=lr, steps=2))
+    return tmp_path

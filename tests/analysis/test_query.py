@@ -9,14 +9,6 @@ from phantom.cli import main
 from analysis.testing import step_table, trial_record, write_trial
 
 
-@pytest.fixture
-def folder(tmp_path):
-    for k, lr in enumerate([1e-5, 2e-5, 4e-5]):
-        write_trial(tmp_path, step_table(f"t{k}", [-0.1, 0.05 * k, 0.1 * k], lr=lr),
-                    trial_record(f"t{k}", lr=lr, steps=2))
-    return tmp_path
-
-
 def run(capsys, *argv):
     code = main(["query", *map(str, argv)])
     out, err = capsys.readouterr()

@@ -104,14 +104,6 @@ def test_the_project_registry_is_valid_and_declares_what_it_reads(tmp_path):
         assert read == set(v.reads), (v.name, read ^ set(v.reads))
 
 
-@pytest.fixture
-def folder(tmp_path):
-    for k, lr in enumerate([1e-5, 2e-5, 4e-5]):
-        write_trial(tmp_path, step_table(f"t{k}", [-0.1, 0.05 * k, 0.1 * k], lr=lr),
-                    trial_record(f"t{k}", lr=lr, steps=2))
-    return tmp_path
-
-
 def defined(conn) -> set[str]:
     return {r[0] for r in conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
 
