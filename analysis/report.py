@@ -15,6 +15,9 @@ from analysis.figures import FIGURES
 from analysis.settings import AnalysisSettings
 
 MAX_ROWS = 200
+# figures of extensions beyond the paper's grid (the frozen-head ablation): left out, with one
+# line saying so, when the folder has no data for them — the paper's figures always get a section
+OPTIONAL_FIGURES = {"frozen-head"}
 
 TABLES = [
     ("fits", "Fits per model and protocol (θ*_shape, θ*_resolve, H, B_FT)", "SELECT * FROM fits"),
@@ -112,14 +115,20 @@ def build_report(conn, settings: AnalysisSettings) -> str:
         "<h2 id='claims'>The paper's claims, checked on this grid</h2>",
         claims_html(conn),
     ]
+    left_out = []
     for key, title, fn, missing in FIGURES:
-        parts.append(f"<h2 id='fig-{key}'>{html.escape(title)}</h2>")
         png = fn(conn)
+        if not png and key in OPTIONAL_FIGURES:  # an extension the grid does not run: no section
+            left_out.append(f"{title} ({missing})")
+            continue
+        parts.append(f"<h2 id='fig-{key}'>{html.escape(title)}</h2>")
         if png:
             b64 = base64.b64encode(png).decode("ascii")
             parts.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>")
         else:
             parts.append(f"<p class='note'>No data for this figure: {html.escape(missing)}.</p>")
+    if left_out:
+        parts.append("<p class='note'>Not in this grid: " + html.escape("; ".join(left_out)) + ".</p>")
     for key, title, sql in TABLES:
         parts.append(f"<h2 id='table-{key}'>{html.escape(title)}</h2>")
         parts.append(table_html(conn, sql))

@@ -99,13 +99,14 @@ def test_report_section_and_figure(folder, open_views, tmp_path):
     html = build_report(conn, AnalysisSettings())
     assert "id='fig-frozen-head'" in html and NO_FROZEN_HEAD not in html
     assert "id='table-frozen_head_models'" in html and "id='table-frozen_head'" in html
-    # a folder with no lora-frozen-head trial: a note, not a failure or an empty image
+    # a folder with no lora-frozen-head trial: no section, one line, not a failure or an empty image
     store = Store.open(tmp_path / "none")
     _trial(store, "tied", "lora", "s1", 1e-4, 3, tied=True)
     conn2 = open_views(tmp_path / "none")
     assert frozen_head(conn2) is None
     html2 = build_report(conn2, AnalysisSettings())
-    assert f"No data for this figure: {NO_FROZEN_HEAD}." in html2
+    assert "id='fig-frozen-head'" not in html2 and f"No data for this figure: {NO_FROZEN_HEAD}" not in html2
+    assert f"Not in this grid: LoRA with the LM head trainable against frozen (the frozen-head ablation) ({NO_FROZEN_HEAD})." in html2
 
 
 def test_tiny_neox_lora_against_frozen_head(tmp_path, open_views, tiny_models):
