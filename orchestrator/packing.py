@@ -126,4 +126,7 @@ def describe(sweep: SweepConfig) -> str:
         return "packing off: no packed engines installed (resources.pack: auto)"
     table = PACK_DEFAULTS[sweep.resources.device]
     per = ", ".join(f"{p} {table.get(p, 1)}" for p in sweep.protocols)
+    untied = [m for m in sweep.models if untied_head(m)] if "lora" in sweep.protocols else []
+    if untied:
+        per += f" (lora 1 on the untied {', '.join(untied)}: each member would train its own head)"
     return f"up to K trials per pack, K per protocol on {sweep.resources.device} (auto): {per}"

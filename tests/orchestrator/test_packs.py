@@ -60,6 +60,10 @@ def test_the_pack_default_comes_from_one_table_per_device(write_sweep, monkeypat
     assert pack_limit(cpu, "lora", "qwen2.5-coder-0.5b") == 1
     assert pack_limit(cpu, "lora-frozen-head", "qwen2.5-coder-0.5b") == 8
     assert pack_limit(cpu, "lora", "smollm2-135m") == 8
+    qwen = SweepConfig.from_dict({"name": "q", "models": ["qwen2.5-coder-0.5b", "smollm2-135m"],
+                                  "protocols": ["lora"], "learning_rates": [1e-4]})
+    assert packing.describe(qwen).endswith(
+        "lora 8 (lora 1 on the untied qwen2.5-coder-0.5b: each member would train its own head)")
     monkeypatch.setattr(packing, "packed_engines_available", lambda: False)
     assert pack_limit(cpu, "lora") == 1 and "packing off" in packing.describe(cpu)
 
