@@ -24,10 +24,10 @@ def test_cross_arch_is_the_study_on_three_models():
     study, _ = load_sweep(SWEEPS / "study.yaml")
     assert cross.name == "cross-arch" and list(cross.models) == REAL
     assert cross.protocols == ("full", "lora")
-    assert cross.rates("full") == (1e-7, 3e-7, 1e-6, 3e-6, 1e-5)
+    assert cross.rates("full") == (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 2e-5)
     assert cross.rates("lora") == (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     assert cross.training.steps == 25 and cross.stopper == study.stopper
-    assert cross.resources.pack == "auto"  # the qwen pass turns packs off from the command line (README)
+    assert cross.resources.pack == "auto"  # lora stays unpacked on the untied qwen (packing.pack_limit)
     same = ("protocols", "learning_rates", "seeds", "training", "observables", "lora", "stopper",
             "search", "sentences")
     for key in same:
@@ -71,7 +71,7 @@ def _converted(name: str) -> bool:
 def test_cross_arch_validates_offline(capsys):
     assert main(["sweep", "validate", str(SWEEPS / "cross-arch.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "cross-arch: 297 trials = 27 (model, sentence) pairs x 2 protocols x (5 full, 6 lora) rates" in out
+    assert "cross-arch: 324 trials = 27 (model, sentence) pairs x 2 protocols x (6 full, 6 lora) rates" in out
     assert "skipped qwen2.5-coder-0.5b / longing:" in out and "'yearning' is not a single token" in out
     assert "skipped gemma3-270m" not in out
     assert main(["sweep", "validate", str(SWEEPS / "frozen-head.yaml")]) == 0
