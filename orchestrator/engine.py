@@ -183,8 +183,19 @@ def _restore(store: Store, sweep: SweepConfig):
     if not tune.Tuner.can_restore(path):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
         return None
-    tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True, resume_errored=True)
-    results = tuner.fit()
+    try:
+        tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True,
+                                   resume_errored=True)
+        results = tuner.fit()
+    except Exception as exc:  # noqa: BLE001 - Tune's own state, not a trial: dispatch afresh
+        # e.g. a driver killed while Tune was starting leaves an experiment whose restored
+        # search state has no trial configs (KeyError 'pack' in the trial namer). Records are
+        # the truth: whatever has no complete record is dispatched again as new packs.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        print(f"could not restore the interrupted Tune experiment ({type(exc).__name__}: {first}); "
+              "running what is pending afresh", file=sys.stderr, flush=True)
+        store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
+        return []
     store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
     return results
 

@@ -271,3 +271,30 @@ def test_packs_run_as_one_tune_trial_each_and_reform_from_what_is_pending(
 def _phi(folder, trial_id: str) -> list[float]:
     rows = [r for r in read_steps(folder).to_pylist() if r["trial_id"] == trial_id]
     return [r["phi"] for r in sorted(rows, key=lambda r: r["step"])]
+
+
+def test_an_experiment_tune_cannot_restore_is_dispatched_afresh(ray_local, write_sweep, tmp_path, monkeypatch, capsys):
+    """A driver killed while Tune was starting left an experiment whose restore fails inside
+    Tune (seen: KeyError 'pack' in the trial namer). The run says so in one line and runs what
+    is pending as new packs: nothing lost, nothing twice."""
+    from ray import tune
+
+    from phantom import layout
+    from phantom.storage import Store
+
+    path = write_sweep(tiny_sweep())
+    folder = tmp_path / "st" / "tiny"
+    store = Store.open(str(folder))
+    store.write_text(json.dumps({"name": "run-killed-at-start"}), layout.RAY_DIR, layout.CURRENT_FILE)
+
+    def broken_restore(*args, **kwargs):
+        raise KeyError("pack")
+
+    monkeypatch.setattr(tune.Tuner, "can_restore", classmethod(lambda cls, p: True))
+    monkeypatch.setattr(tune.Tuner, "restore", classmethod(lambda cls, *a, **k: broken_restore()))
+    out = _run(path, tmp_path / "st")
+    assert out.dispatched == 4
+    assert_complete(folder, n_trials=4, steps=5)
+    err = capsys.readouterr().err
+    assert "could not restore the interrupted Tune experiment (KeyError: 'pack'); running what is pending afresh" in err
+    assert not store.exists(layout.RAY_DIR, layout.CURRENT_FILE)
