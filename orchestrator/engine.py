@@ -172,6 +172,15 @@ def _fit(store: Store, sweep: SweepConfig, packs: list[Pack]):
     return results
 
 
+def _no_experiment_state(path: str) -> bool:
+    """A local experiment folder with Tune's tuner.pkl but no experiment_state-*.json: the
+    driver was killed before Tune's first checkpoint, and Tune cannot restore it (it logs a
+    ValueError and then fails in the trial namer). Remote paths are left to Tune."""
+    import glob
+
+    return "://" not in str(path) and not glob.glob(os.path.join(str(path), "experiment_state-*.json"))
+
+
 def _restore(store: Store, sweep: SweepConfig):
     """Finish the interrupted Tune experiment, if there is one Ray can restore (its results)."""
     from ray import tune
@@ -180,7 +189,7 @@ def _restore(store: Store, sweep: SweepConfig):
         return None
     name = json.loads(store.read_text(layout.RAY_DIR, layout.CURRENT_FILE))["name"]
     path = _ray_path(store, name)
-    if not tune.Tuner.can_restore(path):
+    if not tune.Tuner.can_restore(path) or _no_experiment_state(path):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
         return None
     try:

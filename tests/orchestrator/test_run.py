@@ -291,6 +291,7 @@ def test_an_experiment_tune_cannot_restore_is_dispatched_afresh(ray_local, write
         raise KeyError("pack")
 
     monkeypatch.setattr(tune.Tuner, "can_restore", classmethod(lambda cls, p: True))
+    monkeypatch.setattr("orchestrator.engine._no_experiment_state", lambda p: False)
     monkeypatch.setattr(tune.Tuner, "restore", classmethod(lambda cls, *a, **k: broken_restore()))
     out = _run(path, tmp_path / "st")
     assert out.dispatched == 4
@@ -298,3 +299,15 @@ def test_an_experiment_tune_cannot_restore_is_dispatched_afresh(ray_local, write
     err = capsys.readouterr().err
     assert "could not restore the interrupted Tune experiment (KeyError: 'pack'); running what is pending afresh" in err
     assert not store.exists(layout.RAY_DIR, layout.CURRENT_FILE)
+
+
+def test_an_experiment_killed_before_its_first_checkpoint_is_not_restored(tmp_path):
+    """tuner.pkl without experiment_state-*.json (seen after a driver killed 9 s in): not
+    restorable, so no Tune traceback; a folder with the state file is left to Tune."""
+    from orchestrator.engine import _no_experiment_state
+
+    (tmp_path / "tuner.pkl").write_bytes(b"")
+    assert _no_experiment_state(str(tmp_path))
+    (tmp_path / "experiment_state-2026-11-25_16-07-32.json").write_text("{}")
+    assert not _no_experiment_state(str(tmp_path))
+    assert not _no_experiment_state("s3://bucket/sweep/ray/run-1")
