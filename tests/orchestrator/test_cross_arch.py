@@ -71,7 +71,7 @@ def _converted(name: str) -> bool:
 def test_cross_arch_validates_offline(capsys):
     assert main(["sweep", "validate", str(SWEEPS / "cross-arch.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "cross-arch: 324 trials = 27 (model, sentence) pairs x 2 protocols x (6 full, 6 lora) rates" in out
+    assert "cross-arch: 324 trials = 27 (model, sentence) pairs x 2 protocols x 6 rates" in out
     assert "skipped qwen2.5-coder-0.5b / longing:" in out and "'yearning' is not a single token" in out
     assert "skipped gemma3-270m" not in out
     assert main(["sweep", "validate", str(SWEEPS / "frozen-head.yaml")]) == 0
