@@ -24,14 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from phantom.outcomes import CATAPULT_LIKE, Character, TrialStatus, sql_list
+from phantom.outcomes import CATAPULT_LIKE, SHAPED, Character, TrialStatus, sql_list
 
 from analysis.registry import ViewContext, view
 
 OK = f"'{TrialStatus.OK}'"
 LORA = "('lora', 'lora-frozen-head')"  # adapters over a frozen embedding
-SHOULDER = f"character IN ({sql_list(CATAPULT_LIKE)}) OR character IN ('{Character.INTERMEDIATE}', " \
-           f"'{Character.BORDERLINE}', '{Character.DRIFT}')"  # flipped after step 1, shape judged
+SHOULDER = f"character IN ({sql_list(SHAPED)})"  # flipped after step 1: the shape was judged
 CAT_LIKE = f"character IN ({sql_list(CATAPULT_LIKE)})"
 
 # tolerances (README, "Claims")

@@ -88,18 +88,13 @@ def _step_seconds(folder: Path) -> float:
     """Σ step_ms of every trial's rows (forward + backward + optimizer), in seconds: a trial's
     contexts share one step, so one context's rows count; the members of a pack share theirs
     (each row holds the pack's step), so a member counts 1/pack_size of it."""
-    import pyarrow.parquet as pq
+    from analysis import db
+    from analysis.settings import AnalysisSettings
 
-    total = 0.0
-    for f in glob.glob(str(folder / "trials" / "*.parquet")):
-        rec = pq.read_table(f, columns=["trial_id", "pack_size"]).to_pylist()[0]
-        steps = folder / "steps" / f"{rec['trial_id']}.parquet"
-        if not steps.is_file():
-            continue
-        t = pq.read_table(steps, columns=["context_id", "step_ms"]).to_pydict()
-        ms = sum(v for c, v in zip(t["context_id"], t["step_ms"]) if c == 0 and v is not None)
-        total += ms / (rec["pack_size"] or 1)
-    return total / 1000
+    with db.connect([str(folder)], AnalysisSettings(all_trials=True, bootstrap=0), views=["steps", "trials"]) as conn:
+        total = db.scalar(conn, """SELECT sum(s.step_ms / coalesce(t.pack_size, 1)) FROM steps s
+                                   JOIN trials t USING (trial_id) WHERE s.context_id = 0""")
+    return (total or 0.0) / 1000
 
 
 def lr50(work: Path, log, overrides: list[str]) -> dict:
