@@ -20,26 +20,32 @@ REAL = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"]
 
 
 def test_cross_arch_is_the_study_on_three_models():
+    """The study's settings on three models; LoRA also at 1e-6 and 3e-6 (qwen's untied head
+    flipped at every study rate for 5 of 8 sentences)."""
     cross, _ = load_sweep(SWEEPS / "cross-arch.yaml")
     study, _ = load_sweep(SWEEPS / "study.yaml")
     assert cross.name == "cross-arch" and list(cross.models) == REAL
     assert cross.protocols == ("full", "lora")
-    assert cross.rates("full") == (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 2e-5)
-    assert cross.rates("lora") == (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+    assert cross.rates("full") == study.rates("full") == (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 2e-5)
+    assert cross.rates("lora") == (1e-6, 3e-6) + study.rates("lora")
+    assert study.rates("lora") == (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     assert cross.training.steps == 25 and cross.stopper == study.stopper
     assert cross.resources.pack == "auto"  # lora stays unpacked on the untied qwen (packing.pack_limit)
-    same = ("protocols", "learning_rates", "seeds", "training", "observables", "lora", "stopper",
-            "search", "sentences")
+    same = ("protocols", "seeds", "training", "observables", "lora", "stopper", "search", "sentences")
     for key in same:
         assert getattr(cross, key) == getattr(study, key), key
 
 
 @pytest.mark.smoke
 def test_cross_arch_smollm2_trials_are_the_study_trials():
-    """Same settings, same trial ids: the study's results can seed the cross-arch folder."""
+    """Same settings, same trial ids: the study's results can seed the cross-arch folder (all
+    108 of them are cross-arch trials; cross-arch adds the two low LoRA rates)."""
     cross, sents = load_sweep(SWEEPS / "cross-arch.yaml", ["models=[smollm2-135m]"])
     study, sents_s = load_sweep(SWEEPS / "study.yaml")
-    assert sorted(expand(cross, sents).ids) == sorted(expand(study, sents_s).ids)
+    cross_ids, study_ids = set(expand(cross, sents).ids), set(expand(study, sents_s).ids)
+    assert len(study_ids) == 108 and study_ids < cross_ids
+    extra = [t for t in expand(cross, sents).trials if t.trial_id not in study_ids]
+    assert len(extra) == 9 * 2 and {(t.protocol, t.lr) for t in extra} == {("lora", 1e-6), ("lora", 3e-6)}
 
 
 @pytest.mark.smoke
@@ -54,7 +60,7 @@ def test_frozen_head_trials_are_the_twins_of_cross_arch_lora():
     cross, s2 = load_sweep(SWEEPS / "cross-arch.yaml", over)
     frozen = expand(fh, s1).trials
     lora = [t for t in expand(cross, s2).trials if t.protocol == "lora"]
-    assert len(frozen) == len(lora) == 9 * 6
+    assert len(frozen) == len(lora) == 9 * 8
     assert sorted(repr(dataclasses.replace(t, protocol="lora")) for t in frozen) == \
         sorted(repr(t) for t in lora)
 
@@ -71,8 +77,8 @@ def _converted(name: str) -> bool:
 def test_cross_arch_validates_offline(capsys):
     assert main(["sweep", "validate", str(SWEEPS / "cross-arch.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "cross-arch: 324 trials = 27 (model, sentence) pairs x 2 protocols x 6 rates" in out
+    assert "cross-arch: 378 trials = 27 (model, sentence) pairs x 2 protocols x (6 full, 8 lora) rates" in out
     assert "skipped qwen2.5-coder-0.5b / longing:" in out and "'yearning' is not a single token" in out
     assert "skipped gemma3-270m" not in out
     assert main(["sweep", "validate", str(SWEEPS / "frozen-head.yaml")]) == 0
-    assert "frozen-head: 48 trials = 8 (model, sentence) pairs x 1 protocols x 6 rates" in capsys.readouterr().out
+    assert "frozen-head: 64 trials = 8 (model, sentence) pairs x 1 protocols x 8 rates" in capsys.readouterr().out
