@@ -24,17 +24,20 @@ OK, DIVERGED, ERROR = (f"'{s}'" for s in (TrialStatus.OK, TrialStatus.DIVERGED, 
 
 @view("reference_trials", reads=("trial_summary", "lr_ref"))
 def reference_trials(ctx: ViewContext) -> str:
-    """Ok trials at the rate nearest η_ref, per (model, protocol, sentence), all seeds."""
+    """Ok trials at the rate nearest η_ref, per (model, protocol, sentence), all seeds; those
+    stopped at their flip are left out after the rate is chosen (no final state to tabulate), so
+    a sentence whose η_ref trials stopped at the flip has none: a far rate does not stand in."""
     return f"""
 SELECT ts.*, r.lr_ref
 FROM trial_summary ts LEFT JOIN lr_ref r USING (protocol)
--- a trial stopped at its flip has no final state to tabulate
-WHERE ts.status = {OK} AND ts.character IS DISTINCT FROM '{Character.STOPPED_AT_FLIP}'
+WHERE ts.status = {OK}
 -- nearest in log-rate; a protocol without η_ref keeps every rate (all distances are NULL)
 QUALIFY rank() OVER (
     PARTITION BY ts.model, ts.protocol, ts.sentence_id
     ORDER BY round(abs(ln(ts.lr / r.lr_ref)), 9) NULLS FIRST
 ) = 1
+-- a trial stopped at its flip has no final state to tabulate
+AND ts.character IS DISTINCT FROM '{Character.STOPPED_AT_FLIP}'
 """
 
 

@@ -211,10 +211,11 @@ def fits(summary: pd.DataFrame, trials: pd.DataFrame, s: AnalysisSettings):
         theta = float(np.mean(th)) if th else None
         sent[key] = dict(gmax=float(np.mean([b["gmax"] for b in bs])), theta=theta,
                          H=lr_ref[key[1]] * float(np.mean(g_eta)) / theta if theta else None)
-    # reference trials: ok, not stopped at the flip, rate nearest η_ref
-    ref = t[(t.status == "ok") & (t.character != "stopped-at-flip")].copy()
+    # reference trials: ok, rate nearest η_ref, then those stopped at the flip left out
+    ref = t[t.status == "ok"].copy()
     ref["dist"] = [round(abs(math.log(lr / lr_ref[p])), 9) for lr, p in zip(ref.lr, ref.protocol)]
     ref = ref[ref.dist == ref.groupby(["model", "protocol", "sentence_id"]).dist.transform("min")]
+    ref = ref[ref.character != "stopped-at-flip"]
     burial = ref.groupby(["model", "protocol", "sentence_id"]).B_T.mean().to_dict()
     shaped = t[t.character.isin(SHAPED)]
 

@@ -177,3 +177,22 @@ def test_isolation_checks_every_trial_of_a_frozen_protocol(tmp_path, open_views)
     assert iso["lora"]["embedding_frozen"] is False and iso["lora"]["max_dG"] == 5e-7
     assert iso["lora"]["n_dG_trials"] == 3 and iso["lora"]["n_trials"] == 1  # counts: η_ref only
     assert iso["full"]["embedding_frozen"] is None and iso["full"]["max_dG"] == 2e-4
+
+
+def test_reference_rate_stopped_at_flip_has_no_final_state(tmp_path, open_views):
+    """The reference trials are those at the rate nearest η_ref; when the trials there stopped
+    at their flip (an η_c-only pass), that sentence has no final state at η_ref: B_FT, R and the
+    tables get nothing from it — a far rate's unstopped trial does not stand in for η_ref."""
+    stop = catapult_phi()[:7]
+    # sentence a: at η_ref (2e-5) only a trial stopped at its flip; at 1e-7 a full-budget trial
+    write_trial(tmp_path, step_table("a-ref", stop, sentence_id="a", lr=2e-5, burial=[0.4] * 7),
+                trial_record("a-ref", sentence_id="a", steps=T, steps_done=6, lr=2e-5, stop_reason="flip"))
+    write_trial(tmp_path, step_table("a-low", [-0.3] * (T + 1), sentence_id="a", lr=1e-7, burial=[2.0] * (T + 1)),
+                trial_record("a-low", sentence_id="a", steps=T, lr=1e-7))
+    # sentence b: a full-budget trial at η_ref (its B at the last step: 0.7)
+    write_trial(tmp_path, step_table("b-ref", catapult_phi(), sentence_id="b", lr=2e-5, burial=[0.7] * (T + 1)),
+                trial_record("b-ref", sentence_id="b", steps=T, lr=2e-5))
+    conn = open_views(tmp_path)
+    assert {r[0] for r in db.fetch(conn, "SELECT trial_id FROM reference_trials")} == {"b-ref"}
+    assert db.records(conn, "SELECT sentence_id, B_FT FROM sentence_burial") == [{"sentence_id": "b", "B_FT": 0.7}]
+    assert db.scalar(conn, "SELECT B_FT FROM fits") == pytest.approx(0.7)
