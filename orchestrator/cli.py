@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+ONLY_HELP = ("run only the trials with these values (repeatable; keys model, sentence, protocol, lr, seed; "
+             "e.g. --only protocol=lora --only model=gemma3-270m,smollm2-135m); the folder's plan stays "
+             "the whole sweep")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run, resume, inspect or validate a sweep (Ray Tune)")
@@ -20,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--storage", default=None, help="results root (path or URI); data goes to STORAGE/NAME")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML",
                    help="override a key, e.g. --set training.steps=20 --set models=[tiny-llama]")
+    r.add_argument("--only", action="append", default=[], metavar="KEY=V[,V...]", help=ONLY_HELP)
     r.add_argument("--verbose", action="store_true", help="show Ray's own logs, warnings and worker output")
     r.set_defaults(run=run_command)
 
@@ -27,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("path", help="the sweep folder (STORAGE/NAME)")
     s.add_argument("--errored", action="store_true", help="also re-run trials that failed")
     s.add_argument("--address", default=None, help="Ray cluster to attach to")
+    s.add_argument("--only", action="append", default=[], metavar="KEY=V[,V...]", help=ONLY_HELP)
     s.add_argument("--verbose", action="store_true", help="show Ray's own logs, warnings and worker output")
     s.set_defaults(run=resume_command)
 
@@ -38,14 +44,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("file")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML")
     v.add_argument("--storage", default=None, help="show where the data would go")
+    v.add_argument("--only", action="append", default=[], metavar="KEY=V[,V...]",
+                   help="show how many trials `run --only` would select")
     v.set_defaults(run=validate_command)
 
 
-def _exit_code(uri: str) -> int:
-    from orchestrator.status import sweep_status
+def _exit_code(outcome) -> int:
+    """0 when the sweep (or, with --only, the selected trials) completed without an error."""
+    from orchestrator.status import read_records, sweep_status
+    from phantom.outcomes import TrialStatus
+    from phantom.storage import Store
 
-    st = sweep_status(uri)
-    return 0 if st.finished_ok else 1
+    if outcome.selected is None:
+        return 0 if sweep_status(outcome.uri).finished_ok else 1
+    table = read_records(Store.open(outcome.uri), set(outcome.selected))
+    statuses = table.column("status").to_pylist() if table is not None else []
+    ok = len(statuses) == len(set(outcome.selected)) and TrialStatus.ERROR.value not in statuses
+    return 0 if ok else 1
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -53,19 +68,23 @@ def run_command(args: argparse.Namespace) -> int:
     from orchestrator.runner import run_sweep
     from phantom.tracking import check_installed
 
+    from orchestrator.only import parse_only
+
+    only = parse_only(args.only)
     sweep, sentences = load_sweep(args.file, args.overrides)
     check_installed(sweep.tracking)  # a tracker without its package: fail before anything starts
     outcome = run_sweep(sweep, sentences, storage=args.storage, address=args.address, verbose=args.verbose,
-                        stream=sys.stdout)
-    return _exit_code(outcome.uri)
+                        stream=sys.stdout, only=only)
+    return _exit_code(outcome)
 
 
 def resume_command(args: argparse.Namespace) -> int:
+    from orchestrator.only import parse_only
     from orchestrator.runner import resume
 
     outcome = resume(args.path, address=args.address, rerun_errored=args.errored, verbose=args.verbose,
-                     stream=sys.stdout)
-    return _exit_code(outcome.uri)
+                     stream=sys.stdout, only=parse_only(args.only))
+    return _exit_code(outcome)
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -80,8 +99,14 @@ def validate_command(args: argparse.Namespace) -> int:
     from orchestrator.loader import load_sweep
     from orchestrator.packing import check_packing, describe
 
+    from orchestrator.only import describe_only, parse_only, select
+    from phantom.errors import ConfigError
+
+    only = parse_only(args.only)
     sweep, sentences = load_sweep(args.file, args.overrides)
     check_packing(sweep)
+    if only and sweep.search.mode == "eta-c":
+        raise ConfigError("--only selects trials of a grid sweep; an eta-c search chooses its own rates")
     each = sweep.sentences.contexts == "each"
     points = "(model, sentence, context) points" if each else "(model, sentence) pairs"
     if sweep.search.mode == "eta-c":
@@ -103,6 +128,8 @@ def validate_command(args: argparse.Namespace) -> int:
             f"{len(sweep.protocols)} protocols x {_rates(sweep)} rates x {len(sweep.seeds)} seeds,"
             f" {sweep.training.steps} steps each"
         )
+        if only:
+            print(f"  --only {describe_only(only)}: {len(select(grid.trials, only, sweep.name))} of them")
     for s in grid.skipped:
         print(f"  skipped {s.model} / {s.sentence_id}: {s.reason}")
     r = sweep.resources

@@ -42,6 +42,7 @@ class Outcome:
     dispatched: int  # trials handed to Tune in this invocation
     already: int  # complete before it
     restored: bool  # whether a Tune experiment was restored
+    selected: tuple[str, ...] | None = None  # the trial ids `--only` selected (None: the whole sweep)
 
 
 # ----------------------------------------------------------------------------------------------

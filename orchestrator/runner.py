@@ -14,12 +14,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from phantom.errors import ConfigError
 from phantom.tracking import prepare_tracking
 from orchestrator import etac, grid
 from orchestrator.config import SweepConfig
 from orchestrator.engine import Outcome, RaySession
 from orchestrator.loader import open_folder
 from orchestrator.lock import SweepLock
+from orchestrator.only import describe_only, select
 from orchestrator.packing import check_packing
 from orchestrator.plan import clean_leftovers, sweep_store
 from orchestrator.status import format_status, query_hint, sweep_status
@@ -27,23 +29,34 @@ from orchestrator.status import format_status, query_hint, sweep_status
 
 def run_sweep(
     sweep: SweepConfig, sentences_file: Path, *, storage: str | None = None, address: str | None = None,
-    rerun_errored: bool = False, verbose: bool = False, stream=None,
+    rerun_errored: bool = False, verbose: bool = False, stream=None, only: dict[str, tuple] | None = None,
 ) -> Outcome:
-    """Check, lock, plan, dispatch what is missing, and print the summary."""
+    """Check, lock, plan, dispatch what is missing (of the trials ``only`` selects: see
+    :mod:`orchestrator.only`), and print the summary."""
     stream = stream or sys.stderr
     store = sweep_store(sweep, storage)
     check_packing(sweep)
     if sweep.search.mode == "eta-c":
-        planned, run = etac.plan_brackets(sweep, sentences_file), etac.run_eta_c
+        if only:
+            raise ConfigError("--only selects trials of a grid sweep; an eta-c search chooses its own rates "
+                              "(narrow it with --set, e.g. --set models=[...])")
+        planned, run, kw = etac.plan_brackets(sweep, sentences_file), etac.run_eta_c, {}
     else:
         planned, run = grid.plan_grid(sweep, sentences_file), grid.run_grid
+        kw = {"only": only} if only else {}
+        if only:
+            select(planned.trials, only, sweep.name)  # refuse a value the sweep lacks before the lock
     with SweepLock(store, stream) as lock:
         prepare_tracking(sweep.tracking, store.uri)
         with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream):
             clean_leftovers(store, lock)
-            outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored, stream=stream)
+            outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored, stream=stream, **kw)
         clean_leftovers(store, lock)  # what workers killed mid-write left behind
     print(summary(store.uri), file=stream)
+    if only:
+        print(f"  --only {describe_only(only)}: ran what was missing of {outcome.dispatched + outcome.already} of "
+              f"the sweep's trials; the rest of its plan is left as it was (phantom sweep status {store.uri})",
+              file=stream)
     return outcome
 
 
@@ -54,8 +67,8 @@ def summary(uri: str) -> str:
 
 
 def resume(path: str, *, address: str | None = None, rerun_errored: bool = False, verbose: bool = False,
-           stream=None) -> Outcome:
-    """Continue the sweep of an existing folder from what it holds."""
+           stream=None, only: dict[str, tuple] | None = None) -> Outcome:
+    """Continue the sweep of an existing folder from what it holds (``only``: part of it)."""
     with open_folder(path) as (sweep, sentences, root):
         return run_sweep(sweep, sentences, storage=root, address=address, rerun_errored=rerun_errored,
-                         verbose=verbose, stream=stream)
+                         verbose=verbose, stream=stream, only=only)

@@ -82,3 +82,20 @@ def test_cross_arch_validates_offline(capsys):
     assert "skipped gemma3-270m" not in out
     assert main(["sweep", "validate", str(SWEEPS / "frozen-head.yaml")]) == 0
     assert "frozen-head: 64 trials = 8 (model, sentence) pairs x 1 protocols x 8 rates" in capsys.readouterr().out
+
+
+@pytest.mark.smoke
+def test_cross_arch_eta_is_cross_arch_full_stopped_at_the_flip():
+    """cross-arch-eta.yaml = cross-arch's full-FT trials with stopper.at_flip and nothing else
+    changed (the same η_c brackets: bracket ids leave the stopper out)."""
+    eta, _ = load_sweep(SWEEPS / "cross-arch-eta.yaml")
+    assert list(eta.models) == REAL[1:] and eta.protocols == ("full",) and eta.stopper.at_flip
+    assert eta.resources.max_concurrent == 1 and eta.resources.cpus_per_trial == 2
+    over = ["models=[smollm2-135m]"]
+    eta, s1 = load_sweep(SWEEPS / "cross-arch-eta.yaml", over)
+    cross, s2 = load_sweep(SWEEPS / "cross-arch.yaml", over)
+    stopped = expand(eta, s1).trials
+    full = [t for t in expand(cross, s2).trials if t.protocol == "full"]
+    assert len(stopped) == len(full) == 9 * 6
+    assert sorted(repr(dataclasses.replace(t, stopper=cross.stopper)) for t in stopped) == sorted(repr(t) for t in full)
+    assert {t.bracket_id for t in stopped} == {t.bracket_id for t in full}
