@@ -36,17 +36,21 @@ def summary_text(conn, out: Store) -> str:
     )
     if chars:
         lines.append("characters: " + ", ".join(f"{c} {n}" for c, n in chars))
-    fits = db.records(conn, "SELECT * FROM fits ORDER BY model, protocol")
+    fits = db.records(conn, "SELECT f.*, g.class FROM fits f LEFT JOIN geometry g USING (model) "
+                            "ORDER BY model, protocol")
     if fits:
         lines.append("")
-        lines.append(f"{'model':<24} {'protocol':<10} {'θ*_shape':>10} {'err':>4} "
-                     f"{'θ*_resolve':>11} {'H':>7} {'B_FT':>6}")
+        lines.append(f"{'model':<24} {'protocol':<16} {'class':>5} {'θ*_shape':>10} {'err':>4} "
+                     f"{'θ*_resolve':>11} {'H':>7} {'η_c':>5} {'B_FT':>7}")
         for f in fits:
+            found = f"{f['n_sentences_eta_c'] or 0}/{f['n_sentences'] or 0}"
             lines.append(
-                f"{f['model'][:24]:<24} {f['protocol']:<10} {_g(f['theta_shape']):>10} "
+                f"{f['model'][:24]:<24} {f['protocol'][:16]:<16} {f['class'] or '-':>5} "
+                f"{_g(f['theta_shape']):>10} "
                 f"{_g(f['shape_errors'], 'd') if f['shape_errors'] is not None else '-':>4} "
-                f"{_g(f['theta_resolve']):>11} {_g(f['H']):>7} {_g(f['B_FT']):>6}"
+                f"{_g(f['theta_resolve']):>11} {_g(f['H']):>7} {found:>5} {_g(f['B_FT']):>7}"
             )
+        lines.append("(class: bulk geometry, `phantom geometry`; η_c: sentences with a critical rate / sentences)")
         boot = [f for f in fits if f["n_boot"]]
         if boot:
             lines.append(f"bootstrap over sentences ({boot[0]['n_boot']} resamples), intervals:")
@@ -72,7 +76,8 @@ def summary_text(conn, out: Store) -> str:
     blind = db.records(conn, "SELECT * FROM blind_prediction WHERE rel_error IS NOT NULL")
     for b in blind:
         lines.append(
-            f"blind prediction {b['model']}/{b['protocol']} (class {b['class']}): "
+            f"blind prediction {b['model']}/{b['protocol']} (class {b['class'] or '-'}, from "
+            f"{b['reference_models'] or '-'}: {b['reference']}): "
             f"θ*_pred {_g(b['theta_pred'])} vs measured {_g(b['theta_measured'])}, "
             f"error {100 * b['rel_error']:.1f}%"
         )

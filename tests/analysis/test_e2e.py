@@ -26,9 +26,17 @@ def sweep(tmp_path_factory):
 def test_analyze_real_trials(sweep, capsys):
     capsys.readouterr()
     assert main(["analyze", str(sweep), "--no-report"]) == 0
-    assert "2 trials (2 ok)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 trials (2 ok)" in out
     steps = pq.read_table(sweep / "steps").to_pandas()
     summary = pq.read_table(sweep / "analysis" / "trial_summary.parquet").to_pandas()
+    # the fits table: the model's bulk class (from the geometry probe) and its η_c count, as the
+    # geometry and trial_summary tables say (one sentence: 1/1 when one rate flips and one does not)
+    geometry = pq.read_table(sweep / "geometry" / "tiny-llama.parquet").to_pandas()
+    flips = sorted(summary.flip_step.notna())
+    row = next(line for line in out.splitlines() if line.startswith("tiny-llama") and " full " in line)
+    assert row.split()[2] == geometry["class"].iloc[0]
+    assert row.split()[-2] == ("1/1" if flips == [False, True] else "0/1")
     assert len(summary) == 2
     for _, s in summary.iterrows():
         mine = steps[steps.trial_id == s.trial_id].groupby("step").phi.mean().sort_index()
