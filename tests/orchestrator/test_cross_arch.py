@@ -48,6 +48,15 @@ def test_cross_arch_smollm2_trials_are_the_study_trials():
     assert len(extra) == 9 * 2 and {(t.protocol, t.lr) for t in extra} == {("lora", 1e-6), ("lora", 3e-6)}
 
 
+def _beside_cross_arch(name: str, protocol: str):
+    """The trials of sweeps/NAME and cross-arch's trials of PROTOCOL, both on smollm2-135m
+    (always cached: the set-up installs it), and cross-arch's config."""
+    over = ["models=[smollm2-135m]"]
+    other, s1 = load_sweep(SWEEPS / name, over)
+    cross, s2 = load_sweep(SWEEPS / "cross-arch.yaml", over)
+    return expand(other, s1).trials, [t for t in expand(cross, s2).trials if t.protocol == protocol], cross
+
+
 @pytest.mark.smoke
 def test_frozen_head_trials_are_the_twins_of_cross_arch_lora():
     """frozen-head.yaml = cross-arch's LoRA grid with the head frozen, nothing else changed (so
@@ -55,11 +64,7 @@ def test_frozen_head_trials_are_the_twins_of_cross_arch_lora():
     fh, _ = load_sweep(SWEEPS / "frozen-head.yaml")
     assert list(fh.models) == ["qwen2.5-coder-0.5b"] and fh.protocols == ("lora-frozen-head",)
     assert fh.resources.pack == "auto"  # a frozen head is shared: packs pay again
-    over = ["models=[smollm2-135m]"]
-    fh, s1 = load_sweep(SWEEPS / "frozen-head.yaml", over)
-    cross, s2 = load_sweep(SWEEPS / "cross-arch.yaml", over)
-    frozen = expand(fh, s1).trials
-    lora = [t for t in expand(cross, s2).trials if t.protocol == "lora"]
+    frozen, lora, _ = _beside_cross_arch("frozen-head.yaml", "lora")
     assert len(frozen) == len(lora) == 9 * 8
     assert sorted(repr(dataclasses.replace(t, protocol="lora")) for t in frozen) == \
         sorted(repr(t) for t in lora)
@@ -91,11 +96,7 @@ def test_cross_arch_eta_is_cross_arch_full_stopped_at_the_flip():
     eta, _ = load_sweep(SWEEPS / "cross-arch-eta.yaml")
     assert list(eta.models) == REAL[1:] and eta.protocols == ("full",) and eta.stopper.at_flip
     assert eta.resources.max_concurrent == 1 and eta.resources.cpus_per_trial == 2
-    over = ["models=[smollm2-135m]"]
-    eta, s1 = load_sweep(SWEEPS / "cross-arch-eta.yaml", over)
-    cross, s2 = load_sweep(SWEEPS / "cross-arch.yaml", over)
-    stopped = expand(eta, s1).trials
-    full = [t for t in expand(cross, s2).trials if t.protocol == "full"]
+    stopped, full, cross = _beside_cross_arch("cross-arch-eta.yaml", "full")
     assert len(stopped) == len(full) == 9 * 6
     assert sorted(repr(dataclasses.replace(t, stopper=cross.stopper)) for t in stopped) == sorted(repr(t) for t in full)
     assert {t.bracket_id for t in stopped} == {t.bracket_id for t in full}
