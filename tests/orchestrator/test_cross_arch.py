@@ -21,12 +21,12 @@ REAL = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"]
 
 def test_cross_arch_is_the_study_on_three_models():
     """The study's settings on three models; LoRA also at 1e-6 and 3e-6 (qwen's untied head
-    flipped at every study rate for 5 of 8 sentences), full FT also at 3e-8 (gemma flips at 1e-7)."""
+    flipped at every study rate for 5 of 8 sentences), full FT also at 1e-8 and 3e-8 (gemma flips at 1e-7, qwen at 3e-8)."""
     cross, _ = load_sweep(SWEEPS / "cross-arch.yaml")
     study, _ = load_sweep(SWEEPS / "study.yaml")
     assert cross.name == "cross-arch" and list(cross.models) == REAL
     assert cross.protocols == ("full", "lora")
-    assert cross.rates("full") == (3e-8,) + study.rates("full")
+    assert cross.rates("full") == (1e-8, 3e-8) + study.rates("full")
     assert study.rates("full") == (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 2e-5)
     assert cross.rates("lora") == (1e-6, 3e-6) + study.rates("lora")
     assert study.rates("lora") == (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
@@ -46,8 +46,8 @@ def test_cross_arch_smollm2_trials_are_the_study_trials():
     cross_ids, study_ids = set(expand(cross, sents).ids), set(expand(study, sents_s).ids)
     assert len(study_ids) == 108 and study_ids < cross_ids
     extra = [t for t in expand(cross, sents).trials if t.trial_id not in study_ids]
-    assert len(extra) == 9 * 3
-    assert {(t.protocol, t.lr) for t in extra} == {("lora", 1e-6), ("lora", 3e-6), ("full", 3e-8)}
+    assert len(extra) == 9 * 4
+    assert {(t.protocol, t.lr) for t in extra} == {("lora", 1e-6), ("lora", 3e-6), ("full", 1e-8), ("full", 3e-8)}
 
 
 def _beside_cross_arch(name: str, protocol: str):
@@ -84,7 +84,7 @@ def _converted(name: str) -> bool:
 def test_cross_arch_validates_offline(capsys):
     assert main(["sweep", "validate", str(SWEEPS / "cross-arch.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "cross-arch: 405 trials = 27 (model, sentence) pairs x 2 protocols x (7 full, 8 lora) rates" in out
+    assert "cross-arch: 432 trials = 27 (model, sentence) pairs x 2 protocols x 8 rates" in out
     assert "skipped qwen2.5-coder-0.5b / longing:" in out and "'yearning' is not a single token" in out
     assert "skipped gemma3-270m" not in out
     assert main(["sweep", "validate", str(SWEEPS / "frozen-head.yaml")]) == 0
@@ -99,6 +99,6 @@ def test_cross_arch_eta_is_cross_arch_full_stopped_at_the_flip():
     assert list(eta.models) == REAL[1:] and eta.protocols == ("full",) and eta.stopper.at_flip
     assert eta.resources.max_concurrent == 1 and eta.resources.cpus_per_trial == 2
     stopped, full, cross = _beside_cross_arch("cross-arch-eta.yaml", "full")
-    assert len(stopped) == len(full) == 9 * 7
+    assert len(stopped) == len(full) == 9 * 8
     assert sorted(repr(dataclasses.replace(t, stopper=cross.stopper)) for t in stopped) == sorted(repr(t) for t in full)
     assert {t.bracket_id for t in stopped} == {t.bracket_id for t in full}
