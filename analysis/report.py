@@ -102,7 +102,7 @@ def build_report(conn, settings: AnalysisSettings) -> str:
         "<title>Phantom transitions: analysis report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Phantom transitions: analysis report</h1>",
-        f"<p>{n} trials, {models} models. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"<p>{n} trials, {models} model{'' if models == 1 else 's'}. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
         f"by phantom {html.escape(__version__)}. Reference rates η_ref: "
         + ", ".join(f"{html.escape(p)} {r:g}" for p, r in settings.lr_ref)
         + f"; character thresholds R ≥ {settings.catapult:g} / {settings.catapult_like:g} / "
