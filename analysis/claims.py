@@ -114,13 +114,17 @@ CLAIMS = [
                count(*) FILTER (WHERE {CAT_LIKE}) AS n_cl,
                count(*) FILTER (WHERE character = '{Character.CATAPULT}') AS n_cat,
                count(*) FILTER (WHERE character = '{Character.IMMEDIATE}') AS n_imm,
+               count(*) FILTER (WHERE character = '{Character.STOPPED_AT_FLIP}') AS n_stop,
                max(R) FILTER (WHERE {SHOULDER}) AS r_max
             FROM trial_summary WHERE protocol = 'full' GROUP BY model""",
         "n_cl || ' catapult-like (' || n_cat || ' catapults) of ' || n_shoulder || "
         "' trials that flipped after step 1, max R ' || " + _fmt("r_max", "%.1f") + " || '; ' || n_imm || "
-        "' flipped at step 1 (no shoulder to judge, not counted)'",
+        "' flipped at step 1 (no shoulder to judge, not counted)' || "
+        "CASE WHEN n_stop > 0 THEN '; ' || n_stop || ' stopped at the flip (shape not measured)' ELSE '' END",
         "CASE WHEN n_shoulder = 0 THEN 'untestable' WHEN n_cl > 0 THEN 'holds' ELSE 'fails' END",
-        "CASE WHEN n_shoulder = 0 THEN 'no full-FT trial flipped after step 1' WHEN n_cl > 0 THEN "
+        "CASE WHEN n_shoulder = 0 AND n_stop > 0 THEN 'its full-FT trials stopped at their flip (an η_c-only "
+        "pass): shape not measured' "
+        "WHEN n_shoulder = 0 THEN 'no full-FT trial flipped after step 1' WHEN n_cl > 0 THEN "
         "'jumps concentrated in one step' ELSE 'every flip after step 1 was a drift or intermediate' END",
         combine="any",
     ),
@@ -188,13 +192,16 @@ CLAIMS = [
         6, "theta-shape-line",
         "One line θ*_shape on x = η·G_max separates catapult-like from other flipped trials",
         "§4, Eq. 21: one line separates all 50 SmolLM-360M full-FT trials (10 sentences x 5 rates)",
-        """SELECT model || '/' || protocol AS grp, n_shape, shape_errors, theta_shape, n_immediate
+        """SELECT model || '/' || protocol AS grp, n_shape, shape_errors, theta_shape, n_immediate,
+               n_stopped_at_flip AS n_stop
             FROM fits""",
         "'θ*_shape ' || " + _fmt("theta_shape", "%.3g") + " || ', ' || coalesce(shape_errors, 0) || ' of ' || "
-        "coalesce(n_shape, 0) || ' trials on the wrong side (' || n_immediate || ' step-1 flips left out)'",
+        "coalesce(n_shape, 0) || ' trials on the wrong side (' || n_immediate || ' step-1 flips left out' || "
+        "CASE WHEN n_stop > 0 THEN ', ' || n_stop || ' stopped at the flip' ELSE '' END || ')'",
         "CASE WHEN coalesce(n_shape, 0) = 0 OR theta_shape IS NULL THEN 'untestable' "
         "WHEN shape_errors = 0 THEN 'holds' ELSE 'fails' END",
-        "CASE WHEN coalesce(n_shape, 0) = 0 OR theta_shape IS NULL THEN "
+        "CASE WHEN coalesce(n_shape, 0) = 0 AND n_stop > 0 THEN 'trials stopped at their flip: shape not measured' "
+        "WHEN coalesce(n_shape, 0) = 0 OR theta_shape IS NULL THEN "
         "'no flipped trials of both shapes to separate' WHEN shape_errors = 0 THEN 'separates every trial' "
         "ELSE 'no single line separates every trial' END",
     ),
@@ -311,10 +318,11 @@ CLAIMS = [
         14, "gmax-born-rank",
         "High G_max is a crowded neighbourhood: Spearman(G_max, base Born rank) is large",
         "§5.1: large enough to read the two as proxies for each other",
-        # the base Born rank does not depend on the protocol: one protocol's reference trials
+        # the base Born rank does not depend on the protocol: the reference trials of the protocol
+        # that has the most sentences (an η_c-only pass has few at η_ref)
         """SELECT model AS grp, rho, p_value AS p, n FROM correlations
             WHERE scope = 'model' AND x = 'gmax' AND y = 'born_rank0'
-            QUALIFY row_number() OVER (PARTITION BY model ORDER BY protocol) = 1""",
+            QUALIFY row_number() OVER (PARTITION BY model ORDER BY n DESC, protocol) = 1""",
         "'ρ ' || " + _fmt("rho", "%.2f") + " || ' (p ' || " + _fmt("p", "%.2g") + " || ', n ' || n || ')'",
         f"CASE WHEN rho IS NULL THEN 'untestable' WHEN rho > 0 AND p < {P_MAX} THEN 'holds' ELSE 'fails' END",
         f"CASE WHEN rho IS NULL THEN 'too few sentences' WHEN rho > 0 AND p < {P_MAX} THEN "

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from phantom.outcomes import CATAPULT_LIKE, SHAPED, BracketStatus, Character, TrialStatus, sql_list
+from phantom.outcomes import CATAPULT_LIKE, SHAPED, BracketStatus, Character, StopReason, TrialStatus, sql_list
 
 from analysis.registry import ViewContext, view
 
@@ -36,8 +36,8 @@ QUALIFY rank() OVER (
     PARTITION BY ts.model, ts.protocol, ts.sentence_id
     ORDER BY round(abs(ln(ts.lr / r.lr_ref)), 9) NULLS FIRST
 ) = 1
--- a trial stopped at its flip has no final state to tabulate
-AND ts.character IS DISTINCT FROM '{Character.STOPPED_AT_FLIP}'
+-- a trial stopped at its flip has no final state to tabulate (a pre-resolved one stops at step 0)
+AND ts.stop_reason IS DISTINCT FROM '{StopReason.FLIP}'
 """
 
 

@@ -184,3 +184,33 @@ def test_report_and_summary_lead_with_the_claims(tmp_path):
     at = lines.index("claims of the paper on this grid (the claims view; report.html has the paper's figures):")
     assert len(lines[at + 1: at + 16]) == 15 and all(
         line.split()[0] in ("holds", "fails", "untestable") for line in lines[at + 1: at + 16])
+
+
+def test_an_eta_c_only_pass_is_said_and_born_rank_uses_the_fuller_protocol(tmp_path):
+    """Model e ran full FT stopped at the flip (an η_c-only pass) and LoRA to the end: the shape
+    claims say its full-FT shapes were not measured (not 'no trial flipped after step 1'), and
+    ρ(G_max, base Born rank) is taken from LoRA's three reference sentences, not full FT's one."""
+    flip_at_3 = [-0.3, -0.2, -0.1, 0.1]
+    for k, g in enumerate([0.3, 0.5, 0.7]):
+        steps = step_table(f"e-full-{k}", flip_at_3, model="e", protocol="full", sentence_id=f"s{k}",
+                           lr=1e-6, gmax=g)
+        rec = trial_record(f"e-full-{k}", model="e", protocol="full", sentence_id=f"s{k}", lr=1e-6, gmax=g,
+                           steps=10, steps_done=3, stop_reason="flip")
+        write_trial(tmp_path, steps, rec)
+        # LoRA to the end, base Born rank 1 (Φ₀ > 0) on s0, 2 on s1 and s2
+        phi = [0.1] * 11 if k == 0 else NEVER
+        trial(tmp_path, f"e-lora-{k}", phi, model="e", protocol="lora", lr=1e-4, sentence=f"s{k}", gmax=g)
+    # and one full-FT trial at η_ref on s0 alone that ran its budget: full FT has 1 reference sentence
+    trial(tmp_path, "e-full-ref", NEVER, model="e", protocol="full", lr=2e-5, sentence="s0", gmax=0.3)
+    got = claims(tmp_path)
+    assert "e: 0 catapult-like (0 catapults) of 0 trials that flipped after step 1" in got["catapult-full-ft"]["measured"]
+    assert "; 3 stopped at the flip (shape not measured)" in got["catapult-full-ft"]["measured"]
+    assert got["catapult-full-ft"]["verdict"] == "untestable"
+    assert "stopped at their flip (an η_c-only pass)" in got["catapult-full-ft"]["why"]
+    assert "e/full: θ*_shape –, 0 of 0 trials on the wrong side (0 step-1 flips left out, 3 stopped at the flip)" \
+        in got["theta-shape-line"]["measured"]
+    # ρ over LoRA's 3 sentences: G_max 0.3, 0.5, 0.7 against Born rank 1, 2, 2 (average ranks)
+    from scipy.stats import spearmanr
+
+    rho = spearmanr([0.3, 0.5, 0.7], [1, 2, 2]).statistic
+    assert f"e: ρ {rho:.2f} (p " in got["gmax-born-rank"]["measured"] and ", n 3)" in got["gmax-born-rank"]["measured"]

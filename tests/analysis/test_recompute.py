@@ -215,7 +215,7 @@ def fits(summary: pd.DataFrame, trials: pd.DataFrame, s: AnalysisSettings):
     ref = t[t.status == "ok"].copy()
     ref["dist"] = [round(abs(math.log(lr / lr_ref[p])), 9) for lr, p in zip(ref.lr, ref.protocol)]
     ref = ref[ref.dist == ref.groupby(["model", "protocol", "sentence_id"]).dist.transform("min")]
-    ref = ref[ref.character != "stopped-at-flip"]
+    ref = ref[ref.stop_reason != "flip"]
     burial = ref.groupby(["model", "protocol", "sentence_id"]).B_T.mean().to_dict()
     shaped = t[t.character.isin(SHAPED)]
 

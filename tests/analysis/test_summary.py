@@ -192,7 +192,11 @@ def test_reference_rate_stopped_at_flip_has_no_final_state(tmp_path, open_views)
     # sentence b: a full-budget trial at η_ref (its B at the last step: 0.7)
     write_trial(tmp_path, step_table("b-ref", catapult_phi(), sentence_id="b", lr=2e-5, burial=[0.7] * (T + 1)),
                 trial_record("b-ref", sentence_id="b", steps=T, lr=2e-5))
+    # sentence p: pre-resolved (Φ₀ > 0), so the stopper ends it at step 0: no final state either
+    write_trial(tmp_path, step_table("p-ref", [0.2], sentence_id="p", lr=2e-5, burial=[3.0]),
+                trial_record("p-ref", sentence_id="p", steps=T, steps_done=0, lr=2e-5, stop_reason="flip"))
     conn = open_views(tmp_path)
+    assert summary(conn)["p-ref"]["character"] == "pre-resolved"
     assert {r[0] for r in db.fetch(conn, "SELECT trial_id FROM reference_trials")} == {"b-ref"}
     assert db.records(conn, "SELECT sentence_id, B_FT FROM sentence_burial") == [{"sentence_id": "b", "B_FT": 0.7}]
     assert db.scalar(conn, "SELECT B_FT FROM fits") == pytest.approx(0.7)
