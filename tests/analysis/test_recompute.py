@@ -188,7 +188,7 @@ def shape_fit(points: dict[float, list[float]]):
 
 def fits(summary: pd.DataFrame, trials: pd.DataFrame, s: AnalysisSettings):
     lr_ref = s.lr_ref_map
-    t = summary.join(trials[["model", "protocol", "sentence_id", "lr", "seed", "gmax", "context_index"]])
+    t = summary.join(trials[["model", "protocol", "sentence_id", "lr", "seed", "gmax", "context_index", "stop_reason"]])
     # η_c per bracket
     brackets = {}
     for bid, g in t.groupby("bracket_id"):
