@@ -11,8 +11,8 @@ def _g(x, spec: str = ".3g") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _ci(lo, hi) -> str:
-    return "" if lo is None or hi is None else f" [{_g(lo)}, {_g(hi)}]"
+def _ci(lo, hi, missing: str = "") -> str:
+    return missing if lo is None or hi is None else f" [{_g(lo)}, {_g(hi)}]"
 
 
 def _defined(frac) -> str:
@@ -56,10 +56,10 @@ def summary_text(conn, out: Store) -> str:
             lines.append(f"bootstrap over sentences ({boot[0]['n_boot']} resamples), intervals:")
             for f in boot:
                 lines.append(
-                    f"  {f['model'][:24]}/{f['protocol']}: θ*_shape{_ci(f['theta_shape_ci_lo'], f['theta_shape_ci_hi'])}"
+                    f"  {f['model'][:24]}/{f['protocol']}: θ*_shape{_ci(f['theta_shape_ci_lo'], f['theta_shape_ci_hi'], ' -')}"
                     f"{_defined(f['theta_shape_boot_defined'])}"
-                    f" θ*_resolve{_ci(f['theta_resolve_ci_lo'], f['theta_resolve_ci_hi'])}"
-                    f" H{_ci(f['H_ci_lo'], f['H_ci_hi'])} B_FT{_ci(f['B_FT_ci_lo'], f['B_FT_ci_hi'])}"
+                    f" θ*_resolve{_ci(f['theta_resolve_ci_lo'], f['theta_resolve_ci_hi'], ' -')}"
+                    f" H{_ci(f['H_ci_lo'], f['H_ci_hi'], ' -')} B_FT{_ci(f['B_FT_ci_lo'], f['B_FT_ci_hi'], ' -')}"
                 )
     corr = db.records(
         conn,
