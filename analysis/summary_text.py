@@ -55,11 +55,11 @@ def summary_text(conn, out: Store) -> str:
         if boot:
             lines.append(f"bootstrap over sentences ({boot[0]['n_boot']} resamples), intervals:")
             for f in boot:
+                ci = {k: _ci(f[f"{k}_ci_lo"], f[f"{k}_ci_hi"], " -") for k in ("theta_shape", "theta_resolve", "H", "B_FT")}
                 lines.append(
-                    f"  {f['model'][:24]}/{f['protocol']}: θ*_shape{_ci(f['theta_shape_ci_lo'], f['theta_shape_ci_hi'], ' -')}"
+                    f"  {f['model'][:24]}/{f['protocol']}: θ*_shape{ci['theta_shape']}"
                     f"{_defined(f['theta_shape_boot_defined'])}"
-                    f" θ*_resolve{_ci(f['theta_resolve_ci_lo'], f['theta_resolve_ci_hi'], ' -')}"
-                    f" H{_ci(f['H_ci_lo'], f['H_ci_hi'], ' -')} B_FT{_ci(f['B_FT_ci_lo'], f['B_FT_ci_hi'], ' -')}"
+                    f" θ*_resolve{ci['theta_resolve']} H{ci['H']} B_FT{ci['B_FT']}"
                 )
     corr = db.records(
         conn,

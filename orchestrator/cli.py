@@ -65,10 +65,9 @@ def _exit_code(outcome) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     from orchestrator.loader import load_sweep
+    from orchestrator.only import parse_only
     from orchestrator.runner import run_sweep
     from phantom.tracking import check_installed
-
-    from orchestrator.only import parse_only
 
     only = parse_only(args.only)
     sweep, sentences = load_sweep(args.file, args.overrides)
@@ -97,16 +96,13 @@ def status_command(args: argparse.Namespace) -> int:
 
 def validate_command(args: argparse.Namespace) -> int:
     from orchestrator.loader import load_sweep
+    from orchestrator.only import check_only, describe_only, parse_only, select
     from orchestrator.packing import check_packing, describe
-
-    from orchestrator.only import describe_only, parse_only, select
-    from phantom.errors import ConfigError
 
     only = parse_only(args.only)
     sweep, sentences = load_sweep(args.file, args.overrides)
     check_packing(sweep)
-    if only and sweep.search.mode == "eta-c":
-        raise ConfigError("--only selects trials of a grid sweep; an eta-c search chooses its own rates")
+    check_only(sweep, only)
     each = sweep.sentences.contexts == "each"
     points = "(model, sentence, context) points" if each else "(model, sentence) pairs"
     if sweep.search.mode == "eta-c":

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from phantom.config import TrialConfig
 from phantom.storage import Store
 from orchestrator.config import SweepConfig
 from orchestrator.engine import Outcome, dispatch
 from orchestrator.expand import Grid, expand
-from orchestrator.only import describe_only, select
 from orchestrator.plan import write_plan
 
 
@@ -22,18 +22,12 @@ def plan_grid(sweep: SweepConfig, sentences_file: Path) -> Grid:
 
 
 def run_grid(store: Store, sweep: SweepConfig, sentences_file: Path, grid: Grid, *,
-             rerun_errored: bool = False, stream=None, only: dict[str, tuple] | None = None) -> Outcome:
-    """Write the plan (the whole grid), then dispatch what is missing of the trials ``only``
-    selects (all when None: :mod:`orchestrator.only`)."""
+             rerun_errored: bool = False, stream=None, subset: list[TrialConfig] | None = None) -> Outcome:
+    """Write the plan (the whole grid), then dispatch what is missing of it, or of ``subset``
+    (the trials ``--only`` chose: :mod:`orchestrator.only`)."""
     stream = stream or sys.stderr
     write_plan(store, sweep, sentences_file, grid.ids, grid.skipped)
     for s in grid.skipped:
         print(f"skipping {s.model} / {s.sentence_id}: {s.reason}", file=stream)
-    trials = select(grid.trials, only, sweep.name) if only else list(grid.trials)
-    if only:
-        print(f"--only {describe_only(only)}: {len(trials)} of the {len(grid.trials)} trials of {sweep.name}",
-              file=stream)
-    outcome = dispatch(store, sweep, trials, rerun_errored=rerun_errored, stream=stream)
-    if only:
-        outcome.selected = tuple(t.trial_id for t in trials)
-    return outcome
+    trials = list(grid.trials) if subset is None else list(subset)
+    return dispatch(store, sweep, trials, rerun_errored=rerun_errored, stream=stream)

@@ -52,6 +52,17 @@ def _same(key: str, a, b) -> bool:
     return math.isclose(a, b, rel_tol=1e-9) if key == "lr" else a == b
 
 
+def _show(key: str, value) -> str:
+    return f"{value:g}" if key == "lr" else str(value)
+
+
+def check_only(sweep, only: dict[str, tuple]) -> None:
+    """``--only`` selects trials of a grid; an η_c search chooses its own rates."""
+    if only and sweep.search.mode == "eta-c":
+        raise ConfigError("--only selects trials of a grid sweep; an eta-c search chooses its own rates "
+                          "(narrow it with --set, e.g. --set models=[...])")
+
+
 def select(trials: Iterable[TrialConfig], only: dict[str, tuple], name: str) -> list[TrialConfig]:
     """The trials of ``trials`` that ``only`` selects (all of them when it is empty); a value
     that no trial of the sweep has, or a combination that selects nothing, is a ConfigError."""
@@ -62,17 +73,14 @@ def select(trials: Iterable[TrialConfig], only: dict[str, tuple], name: str) -> 
         have = {getattr(t, KEYS[key]) for t in trials}
         for v in values:
             if not any(_same(key, v, h) for h in have):
-                shown = ", ".join(f"{h:g}" if key == "lr" else str(h) for h in sorted(have))
-                raise ConfigError(f"--only {key}={v:g}: no trial of {name} has it; its values: {shown}"
-                                  if key == "lr" else
-                                  f"--only {key}={v}: no trial of {name} has it; its values: {shown}")
+                shown = ", ".join(_show(key, h) for h in sorted(have))
+                raise ConfigError(f"--only {key}={_show(key, v)}: no trial of {name} has it; its values: {shown}")
     chosen = [t for t in trials
               if all(any(_same(k, getattr(t, KEYS[k]), v) for v in vs) for k, vs in only.items())]
     if not chosen:
-        what = " ".join(f"{k}={','.join(map(str, vs))}" for k, vs in only.items())
-        raise ConfigError(f"--only {what}: selects no trial of {name}")
+        raise ConfigError(f"--only {describe_only(only)}: selects no trial of {name}")
     return chosen
 
 
 def describe_only(only: dict[str, tuple]) -> str:
-    return " ".join(f"{k}={','.join(f'{v:g}' if k == 'lr' else str(v) for v in vs)}" for k, vs in only.items())
+    return " ".join(f"{k}={','.join(_show(k, v) for v in vs)}" for k, vs in only.items())

@@ -14,14 +14,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from phantom.errors import ConfigError
 from phantom.tracking import prepare_tracking
 from orchestrator import etac, grid
 from orchestrator.config import SweepConfig
 from orchestrator.engine import Outcome, RaySession
 from orchestrator.loader import open_folder
 from orchestrator.lock import SweepLock
-from orchestrator.only import describe_only, select
+from orchestrator.only import check_only, describe_only, select
 from orchestrator.packing import check_packing
 from orchestrator.plan import clean_leftovers, sweep_store
 from orchestrator.status import format_status, query_hint, sweep_status
@@ -36,16 +35,17 @@ def run_sweep(
     stream = stream or sys.stderr
     store = sweep_store(sweep, storage)
     check_packing(sweep)
+    check_only(sweep, only)
+    subset = None  # the trials --only chose (grid sweeps only: check_only refuses it for eta-c)
     if sweep.search.mode == "eta-c":
-        if only:
-            raise ConfigError("--only selects trials of a grid sweep; an eta-c search chooses its own rates "
-                              "(narrow it with --set, e.g. --set models=[...])")
-        planned, run, kw = etac.plan_brackets(sweep, sentences_file), etac.run_eta_c, {}
+        planned, run = etac.plan_brackets(sweep, sentences_file), etac.run_eta_c
     else:
         planned, run = grid.plan_grid(sweep, sentences_file), grid.run_grid
-        kw = {"only": only} if only else {}
-        if only:
-            select(planned.trials, only, sweep.name)  # refuse a value the sweep lacks before the lock
+        if only:  # chosen once, before the lock: a value the sweep lacks is refused with nothing written
+            subset = select(planned.trials, only, sweep.name)
+            print(f"--only {describe_only(only)}: {len(subset)} of the {len(planned.trials)} trials of "
+                  f"{sweep.name}", file=stream)
+    kw = {} if subset is None else {"subset": subset}
     with SweepLock(store, stream) as lock:
         prepare_tracking(sweep.tracking, store.uri)
         with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream):
@@ -53,7 +53,8 @@ def run_sweep(
             outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored, stream=stream, **kw)
         clean_leftovers(store, lock)  # what workers killed mid-write left behind
     print(summary(store.uri), file=stream)
-    if only:
+    if subset is not None:
+        outcome.selected = tuple(t.trial_id for t in subset)
         print(f"  --only {describe_only(only)}: ran what was missing of {outcome.dispatched + outcome.already} of "
               f"the sweep's trials; the rest of its plan is left as it was (phantom sweep status {store.uri})",
               file=stream)

@@ -81,3 +81,9 @@ def test_passes_fill_one_plan(ray_local, write_sweep, tmp_path, capsys):
     # validate says how many a selection takes
     assert main(["sweep", "validate", str(path), "--only", "lr=1e-2"]) == 0
     assert "--only lr=0.01: 2 of them" in capsys.readouterr().out
+
+
+def test_an_eta_c_search_refuses_only(write_sweep, capsys):
+    path = write_sweep(tiny_sweep(search={"mode": "eta-c", "lr_min": 1e-4, "lr_max": 1e-1, "tolerance": 2.0}))
+    assert main(["sweep", "validate", str(path), "--only", "sentence=shame"]) == 2
+    assert "--only selects trials of a grid sweep" in capsys.readouterr().err
