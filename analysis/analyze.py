@@ -165,7 +165,7 @@ def _write_database(ctx: ViewContext, out: Store, stage: Staging) -> None:
     """A DuckDB file holding only views (and the folders it may read in ``sources``): the raw
     views over the results by absolute path (DuckDB resolves relative paths against the
     client's working directory), the snapshot views over ``analysis/<name>.parquet``."""
-    conn = db._duckdb(stage.path(DATABASE_FILE), stage.folder)
+    conn = db._duckdb(stage.path(DATABASE_FILE), stage.folder, stores=[*(s.store for s in ctx.sources), out])
     try:
         for v in REGISTRY.order():
             if v.snapshot:

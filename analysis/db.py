@@ -64,13 +64,22 @@ class Connection:
         self.close()
 
 
-def _duckdb(database: str, folder: str, read_only: bool = False):
+def _duckdb(database: str, folder: str, read_only: bool = False, stores: Iterable[Store] = ()):
+    """A DuckDB connection that spills into ``folder`` and reads the object stores among
+    ``stores`` through their own (pyarrow) filesystems; it never downloads an extension."""
     import duckdb
 
     # spills go to the private folder, not to ./.tmp or <database>.tmp
     conn = duckdb.connect(database, read_only=read_only,
-                          config={"temp_directory": os.path.join(folder, "spill")})
+                          config={"temp_directory": os.path.join(folder, "spill"),
+                                  "autoinstall_known_extensions": False,
+                                  "autoload_known_extensions": False})
     conn.execute("SET enable_progress_bar = false")
+    registered = set()
+    for store in stores:
+        if not store.is_local and store.scheme not in registered:
+            conn.register_filesystem(store.fsspec())
+            registered.add(store.scheme)
     return conn
 
 
@@ -153,7 +162,7 @@ def connect(
     folder = _private_folder()
     conn = None
     try:
-        conn = Connection(_duckdb(":memory:", folder), folder)
+        conn = Connection(_duckdb(":memory:", folder, stores=_source_stores(ctx)), folder)
         register_functions(conn)
         define_views(conn, ctx, views)
         return conn
@@ -184,13 +193,13 @@ def connect_readonly(
     folder = _private_folder()
     try:
         dbfile = os.path.join(folder, "views.duckdb")
-        build = _duckdb(dbfile, folder)
+        build = _duckdb(dbfile, folder, stores=_source_stores(ctx))
         try:
             register_functions(build)
             define_views(build, ctx, names)
         finally:
             build.close()
-        conn = Connection(_duckdb(dbfile, folder, read_only=True), folder)
+        conn = Connection(_duckdb(dbfile, folder, read_only=True, stores=_source_stores(ctx)), folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -214,6 +223,8 @@ def _open_database_file(path: Path) -> Connection:
         raise
     try:
         roots = [r[0] for r in conn.execute("SELECT path FROM sources").fetchall()]
+        for scheme, root in {r.split("://", 1)[0]: r for r in roots if "://" in r}.items():
+            conn.register_filesystem(Store.open(root).fsspec())  # results on an object store
         register_functions(conn)
         _lock(conn, roots)
     except BaseException as exc:
@@ -229,6 +240,10 @@ def _lock(conn, roots: list[str]) -> None:
     conn.execute(f"SET allowed_directories = {dirs}")
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")
+
+
+def _source_stores(ctx: ViewContext) -> list[Store]:
+    return [s.store for s in ctx.sources]
 
 
 def _stores(paths) -> list[Store]:

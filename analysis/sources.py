@@ -30,6 +30,7 @@ from phantom.errors import StorageError
 from phantom.layout import GEOMETRY_DIR, PLAN_FILE, STEPS_DIR, TRIALS_DIR
 from phantom.outcomes import TrialStatus
 from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
+from phantom.results import LOOSE, committed_parts, keep_order_sql, part_files
 from phantom.storage import Store
 
 from analysis.registry import ViewContext, view
@@ -44,6 +45,7 @@ class Source:
     store: Store
     plan_name: str | None = None
     planned: bool = False  # plan.json exists: only its trial ids are the sweep
+    parts: tuple[str, ...] = ()  # its committed parts (phantom.results), listed once
 
     @property
     def location(self) -> str:
@@ -123,7 +125,7 @@ def open_sources(stores: Sequence[Store]) -> tuple[Source, ...]:
             except (ValueError, AttributeError, OSError) as exc:
                 raise StorageError(f"cannot read {store.uri}/{PLAN_FILE}: {exc}") from None
             name, planned = plan.get("name"), True
-        out.append(Source(i, store, name, planned))
+        out.append(Source(i, store, name, planned, tuple(committed_parts(store))))
     return tuple(out)
 
 
@@ -185,14 +187,20 @@ def plan(ctx: ViewContext) -> str:
 
 @view("trial_copies", kind="raw")
 def trial_copies(ctx: ViewContext) -> str:
-    """Every trial record of every folder with its ``source``, typed as TRIAL_SCHEMA."""
-    typed = empty_select(TRIAL_SCHEMA).replace("SELECT ", "SELECT CAST(NULL AS INTEGER) AS source, ", 1)
+    """Every trial record of every folder, loose or compacted (phantom.results), with its
+    ``source`` and ``part`` (``''`` for a loose record), typed as TRIAL_SCHEMA."""
+    typed = empty_select(TRIAL_SCHEMA).replace(
+        "SELECT ", "SELECT CAST(NULL AS INTEGER) AS source, CAST(NULL AS VARCHAR) AS part, ", 1)
     parts = [f"SELECT * FROM ({typed})"]
     for s in ctx.sources:
         globs = _globs(s, TRIALS_DIR)
         if globs:
             # BY NAME: records written before a column existed get NULL there
-            parts.append(f"SELECT CAST({s.index} AS INTEGER) AS source, * FROM {_read_parquet(globs, True)}")
+            parts.append(f"SELECT CAST({s.index} AS INTEGER) AS source, {quote(LOOSE)} AS part, * "
+                         f"FROM {_read_parquet(globs, True)}")
+        for part in s.parts:
+            parts.append(f"SELECT CAST({s.index} AS INTEGER) AS source, {quote(part)} AS part, * "
+                         f"FROM {_read_parquet([s.file(*part_files(part)[1])], False)}")
     return "\nUNION ALL BY NAME\n".join(parts)
 
 
@@ -207,25 +215,25 @@ WITH scope AS (
     SELECT c.trial_id FROM trial_copies c JOIN folders f USING (source) WHERE NOT f.planned
 ),
 kept AS (
-    -- the same id in several folders is the same trial: keep one record (a result before an
-    -- error, then the latest finished_at, then the folder given first)
+    -- the same id in several folders (or loose and in a part) is the same trial: keep one
+    -- record (phantom.results: a result before an error, then the latest finished_at, then
+    -- the folder given first, then a loose copy before a part)
     SELECT * FROM trial_copies
-    QUALIFY row_number() OVER (
-        PARTITION BY trial_id
-        ORDER BY status = '{TrialStatus.ERROR}', finished_at DESC NULLS LAST, source
-    ) = 1
+    QUALIFY row_number() OVER (PARTITION BY trial_id ORDER BY {keep_order_sql("source")}) = 1
 )
 SELECT kept.*, trial_id IN (SELECT trial_id FROM scope) AS in_plan
 FROM kept
 """
 
 
+def _analysed(ctx: ViewContext) -> str:
+    return "true" if ctx.settings.all_trials else "in_plan"
+
+
 @view("trials", kind="raw", reads=("trial_records",))
 def trials(ctx: ViewContext) -> str:
     """The trial records analysed: the plans' trials (every record with --all-trials)."""
-    if ctx.settings.all_trials:
-        return "SELECT * FROM trial_records"
-    return "SELECT * FROM trial_records WHERE in_plan"
+    return f"SELECT * EXCLUDE (part) FROM trial_records WHERE {_analysed(ctx)}"
 
 
 @view("extra_trials", reads=("trial_records", "folders"))
@@ -240,18 +248,21 @@ ORDER BY f.path, r.model, r.protocol, r.sentence_id, r.lr, r.seed, r.trial_id
 """
 
 
-@view("steps", kind="raw", reads=("trials",))
+@view("steps", kind="raw", reads=("trial_records",))
 def steps(ctx: ViewContext) -> str:
-    """The step rows of ``trials``, from the folder of each kept record only."""
+    """The step rows of ``trials``, each read only from the container of its kept record (its
+    loose steps file, or its part's): every (trial_id, step, context_id) once."""
+    kept = f"SELECT trial_id FROM trial_records WHERE {_analysed(ctx)} AND source = {{src}} AND part = {{part}}"
     parts = []
     for s in ctx.sources:
         globs = _globs(s, STEPS_DIR)
         if globs and _globs(s, TRIALS_DIR):
-            parts.append(
-                f"SELECT * FROM {_read_parquet(globs, False)}\n"
-                f"WHERE trial_id IN (SELECT trial_id FROM trials WHERE source = {s.index})"
-            )
-    # a steps file without its record (a killed trial) is never read
+            parts.append(f"SELECT * FROM {_read_parquet(globs, False)}\n"
+                         f"WHERE trial_id IN ({kept.format(src=s.index, part=quote(LOOSE))})")
+        for part in s.parts:
+            parts.append(f"SELECT * FROM {_read_parquet([s.file(*part_files(part)[0])], False)}\n"
+                         f"WHERE trial_id IN ({kept.format(src=s.index, part=quote(part))})")
+    # a steps file without its record (a killed trial, an uncommitted part) is never read
     return "\nUNION ALL\n".join(parts) if parts else empty_select(STEP_SCHEMA)
 
 

@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("path", help="the sweep folder (STORAGE/NAME)")
     st.set_defaults(run=status_command)
 
+    c = ssub.add_parser("compact", help="move complete trials into a few large Parquet parts (fast to query)")
+    c.add_argument("path", help="a results folder: a sweep folder STORAGE/NAME or a `phantom trial --out` folder")
+    c.add_argument("--part-trials", type=_positive, default=None, metavar="N",
+                   help="trials per part at most (default 20000)")
+    c.set_defaults(run=compact_command)
+
     v = ssub.add_parser("validate", help="check a sweep file: grid size and skipped pairs")
     v.add_argument("file")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML")
@@ -92,6 +98,37 @@ def status_command(args: argparse.Namespace) -> int:
     st = sweep_status(args.path)
     print(format_status(st))
     return 0 if st.complete else 3
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"should be a whole number >= 1, got {text!r}")
+    return value
+
+
+def compact_command(args: argparse.Namespace) -> int:
+    from orchestrator.lock import SweepLock
+    from phantom import layout, results
+    from phantom.errors import StorageError
+    from phantom.storage import Store
+
+    store = Store.open(args.path)
+    if not (store.exists(layout.TRIALS_DIR) or store.exists(layout.PARTS_DIR)):
+        raise StorageError(f"no results in {store.uri}: expected a trials/ or parts/ folder")
+    options = {"part_trials": args.part_trials} if args.part_trials else {}
+    with SweepLock(store, stream=sys.stdout):  # one compactor at a time, never beside a driver
+        out = results.compact(store, progress=lambda m: print(m, flush=True), **options)
+    if not out.parts and not out.leftovers:
+        print(f"{store.uri}: nothing to compact ({len(results.committed_parts(store))} parts, no loose trials)")
+    elif out.leftovers:
+        print(f"removed {out.leftovers} leftovers of an interrupted compaction")
+    if out.kept_loose:
+        print(f"left {out.kept_loose} trials loose: their files have columns this version does not know")
+    return 0
 
 
 def validate_command(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from orchestrator import etac, grid
 from orchestrator.config import SweepConfig
 from orchestrator.engine import Outcome, RaySession
 from orchestrator.loader import open_folder
+from orchestrator.compactor import Compactor
 from orchestrator.lock import SweepLock
 from orchestrator.only import check_only, describe_only, select
 from orchestrator.packing import check_packing
@@ -50,7 +51,8 @@ def run_sweep(
         prepare_tracking(sweep.tracking, store.uri)
         with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream):
             clean_leftovers(store, lock)
-            outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored, stream=stream, **kw)
+            with Compactor(store, stream):  # loose trials into parts as they finish (phantom.results)
+                outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored, stream=stream, **kw)
         clean_leftovers(store, lock)  # what workers killed mid-write left behind
     print(summary(store.uri), file=stream)
     if subset is not None:

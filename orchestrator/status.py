@@ -1,6 +1,7 @@
 """What a sweep folder holds, read from storage alone (no Ray, no torch): ``phantom sweep status``.
 
-The truth is the data: a trial is complete when its ``trials/<id>.parquet`` exists. The plan
+The truth is the data: a trial is complete when its record is readable, loose
+(``trials/<id>.parquet``) or compacted into a part (phantom.results). The plan
 (``plan.json``, written by the driver before dispatch) says which trial ids the sweep consists
 of; ``skipped.parquet`` lists the (model, sentence) pairs left out and why. File names:
 :mod:`phantom.layout`; status words: :class:`phantom.outcomes.TrialStatus`.
@@ -46,21 +47,11 @@ class SweepStatus:
 
 
 def read_records(store: Store, ids: set[str] | None = None):
-    """The trial records (a pyarrow Table) of ``ids`` (all when None), or None when there are none.
+    """The trial records (a pyarrow Table, one per trial id: phantom.results) of ``ids`` (all
+    when None), loose or compacted, or None when there are none."""
+    from phantom.results import read_records as _read
 
-    Read file by file on a few threads (object stores answer each GET slowly) with
-    ``ParquetFile``: ``pq.read_table`` goes through ``pyarrow.dataset``, which imports pandas
-    (half a second of ``sweep status``)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow as pa
-
-    names = [n for n in store.list(layout.TRIALS_DIR) if ids is None or layout.trial_id_of(n) in ids]
-    if not names:
-        return None
-    with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
-        tables = list(pool.map(lambda n: _read_parquet(store, layout.TRIALS_DIR, n), names))
-    return pa.concat_tables(tables, promote_options="permissive")
+    return _read(store, ids)
 
 
 def _read_parquet(store: Store, *parts: str):

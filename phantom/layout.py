@@ -5,6 +5,8 @@ A *results folder* is what ``phantom trial --out DIR`` writes and what a sweep w
 
     steps/<trial_id>.parquet      one row per (step, context) — written first
     trials/<trial_id>.parquet     one row: the trial record — written last = the trial is complete
+    parts/<part>.steps.parquet    compacted step rows of many trials (phantom.results) — first
+    parts/<part>.trials.parquet   their records — written last = the part is committed
     geometry/<model>.parquet      inference-only geometry (phantom geometry)
     attempts/<trial_id>.json      every start of a trial: Ray node, host, pid, time
     skips/<trial_id>.json         a trial a worker refused (a word that is not one token)
@@ -26,6 +28,7 @@ from __future__ import annotations
 STEPS_DIR = "steps"
 TRIALS_DIR = "trials"
 GEOMETRY_DIR = "geometry"
+PARTS_DIR = "parts"
 ATTEMPTS_DIR = "attempts"
 SKIPS_DIR = "skips"
 ANALYSIS_DIR = "analysis"
@@ -45,6 +48,8 @@ REPORT_FILE = "report.html"  # inside ANALYSIS_DIR
 TRACKING_DIRS = {"mlflow": "mlruns", "tensorboard": "tensorboard", "wandb": "wandb"}
 
 PARQUET = ".parquet"
+PART_STEPS = ".steps.parquet"  # inside PARTS_DIR
+PART_TRIALS = ".trials.parquet"  # inside PARTS_DIR
 TMP_SUFFIX = ".tmp"
 
 

@@ -16,8 +16,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from phantom.errors import StorageError
-from phantom import layout
-from phantom.layout import TMP_SUFFIX, TRIALS_DIR
+from phantom.layout import TMP_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,22 @@ class Store:
     def is_local(self) -> bool:
         return isinstance(self.fs, pafs.LocalFileSystem)
 
+    @property
+    def scheme(self) -> str:
+        """The URI scheme (``s3``, ``gs``, ``abfs``, ...); ``file`` for a local folder."""
+        return self.uri.split("://", 1)[0] if "://" in self.uri else "file"
+
+    def fsspec(self):
+        """This store's filesystem as an fsspec filesystem answering to its URI scheme: DuckDB
+        reads ``s3://...`` through it (``register_filesystem``), with pyarrow's credentials and
+        endpoint (the standard AWS variables and profiles, ``AWS_ENDPOINT_URL``), and nothing
+        downloaded at run time."""
+        from fsspec.implementations.arrow import ArrowFSWrapper
+
+        wrapper = type(f"Phantom{self.scheme.title()}FS", (ArrowFSWrapper,),
+                       {"protocol": self.scheme, "cachable": False})
+        return wrapper(self.fs)
+
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
@@ -65,17 +80,18 @@ class Store:
             if info.type == pafs.FileType.File and info.base_name.endswith(suffix)
         )
 
-    def write_table(self, table: pa.Table, *parts: str) -> str:
-        """Write ``table`` as Parquet at ``parts`` atomically; returns the final path."""
+    def write_table(self, table: pa.Table, *parts: str, **options) -> str:
+        """Write ``table`` as Parquet at ``parts`` atomically (``options``: pq.write_table's);
+        returns the final path."""
         final = self.path(*parts)
         parent = final.rsplit("/", 1)[0]
         self.fs.create_dir(parent, recursive=True)
         if not self.is_local:
-            pq.write_table(table, final, filesystem=self.fs)
+            pq.write_table(table, final, filesystem=self.fs, **options)
             return final
         tmp = f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
         try:
-            pq.write_table(table, tmp, filesystem=self.fs)
+            pq.write_table(table, tmp, filesystem=self.fs, **options)
             os.replace(tmp, final)  # atomic on POSIX, also over an existing file
         except BaseException:
             try:
@@ -114,5 +130,7 @@ class Store:
     # -- the layout (phantom.layout) -----------------------------------------------------------
 
     def completed_trial_ids(self) -> set[str]:
-        """Ids whose trial record exists: complete results (any status)."""
-        return {layout.trial_id_of(name) for name in self.list(TRIALS_DIR)}
+        """Ids whose trial record exists, loose or compacted: complete results (any status)."""
+        from phantom.results import completed_ids
+
+        return completed_ids(self)

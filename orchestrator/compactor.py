@@ -1,0 +1,77 @@
+"""The driver compacts its folder while the sweep runs (phantom.results), and once at the end.
+
+A background thread looks at the loose records every :data:`EVERY_S` seconds and compacts them
+once at least ``PHANTOM_COMPACT`` (default :data:`MIN_TRIALS`) are waiting, so a folder holds
+fewer loose trials than that however long the sweep; results only (ok, diverged), since a worker
+may still rewrite an error record (``resume --errored``). When the sweep ends, the same
+threshold holds for everything loose, errors included (the workers are gone): a small sweep
+stays one file pair per trial, easy to look at, and as fast to read as a part at that size. The thread holds no lock of its own: the
+driver holds the folder's lock, and this is the driver. A failed compaction is said in one line
+and left for the next one (nothing is lost: see phantom.results).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from phantom import results
+
+EVERY_S = 30.0
+MIN_TRIALS = 1_000
+MIN_TRIALS_ENV = "PHANTOM_COMPACT"  # loose trials that make a compaction (1: compact everything)
+
+
+def threshold() -> int:
+    text = os.environ.get(MIN_TRIALS_ENV, "").strip()
+    if not text:
+        return MIN_TRIALS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from phantom.errors import ConfigError
+
+        raise ConfigError(f"{MIN_TRIALS_ENV} should be a whole number >= 1, got {text!r}")
+    return value
+
+
+class Compactor:
+    """Context manager: compact in the background while the body runs, then everything."""
+
+    def __init__(self, store, stream=None, *, every_s: float = EVERY_S, min_trials: int | None = None) -> None:
+        self.store = store
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self.min_trials = min_trials or threshold()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.compacted = 0
+
+    def __enter__(self) -> Compactor:
+        self._thread = threading.Thread(target=self._loop, name="phantom-compactor", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if exc_type is None:
+            self._compact(min_trials=self.min_trials, results_only=False, workers_done=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._compact(min_trials=self.min_trials, results_only=True, workers_done=False)
+
+    def _compact(self, **options) -> None:
+        try:
+            out = results.compact(self.store, **options)
+        except Exception as exc:  # noqa: BLE001 - the data is safe; the next compaction retries
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            print(f"compaction of {self.store.uri} failed ({type(exc).__name__}: {first}); "
+                  f"it is retried later (phantom sweep compact {self.store.uri})", file=self.stream, flush=True)
+            return
+        self.compacted += out.trials
