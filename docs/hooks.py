@@ -212,7 +212,7 @@ def _view_block(v, prefix: str) -> list[str]:
     kind = "raw (reads the result files)" if v.kind == "raw" else "derived"
     if v.snapshot:
         kind += "; written by `phantom analyze` as `analysis/" + v.name + ".parquet` / `.csv`"
-    reads = ", ".join(f"[`{r}`](#{'helper' if helper_view(_by_name()[r]) else 'view'}-{r})" for r in v.reads)
+    reads = ", ".join(f"[`{r}`](#{'helper-view' if helper_view(_by_name()[r]) else 'view'}-{r})" for r in v.reads)
     cols = ", ".join(f"`{name}` {typ.lower()}" for name, typ in _columns()[v.name])
     return ["", f"### `{v.name}` {{#{prefix}-{v.name}}}", "", doc, "",
             f"- **kind**: {kind}", f"- **reads**: {reads or 'the result files only'}",
@@ -236,7 +236,7 @@ def gen_helper_views() -> str:
     out: list[str] = []
     for v in _views():
         if helper_view(v):
-            out += _view_block(v, "helper")
+            out += _view_block(v, "helper-view")
     return "\n".join(out)
 
 
