@@ -62,8 +62,13 @@ def test_the_site_builds_strictly_with_every_page(site):
                  "reference/views.html", "reference/sweep-file.html", "reference/results.html",
                  "reference/outcomes.html", "results/main-job.html", "results/cross-architecture.html"):
         assert (site / page).is_file(), page
-    # the offline plugin: search works from file:// without a server
+    # the offline plugin: search works from file:// without a server, and nothing a page loads
+    # comes from the internet (no Google Fonts, the WebWorker shim vendored, not from unpkg)
     assert list((site / "search").glob("*.js")), "no offline search index"
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?:[^"]+)"', text)
+        assert not remote, f"{page.relative_to(site)} loads {remote}"
 
 
 @needs_mkdocs
