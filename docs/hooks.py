@@ -32,6 +32,7 @@ import re
 import shutil
 import sys
 import tempfile
+import types
 import typing
 from functools import cache
 from pathlib import Path
@@ -84,7 +85,7 @@ def gen_cli() -> str:
     for line, parser, summary in commands:
         out += ["", f"## `{line}` {{#{_slug(line)}}}", ""]
         if summary:
-            out += [_md_escape(summary), ""]
+            out += [" ".join(summary.split()), ""]
         out += ["```text", _help_text(parser), "```"]
     return "\n".join(out)
 
@@ -97,10 +98,6 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _md_escape(text: str) -> str:
-    return " ".join(text.split())
-
-
 # ----------------------------------------------------------------------------------------------
 # sweep file keys
 
@@ -108,7 +105,7 @@ def _md_escape(text: str) -> str:
 def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+    if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         text = " or ".join(_type_name(a) for a in inner)
         return text + (" or null" if len(inner) < len(args) else "")

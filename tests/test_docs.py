@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import html
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def site(tmp_path_factory) -> Path:
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
          "--site-dir", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     return out
