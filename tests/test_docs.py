@@ -167,3 +167,19 @@ def test_every_relative_link_in_the_readme_resolves():
     assert len(relative) >= 10  # the README is mostly a map into docs/
     for link in relative:
         assert (README.parent / link.split("#")[0]).exists(), link
+
+
+def test_dated_results_pages_are_dated_sections_in_order():
+    """docs/results/ is a lab notebook that changes append to: every section of a results page
+    is headed by the date it was measured, oldest first (a new measurement goes at the end)."""
+    pages = sorted(p for p in (ROOT / "docs" / "results").glob("*.md") if p.name != "index.md")
+    assert {p.stem for p in pages} >= {"main-job", "cross-architecture"}
+    for page in pages:
+        heads = re.findall(r"^## (.*)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        assert heads, page.name
+        dates = []
+        for head in heads:
+            m = re.match(r"(\d{4}-\d{2}-\d{2}): \S", head)
+            assert m, f"{page.name}: section '{head}' does not start with 'YYYY-MM-DD: '"
+            dates.append(m.group(1))
+        assert dates == sorted(dates), f"{page.name}: sections out of date order {dates}"
