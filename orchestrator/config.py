@@ -127,10 +127,10 @@ class ProtocolRates:
     """Learning rates per protocol (``learning_rates: {full: [...], lora: [...]}``): LoRA needs
     rates two orders of magnitude above full fine-tuning, so one list rarely fits both."""
 
-    full: tuple[float, ...] | None = None
-    lora: tuple[float, ...] | None = None
+    full: tuple[float, ...] | None = field(default=None, metadata={"help": "rates of `full`"})
+    lora: tuple[float, ...] | None = field(default=None, metadata={"help": "rates of `lora`"})
     lora_frozen_head: tuple[float, ...] | None = field(default=None, metadata={"help": "YAML key lora-frozen-head"})
-    prefix: tuple[float, ...] | None = None
+    prefix: tuple[float, ...] | None = field(default=None, metadata={"help": "rates of `prefix`"})
 
     @staticmethod
     def key(protocol: str) -> str:
@@ -147,14 +147,14 @@ class ProtocolRates:
 class SweepConfig:
     """A whole sweep. ``learning_rates`` is ignored by ``search.mode: eta-c`` (it searches)."""
 
-    name: str
-    models: tuple[str, ...]
+    name: str = field(metadata={"help": "the sweep's folder under the storage root (letters, digits, . _ -)"})
+    models: tuple[str, ...] = field(metadata={"help": "registered names, local directories or hub ids"})
     sentences: SentencesConfig = field(default_factory=SentencesConfig)
-    protocols: tuple[str, ...] = ("full",)
+    protocols: tuple[str, ...] = field(default=("full",), metadata={"help": "full | lora | lora-frozen-head | prefix"})
     learning_rates: tuple[float, ...] | ProtocolRates = field(
         default=(), metadata={"help": "rates of every protocol, or a mapping protocol -> rates"}
     )
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "torch seeds (LoRA A init, prefix init)"})
     training: TrainingConfig = field(default_factory=TrainingConfig)
     observables: ObservablesConfig = field(default_factory=ObservablesConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -163,9 +163,9 @@ class SweepConfig:
     storage: str | None = field(default=None, metadata={"help": "results root; data in STORAGE/NAME"})
     stopper: StopperConfig = field(default_factory=StopperConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
-    trust_remote_code: bool = False
+    trust_remote_code: bool = field(default=False, metadata={"help": "let transformers run a hub model's own code"})
     tracking: tuple[str, ...] = field(default=(), metadata={"help": "experiment trackers: mlflow, tensorboard, wandb"})
-    description: str | None = None
+    description: str | None = field(default=None, metadata={"help": "free text, kept with the sweep"})
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):

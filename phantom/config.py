@@ -122,9 +122,9 @@ class TrainingConfig:
 
     steps: int = field(default=50, metadata={"help": "optimizer steps (the budget)"})
     optimizer: str = field(default="adamw", metadata={"help": "only 'adamw'"})
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
+    beta1: float = field(default=0.9, metadata={"help": "AdamW β₁"})
+    beta2: float = field(default=0.999, metadata={"help": "AdamW β₂"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW ε"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
     max_grad_norm: float | None = field(default=None, metadata={"help": "clip; null = none"})
     precision: str = field(

@@ -1,0 +1,298 @@
+"""MkDocs hook: the reference pages that are generated from the code at build time.
+
+A page asks for a generated block with an HTML comment on a line of its own (invisible where
+the Markdown is read as is, e.g. on GitHub)::
+
+    <!-- phantom:generate cli -->
+
+and :func:`on_page_markdown` replaces it with the block. The blocks read the code itself, so
+they cannot drift from it:
+
+- ``cli``: every ``phantom`` subcommand's ``--help``, from the argparse parsers
+  (:func:`phantom.cli.build_parser`);
+- ``sweep-keys``: every sweep file key, from the configuration dataclasses
+  (:class:`orchestrator.config.SweepConfig` and the dataclasses it nests): type, default, the
+  field's ``help`` metadata and the dataclass docstring;
+- ``views`` / ``helper-views``: the SQL views of :data:`analysis.registry.REGISTRY`, each with
+  its docstring, what it reads and its columns (``DESCRIBE`` on an in-memory connection over a
+  one-trial synthetic folder, :mod:`analysis.testing`);
+- ``step-columns`` / ``trial-columns``: the Parquet column contract (:mod:`phantom.schema`);
+- ``sweep-files``: each shipped ``sweeps/*.yaml`` with the comment block that opens it.
+
+This file is also imported by ``tests/test_docs.py`` (:func:`helper_view`,
+:func:`cli_commands`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import sys
+import tempfile
+import types
+import typing
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the checkout's packages, whatever the working directory
+    sys.path.insert(0, str(ROOT))
+
+MARKER = re.compile(r"^<!-- phantom:generate ([a-z-]+) -->$", re.MULTILINE)
+
+
+# ----------------------------------------------------------------------------------------------
+# the CLI
+
+
+def _walk(parser: argparse.ArgumentParser, path: list[str], summary: str = ""):
+    yield path, parser, summary
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield from _walk(sub, path + [name], helps.get(name, ""))
+
+
+def cli_commands() -> list[tuple[str, argparse.ArgumentParser, str]]:
+    """(command line, parser, one-line help) for ``phantom`` and every subcommand, depth first."""
+    from phantom.cli import build_parser
+
+    return [(" ".join(p), parser, s) for p, parser, s in _walk(build_parser(), ["phantom"])]
+
+
+def _help_text(parser: argparse.ArgumentParser) -> str:
+    # a fixed width, so the page does not depend on the terminal that builds it
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        return parser.format_help().rstrip()
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def gen_cli() -> str:
+    commands = cli_commands()
+    out = ["| command | what it does |", "| --- | --- |"]
+    for line, _, summary in commands[1:]:
+        out.append(f"| [`{line}`](#{_slug(line)}) | {_cell(summary)} |")
+    for line, parser, summary in commands:
+        out += ["", f"## `{line}` {{#{_slug(line)}}}", ""]
+        if summary:
+            out += [" ".join(summary.split()), ""]
+        out += ["```text", _help_text(parser), "```"]
+    return "\n".join(out)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+# ----------------------------------------------------------------------------------------------
+# sweep file keys
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        text = " or ".join(_type_name(a) for a in inner)
+        return text + (" or null" if len(inner) < len(args) else "")
+    if origin is tuple:
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return {str: "string", int: "integer", float: "number", bool: "true/false"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _default(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        value = f.default_factory()  # type: ignore[misc]
+        if dataclasses.is_dataclass(value):
+            return "(see below)"
+    else:
+        return "**required**"
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple):
+        return "`[" + ", ".join(map(str, value)) + "]`"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+
+
+def _doc(cls) -> str:
+    return " ".join((cls.__doc__ or "").split())
+
+
+def gen_sweep_keys() -> str:
+    from orchestrator.config import ProtocolRates, SweepConfig
+
+    hints = typing.get_type_hints(SweepConfig)
+    out = [_doc(SweepConfig), "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    nested = []
+    for f in dataclasses.fields(SweepConfig):
+        tp = hints[f.name]
+        help_ = f.metadata.get("help", "")
+        if dataclasses.is_dataclass(tp):
+            nested.append((f.name, tp))
+            help_ = help_ or f"see [`{f.name}:`](#{f.name})"
+        if f.name == "learning_rates":
+            nested.append((f.name, ProtocolRates))
+            help_ += "; see [`learning_rates:`](#learning_rates)"
+        out.append(f"| `{f.name}` | {_cell(_type_name(tp))} | {_default(f)} | {_cell(help_)} |")
+    for name, cls in nested:
+        sub_hints = typing.get_type_hints(cls)
+        out += ["", f"### `{name}:` {{#{name}}}", "", f"`{cls.__module__}.{cls.__name__}`: {_doc(cls)}", "",
+                "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for f in dataclasses.fields(cls):
+            key = f"{name}.{f.name}"
+            if cls is ProtocolRates:
+                key = f"{name}.{f.name.replace('_', '-')}"
+            out.append(f"| `{key}` | {_cell(_type_name(sub_hints[f.name]))} | {_default(f)} | "
+                       f"{_cell(f.metadata.get('help', ''))} |")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# the views
+
+
+def helper_view(view) -> bool:
+    """A view computed only for the views that read it: derived, not written by ``phantom
+    analyze`` (no snapshot), yet cached once per connection for its readers (registry
+    ``snapshot=False, cache=True``). Users query the views that read it instead."""
+    return view.kind == "derived" and not view.snapshot and view.cache
+
+
+def _views():
+    from analysis import db  # noqa: F401  (registers every view)
+    from analysis.registry import REGISTRY
+
+    return REGISTRY.order()
+
+
+@cache
+def _columns() -> dict[str, list[tuple[str, str]]]:
+    """Every view's columns: DESCRIBE over a results folder holding one synthetic trial."""
+    from analysis import db, testing
+    from analysis.settings import AnalysisSettings
+
+    folder = tempfile.mkdtemp(prefix="phantom-docs-")
+    try:
+        testing.write_trial(folder, testing.step_table("t0", [-0.2, -0.1, 0.1, 0.2]),
+                            testing.trial_record("t0", steps=3))
+        with db.connect([folder], AnalysisSettings()) as conn:  # the settings analyze uses by default
+            return {v.name: [(r[0], r[1]) for r in conn.execute(f"DESCRIBE {v.name}").fetchall()]
+                    for v in _views()}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _view_block(v, prefix: str) -> list[str]:
+    doc = " ".join((v.build.__doc__ or "").split())
+    kind = "raw (reads the result files)" if v.kind == "raw" else "derived"
+    if v.snapshot:
+        kind += "; written by `phantom analyze` as `analysis/" + v.name + ".parquet` / `.csv`"
+    reads = ", ".join(f"[`{r}`](#{'helper-view' if helper_view(_by_name()[r]) else 'view'}-{r})" for r in v.reads)
+    cols = ", ".join(f"`{name}` {typ.lower()}" for name, typ in _columns()[v.name])
+    return ["", f"### `{v.name}` {{#{prefix}-{v.name}}}", "", doc, "",
+            f"- **kind**: {kind}", f"- **reads**: {reads or 'the result files only'}",
+            f"- **columns** ({len(_columns()[v.name])}): {cols}"]
+
+
+@cache
+def _by_name():
+    return {v.name: v for v in _views()}
+
+
+def gen_views() -> str:
+    out: list[str] = []
+    for v in _views():
+        if not helper_view(v):
+            out += _view_block(v, "view")
+    return "\n".join(out)
+
+
+def gen_helper_views() -> str:
+    out: list[str] = []
+    for v in _views():
+        if helper_view(v):
+            out += _view_block(v, "helper-view")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# the Parquet contract
+
+
+def gen_step_columns() -> str:
+    from phantom.schema import STEP_FIELDS
+
+    out = ["| # | column | Arrow type |", "| --- | --- | --- |"]
+    for i, (name, typ) in enumerate(STEP_FIELDS, 1):
+        out.append(f"| {i} | `{name}` | {typ} |")
+    return "\n".join(out)
+
+
+def gen_trial_columns() -> str:
+    from phantom.schema import TrialRecord
+
+    out = [_doc(TrialRecord), "", "| # | column | Arrow type | meaning |", "| --- | --- | --- | --- |"]
+    for i, f in enumerate(dataclasses.fields(TrialRecord), 1):
+        out.append(f"| {i} | `{f.name}` | {f.metadata['arrow']} | {_cell(f.metadata.get('doc', ''))} |")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# the sweep files shipped
+
+
+def gen_sweep_files() -> str:
+    """Each ``sweeps/*.yaml`` with the comment block that opens it (its own description)."""
+    out: list[str] = []
+    for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        lines = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#"):
+                break
+            lines.append(line[2:] if line.startswith("# ") else line[1:])
+        out += ["", f"## `sweeps/{path.name}` {{#{_slug(path.stem)}}}", "", "```text", *lines, "```"]
+    return "\n".join(out)
+
+
+GENERATORS = {
+    "sweep-files": gen_sweep_files,
+    "cli": gen_cli,
+    "sweep-keys": gen_sweep_keys,
+    "views": gen_views,
+    "helper-views": gen_helper_views,
+    "step-columns": gen_step_columns,
+    "trial-columns": gen_trial_columns,
+}
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001  (MkDocs hook)
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in GENERATORS:
+            raise ValueError(f"{page.file.src_path}: unknown generated block '{name}' "
+                             f"(known: {', '.join(GENERATORS)})")
+        return GENERATORS[name]()
+
+    return MARKER.sub(replace, markdown)
