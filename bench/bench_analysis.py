@@ -1,94 +1,295 @@
-"""Benchmark (not a test): `phantom analyze` and `phantom query` on a synthetic grid.
+"""Benchmark (not a test): the results folder at lab scale, in the layout the workers write.
 
-    python bench/bench_analysis.py              # 100 000 trials x 100 steps = 10 M step rows
-    python bench/bench_analysis.py --smoke      # 2 000 trials, seconds
-    python bench/bench_analysis.py --dir /data/bench --keep
+    python bench/bench_analysis.py                       # 1 000, 10 000 and 100 000 trials x 26 steps
+    python bench/bench_analysis.py --sizes 1000 --smoke  # seconds
+    python bench/bench_analysis.py --sizes 20000 --check # compacted = loose: trial_summary, fits, claims
+    python bench/bench_analysis.py --sizes 10000 --s3    # also: the compacted folder on a local S3 server
 
-Targets (issue 4): the whole analysis within a minute, a simple query within a couple of
-seconds. The grid is written as a few large step files (the views read any steps/*.parquet).
+At each size it writes N trials the way workers do (one ``steps/<id>.parquet`` and one
+``trials/<id>.parquet`` per trial, each written to a temporary name and renamed, plus the
+sweep's ``plan.json``), then times, each as its own process with its peak RSS (os.wait4):
+
+- on the loose folder (sizes up to --loose-max: its cost grows with the number of files):
+  ``phantom sweep status``, a grouped ``phantom query`` over steps, ``phantom analyze``;
+- ``phantom sweep compact`` (what the driver does as trials finish);
+- on the compacted folder: the same three commands.
+
+``--check`` compares trial_summary, fits and claims before and after compaction (floats to a
+relative 1e-9: summing the same rows in another order moves the last bits). ``--s3`` copies the
+compacted folder into a bucket of a moto S3 server on 127.0.0.1 and times the grouped query
+there. Targets (issue 17, on the 2-core reference machine at 100 000 trials x 26 steps):
+analyze <= 60 s and <= 4 GB, a grouped query <= 2 s, status <= 2 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import numpy as np
+
+QUERY = "SELECT protocol, step, avg(phi) AS phi FROM steps GROUP BY ALL ORDER BY ALL"
 
 
-def timed(cmd: list[str], log: list[str] | None = None) -> float:
+# Peak RSS of a command: a small launcher process starts it and reads its rusage (os.wait4).
+# Started from this process directly, the child's ru_maxrss would start at *this* process's
+# RSS (Linux carries the high-water mark across fork + exec).
+LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); "
+            "_, st, ru = os.wait4(p.pid, 0); print(f'PEAK_RSS_KB {ru.ru_maxrss}', file=sys.stderr); "
+            "sys.exit(os.waitstatus_to_exitcode(st))")
+
+
+def run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in GB, stderr) of one command as its own process."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     dt = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    if log is not None:
-        log.extend(proc.stderr.splitlines())
-    return dt
+    if proc.returncode not in (0, 3):  # status exits 3 for an incomplete sweep
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    kb = next(int(line.split()[1]) for line in reversed(proc.stderr.splitlines()) if line.startswith("PEAK_RSS_KB"))
+    return dt, kb / 2**20, proc.stderr
 
 
-def slowest(log: list[str], k: int = 5) -> str:
-    """The k slowest steps of `phantom analyze`'s progress lines ('[i/n] name: N rows in S s')."""
-    import re
+# ----------------------------------------------------------------------------------------------
+# a grid in the workers' layout
 
-    steps = [(float(m.group(2)), m.group(1)) for line in log
-             if (m := re.search(r"\] (\S+)(?:: \d+ rows)? in ([\d.]+) s", line))]
-    return ", ".join(f"{name} {s:.1f} s" for s, name in sorted(steps, reverse=True)[:k])
+
+def write_grid(root: str, n: int, steps: int = 25, seed: int = 0) -> int:
+    """N trials x (steps + 1) rows, one file pair per trial (as workers.trial writes them)."""
+    import pyarrow as pa
+
+    from analysis.testing import write_plan
+    from phantom import layout
+    from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
+    from phantom.storage import Store
+
+    store = Store.open(root)
+    rng = np.random.default_rng(seed)
+    models = [f"model-{i:02d}" for i in range(20)]
+    protocols = ("full", "lora")
+    rates = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4)
+    n_sentences = 100
+    gmax_of = rng.uniform(0.3, 0.9, (len(models), n_sentences))
+    T = steps + 1
+    t = np.arange(T, dtype=np.float64)
+    ids = [f"{i:016x}" for i in range(n)]
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    pool = ThreadPoolExecutor(max_workers=4)
+    for start in range(0, n, 2_000):
+        k = min(2_000, n - start)
+        idx = np.arange(start, start + k)
+        m = idx % len(models)
+        p = (idx // len(models)) % len(protocols)
+        s = (idx // (len(models) * len(protocols))) % n_sentences
+        r = (idx // (len(models) * len(protocols) * n_sentences)) % len(rates)
+        sd = idx // (len(models) * len(protocols) * n_sentences * len(rates))
+        lr = np.array(rates)[r]
+        gm = gmax_of[m, s]
+        sharp = np.exp(rng.normal(0.0, 1.5, k))
+        flip_at = rng.uniform(1, steps * 1.3, k)
+        with np.errstate(over="ignore"):
+            phi = -0.2 + 0.5 / (1 + np.exp(-sharp[:, None] * (t[None, :] - flip_at[:, None])))
+        phi += rng.normal(0, 1e-3, (k, T))
+        drag = -0.1 + 0.05 * rng.standard_normal((k, 1)) * t[None, :] / T
+        delta = -1.0 + 2.0 * t[None, :] / T * np.ones((k, 1))
+        loss = 3.0 - 2.0 * t[None, :] / T * np.ones((k, 1))
+        burial = 1.5 - t[None, :] / T * np.ones((k, 1))
+
+        def one(j: int) -> None:
+            i, tid = idx[j], ids[idx[j]]
+            res = phi[j] > 0
+            full = np.full
+            cols = {
+                "trial_id": [tid] * T, "step": t.astype(np.int32), "context_id": np.zeros(T, np.int32),
+                "model": [models[m[j]]] * T, "protocol": [protocols[p[j]]] * T,
+                "sentence_id": [f"s{s[j]:03d}"] * T, "lr": full(T, lr[j]), "seed": full(T, sd[j], np.int64),
+                "loss": loss[j], "grad_norm": np.ones(T), "step_ms": full(T, 10.0), "obs_ms": np.ones(T),
+                "p_g": full(T, 0.3), "p_c": full(T, 0.2), "z_g": delta[j], "z_c": np.zeros(T),
+                "logit_gap": delta[j], "rank_g": np.where(res, 1, 2).astype(np.int64),
+                "rank_c": np.where(res, 2, 1).astype(np.int64), "pool_size": full(T, 12, np.int32),
+                "pool_mass": full(T, 0.9), "pool_capped": np.zeros(T, bool), "born_g": 0.5 + phi[j] / 2,
+                "born_c": 0.5 - phi[j] / 2, "phi": phi[j], "signal": phi[j] - drag[j], "drag": drag[j],
+                "born_rank": np.where(res, 1, 2).astype(np.int32), "phi_ablated": phi[j] * 0.9,
+                "purity": full(T, 0.5), "pr": full(T, 2.0), "ipr": full(T, 0.4), "pr_classical": full(T, 2.5),
+                "xi": full(T, 0.6), "xi_pair": full(T, 0.8), "burial": burial[j], "efficiency": full(T, 0.3),
+                "drive_pred": full(T, 0.1), "h_norm": full(T, 10.0), "h_dot_g": delta[j] / 2,
+                "h_dot_c": -delta[j] / 2, "gmax": full(T, gm[j]),
+                "dG_max": full(T, 1e-4 if p[j] == 0 else 0.0), "psi_g_rotation": np.zeros(T),
+            }
+            rec = {
+                "trial_id": [tid], "model": [models[m[j]]], "protocol": [protocols[p[j]]],
+                "sentence_id": [f"s{s[j]:03d}"], "target": [" t"], "competitor": [" c"], "context": ["ctx"],
+                "n_contexts": [1], "lr": [lr[j]], "seed": [int(sd[j])], "steps": [steps], "steps_done": [steps],
+                "status": ["ok"], "error": [None], "stop_reason": [None], "gmax": [gm[j]], "gmax_head": [gm[j]],
+                "tied": [True], "trainable_params": [1], "total_params": [1], "started_at": [now],
+                "finished_at": [now], "wall_s": [1.0], "host": ["bench"], "device": ["cpu"],
+                "config": [json.dumps({"i": int(i)})], "versions": ["{}"], "node_id": [None],
+                "context_index": [None], "pack_size": [1],
+                "bracket_id": [f"{models[m[j]]}|{protocols[p[j]]}|s{s[j]:03d}|{sd[j]}"],
+            }
+            store.write_table(pa.table(cols, schema=STEP_SCHEMA), *layout.steps_file(tid))  # steps first
+            store.write_table(pa.Table.from_pydict(rec, schema=TRIAL_SCHEMA), *layout.trial_file(tid))
+
+        list(pool.map(one, range(k)))
+    pool.shutdown()
+    write_plan(store, ids, name="bench")
+    return n * T
+
+
+# ----------------------------------------------------------------------------------------------
+# measuring
+
+
+def measure(root: str, label: str, out: list[str], analyze_args: list[str]) -> None:
+    phantom = [sys.executable, "-m", "phantom.cli"]
+    for name, cmd in [
+        ("status", phantom + ["sweep", "status", root]),
+        ("query (grouped over steps)", phantom + ["query", root, QUERY, "--format", "csv", "--out", os.devnull]),
+        ("analyze " + " ".join(analyze_args), phantom + ["analyze", root, *analyze_args]),
+    ]:
+        dt, gb, _ = run(cmd)
+        line = f"  {label:<10} {name:<42} {dt:7.1f} s  {gb:5.2f} GB peak RSS"
+        print(line, flush=True)
+        out.append(line)
+
+
+TABLES = """
+import json, sys
+from analysis import db
+with db.connect([sys.argv[1]]) as conn:
+    out = {v: db.records(conn, f"SELECT * FROM {v} ORDER BY ALL") for v in ("trial_summary", "fits", "claims")}
+json.dump(out, sys.stdout, default=str)
+"""
+
+
+def tables(root: str) -> dict[str, list[dict]]:
+    """trial_summary, fits and claims, computed in a separate process (this one stays small)."""
+    proc = subprocess.run([sys.executable, "-c", TABLES, root], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def same(a, b) -> bool:
+    """Equal, floats to a relative 1e-9; text equal but for its printed numbers, which may
+    differ by one unit in their last printed digit (a value at a rounding boundary)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, str) and isinstance(b, str) and a != b:
+        na, nb = NUMBER.findall(a), NUMBER.findall(b)
+        if NUMBER.sub("#", a) != NUMBER.sub("#", b) or len(na) != len(nb):
+            return False
+        for x, y in zip(na, nb):
+            digits = len(x.split(".")[1].split("e")[0]) if "." in x else 0
+            if abs(float(x) - float(y)) > 1.01 * 10 ** -digits * (10 ** int(x.split("e")[1]) if "e" in x else 1):
+                return False
+        return True
+    return a == b
+
+
+def check(before: dict, after: dict) -> str:
+    for view in before:
+        if len(before[view]) != len(after[view]):
+            return f"{view}: {len(before[view])} rows before, {len(after[view])} after"
+        for r1, r2 in zip(before[view], after[view]):
+            bad = [k for k in r1 if not same(r1[k], r2[k])]
+            if bad:
+                return f"DIFFERENT {view}.{bad[0]}: {str(r1[bad[0]])[:200]!r} != {str(r2[bad[0]])[:200]!r}"
+    return "the same (" + ", ".join(f"{v} {len(rows)} rows" for v, rows in before.items()) + ")"
+
+
+def s3_query(root: str, n: int) -> list[str]:
+    """Copy the compacted folder into a local S3 server; time the grouped query there."""
+    import pyarrow.fs as pafs
+
+    from phantom.testing.s3 import S3Server
+
+    lines = []
+    with S3Server() as server:
+        env = server.env
+        os.environ.update(env)
+        s3 = pafs.S3FileSystem(endpoint_override=server.url.split("://")[1], scheme="http",
+                               access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"])
+        dest = f"{server.bucket}/bench/n{n}"
+        for d, _, files in os.walk(root):
+            for f in files:
+                rel = os.path.relpath(os.path.join(d, f), root)
+                if rel.startswith("analysis"):
+                    continue
+                pafs.copy_files(os.path.join(d, f), f"{dest}/{rel}", destination_filesystem=s3)
+        uri = f"s3://{dest}"
+        phantom = [sys.executable, "-m", "phantom.cli"]
+        for name, cmd in [
+            ("status", phantom + ["sweep", "status", uri]),
+            ("query (grouped over steps)", phantom + ["query", uri, QUERY, "--format", "csv", "--out", os.devnull]),
+        ]:
+            dt, gb, _ = run(cmd, env)
+            lines.append(f"  {'S3':<10} {name:<42} {dt:7.1f} s  {gb:5.2f} GB peak RSS")
+            print(lines[-1], flush=True)
+    return lines
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=100_000)
-    ap.add_argument("--steps", type=int, default=99, help="optimizer steps (rows = steps + 1)")
-    ap.add_argument("--smoke", action="store_true", help="2 000 trials")
-    ap.add_argument("--dir", help="where to write the grid (default: a temporary folder)")
-    ap.add_argument("--keep", action="store_true", help="keep the grid afterwards")
-    ap.add_argument("--reuse", action="store_true", help="--dir already holds the grid: do not write it")
+    ap.add_argument("--sizes", default="1000,10000,100000", help="trial counts, comma-separated")
+    ap.add_argument("--steps", type=int, default=25, help="optimizer steps per trial (rows = steps + 1)")
+    ap.add_argument("--loose-max", type=int, default=20_000,
+                    help="measure the uncompacted folder up to this size (its memory grows with the files)")
+    ap.add_argument("--smoke", action="store_true", help="small sizes, no bootstrap")
+    ap.add_argument("--check", action="store_true", help="compare trial_summary, fits, claims before/after")
+    ap.add_argument("--s3", action="store_true", help="also time the compacted folder on a local S3 server")
+    ap.add_argument("--analyze-args", default="--no-report --bootstrap 1000",
+                    help="arguments of the timed phantom analyze (default: %(default)s)")
+    ap.add_argument("--dir", help="where to write the grids (default: a temporary folder, removed)")
     args = ap.parse_args()
-    n = 2_000 if args.smoke else args.trials
-
-    from analysis.testing import synthetic_grid
-
-    root = args.dir or tempfile.mkdtemp(prefix="phantom-bench-")
+    sizes = [int(x) for x in args.sizes.split(",")]
+    analyze_args = args.analyze_args.split() + (["--bootstrap", "0"] if args.smoke else [])
+    base = args.dir or tempfile.mkdtemp(prefix="phantom-bench-analysis-")
+    report: list[str] = []
     try:
-        t0 = time.perf_counter()
-        if args.reuse:
-            rows = n * (args.steps + 1)
-        else:
-            rows = synthetic_grid(root, n_trials=n, steps=args.steps, plan=True)
-        gen = time.perf_counter() - t0
-        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
-        print(f"grid: {n} trials, {rows:,} step rows, {size / 2**20:.0f} MiB, written in {gen:.1f} s")
-
-        phantom = [sys.executable, "-m", "phantom.cli"]
-        queries = {
-            "count(*) FROM steps": "SELECT count(*) FROM steps",
-            "mean Φ per model/protocol/step": (
-                "SELECT model, protocol, step, avg(phi) FROM steps GROUP BY ALL ORDER BY ALL"),
-            "trials per status": "SELECT status, count(*) FROM trials GROUP BY 1",
-        }
-        for name, sql in queries.items():
-            dt = timed(phantom + ["query", root, sql, "--format", "csv", "--out", os.devnull])
-            print(f"query  {name:<34} {dt:6.2f} s  (incl. interpreter start)")
-        log: list[str] = []
-        dt = timed(phantom + ["analyze", root, "--bootstrap", "0"], log)
-        print(f"analyze --bootstrap 0                              {dt:6.2f} s  ({slowest(log)})")
-        log = []
-        dt = timed(phantom + ["analyze", root], log)
-        print(f"analyze (all views, tables, duckdb file, report,   {dt:6.2f} s  ({slowest(log)})")
-        print("         bootstrap 1000 resamples over sentences)")
-        dt = timed(phantom + ["query", os.path.join(root, "analysis", "phantom.duckdb"),
-                              "SELECT model, protocol, theta_shape, H FROM fits", "--out", os.devnull])
-        print(f"query  fits from phantom.duckdb                    {dt:6.2f} s")
-        dt = timed(phantom + ["query", root, "SELECT character, count(*) FROM trial_summary GROUP BY 1",
-                              "--out", os.devnull])
-        print(f"query  live trial_summary aggregate                {dt:6.2f} s")
-    finally:
-        if not args.keep and not args.dir:
+        for n in sizes:
+            root = os.path.join(base, f"n{n}")
             shutil.rmtree(root, ignore_errors=True)
+            t0 = time.perf_counter()
+            rows = write_grid(root, n, args.steps)
+            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+            head = (f"{n:,} trials x {args.steps + 1} steps = {rows:,} step rows, {2 * n:,} files, "
+                    f"{size / 2**20:.0f} MiB, written in {time.perf_counter() - t0:.0f} s")
+            print(head, flush=True)
+            report.append(head)
+            if n <= args.loose_max:
+                measure(root, "loose", report, analyze_args)
+            else:
+                report.append(f"  {'loose':<10} not measured above --loose-max {args.loose_max}")
+                print(report[-1], flush=True)
+            before = tables(root) if args.check else None
+            dt, gb, _ = run([sys.executable, "-m", "phantom.cli", "sweep", "compact", root])
+            report.append(f"  {'compact':<10} {'phantom sweep compact':<42} {dt:7.1f} s  {gb:5.2f} GB peak RSS")
+            print(report[-1], flush=True)
+            measure(root, "compacted", report, analyze_args)
+            if before is not None:
+                report.append(f"  check: compacted vs loose: {check(before, tables(root))}")
+                print(report[-1], flush=True)
+            if args.s3:
+                report += s3_query(root, n)
+            if not args.dir:
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        if not args.dir:
+            shutil.rmtree(base, ignore_errors=True)
+    print("\n".join(["", "summary:", *report]))
     return 0
 
 
