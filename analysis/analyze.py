@@ -46,11 +46,14 @@ def analyze(
     settings: AnalysisSettings | None = None,
     *,
     report: bool = True,
+    out: str | os.PathLike | None = None,
     progress: Callable[[str], None] | None = _stderr,
 ) -> AnalysisResult:
+    """``out``: where the analysis goes (a local folder or a URI); default ``<first
+    folder>/analysis/``, which is on the object store when the results are."""
     say = progress or (lambda _m: None)
     ctx = db.context(paths, settings)
-    out = ctx.sources[0].store.child(ANALYSIS_DIR)
+    out = Store.open(out) if out is not None else ctx.sources[0].store.child(ANALYSIS_DIR)
     result = AnalysisResult(out)
     total = len(db.snapshot_views()) + 2 + int(report)
     with db.connect(ctx, views=[]) as conn, Staging(out) as stage:

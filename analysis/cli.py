@@ -62,7 +62,7 @@ def run_query(args: argparse.Namespace) -> int:
 def run_analyze(args: argparse.Namespace) -> int:
     from analysis.analyze import analyze
 
-    result = analyze(args.paths, _settings(args), report=not args.no_report)
+    result = analyze(args.paths, _settings(args), report=not args.no_report, out=args.out)
     print(result.summary)
     return 0
 
@@ -100,10 +100,12 @@ def register(sub) -> None:
         "analyze",
         help="fit the study's numbers and write tables, a DuckDB file and an HTML report",
         description="Compute every summary table of SPEC §4–5 over the results folder(s) and write "
-        "them, a DuckDB file with the views and report.html under <first PATH>/analysis/.",
+        "them, a DuckDB file with the views and report.html under <first PATH>/analysis/ (or --out).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report (figures)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="write the analysis here (a local folder or a URI) instead of <first PATH>/analysis/")
     _add_settings(p)
     p.set_defaults(run=run_analyze)
 

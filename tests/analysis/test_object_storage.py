@@ -1,0 +1,89 @@
+"""Results on an S3-compatible server (phantom.testing.s3 on 127.0.0.1): query, analyze and
+compact give the numbers of the same folder on disk, through pyarrow's S3 settings, and DuckDB
+downloads nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from analysis.testing import random_grid, write_plan
+from phantom import layout, results
+from phantom.storage import Store
+
+pytestmark = pytest.mark.timeout(600)
+
+QUERY = "SELECT model, protocol, step, count(*) AS n, avg(phi) AS phi FROM steps GROUP BY ALL ORDER BY ALL"
+
+
+def phantom(*args, env=None, home=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.getcwd()}
+    if home is not None:  # DuckDB would install extensions under $HOME/.duckdb
+        env["HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "phantom.cli", *args], capture_output=True, text=True, env=env)
+
+
+def csv_of(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def grids(tmp_path, s3_server):
+    """The same random grid on disk and in the bucket."""
+    local = tmp_path / "local"
+    ids = random_grid(str(local), budget=8, n_sentences=4, seeds=(0,))
+    write_plan(str(local), ids)
+    remote = Store.open(s3_server.uri("sweeps/grid"))
+    pafs.copy_files(str(local), remote.root, destination_filesystem=remote.fs)
+    return local, remote, ids
+
+
+def test_query_on_s3_equals_the_folder_on_disk_and_downloads_nothing(grids, s3_server, tmp_path):
+    local, remote, _ = grids
+    home = tmp_path / "home"
+    home.mkdir()
+    want = csv_of(phantom("query", str(local), QUERY, "--format", "csv"))
+    got = csv_of(phantom("query", remote.uri, QUERY, "--format", "csv", env=s3_server.env, home=home))
+    assert got == want and len(want.splitlines()) > 10
+    assert not (home / ".duckdb").exists()  # no extension was installed
+
+
+def test_compact_on_s3_then_query_and_analyze(grids, s3_server, tmp_path):
+    local, remote, ids = grids
+    before = csv_of(phantom("query", remote.uri, QUERY, "--format", "csv", env=s3_server.env))
+    proc = phantom("sweep", "compact", remote.uri, "--part-trials", "30", env=s3_server.env)
+    assert proc.returncode == 0, proc.stderr
+    assert remote.list(layout.TRIALS_DIR) == [] and remote.list(layout.STEPS_DIR) == []
+    assert len(results.committed_parts(remote)) == -(-len(ids) // 30)
+    assert not remote.exists(layout.LOCK_FILE)  # released
+    assert csv_of(phantom("query", remote.uri, QUERY, "--format", "csv", env=s3_server.env)) == before
+
+    # analyze: into the bucket, and into a local --out; the same fits as the folder on disk
+    assert phantom("analyze", str(local), "--bootstrap", "20", "--no-report").returncode == 0
+    out = tmp_path / "analysis-here"
+    proc = phantom("analyze", remote.uri, "--bootstrap", "20", "--out", str(out), env=s3_server.env)
+    assert proc.returncode == 0, proc.stderr
+    proc = phantom("analyze", remote.uri, "--bootstrap", "20", "--no-report", env=s3_server.env)
+    assert proc.returncode == 0, proc.stderr
+    want = pq.read_table(local / "analysis" / "fits.parquet").to_pylist()
+    assert want
+    assert pq.read_table(out / "fits.parquet").to_pylist() == want
+    with remote.fs.open_input_file(remote.path(layout.ANALYSIS_DIR, "fits.parquet")) as fh:
+        assert pq.read_table(fh).to_pylist() == want
+    assert (out / layout.REPORT_FILE).stat().st_size > 10_000
+    assert remote.exists(layout.ANALYSIS_DIR, layout.DATABASE_FILE)
+
+
+def test_unreachable_store_is_one_line(tmp_path, s3_server):
+    uri = s3_server.uri("sweeps/grid")
+    s3_server.stop()
+    proc = phantom("query", uri, "SELECT count(*) FROM trials", env=s3_server.env)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
