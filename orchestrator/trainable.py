@@ -28,13 +28,11 @@ REPORT_EVERY_S = 0.5  # progress results to the driver at most this often (each 
 
 
 def existing_status(store, trial_id: str) -> TrialStatus | None:
-    """Status of the trial's complete record, or None when there is none (or it is unreadable)."""
-    if not store.exists(*layout.trial_file(trial_id)):
-        return None
-    try:
-        return TrialStatus(store.read_table(*layout.trial_file(trial_id)).column("status")[0].as_py())
-    except Exception:  # a record that cannot be read is not a result
-        return None
+    """Status of the trial's complete record, loose or compacted (phantom.results), or None
+    when there is none (or it is unreadable)."""
+    from phantom.results import record_status
+
+    return record_status(store, trial_id)
 
 
 def _pending(store, trial_id: str) -> bool:

@@ -210,3 +210,20 @@ def test_sigkill_mid_compaction_then_compact_and_analyse(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert loose_files(store) == ([], []) and snapshot(root) == before
+
+
+def test_folders_opened_together_count_each_row_once(grid, tmp_path):
+    """The same trials in a compacted folder and in a loose copy of it: one record and one set of
+    rows per trial, from the folder given first."""
+    import shutil
+
+    root, ids = grid
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    results.compact(Store.open(root))
+    with db.connect([str(root), str(copy)]) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT trial_id), min(source), max(source) "
+                            "FROM trials").fetchone() == (len(ids), len(ids), 0, 0)
+        n_rows = conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+    with db.connect([str(copy)]) as conn:
+        assert conn.execute("SELECT count(*) FROM steps").fetchone()[0] == n_rows
