@@ -75,7 +75,7 @@ SELECT * FROM (
            coalesce((SELECT string_agg(grp || ': ' || coalesce(m, '–'), '; ' ORDER BY grp) FROM per_group),
                     'no data') AS measured,
            j.verdict,
-           coalesce((SELECT string_agg(DISTINCT grp || ': ' || w, '; ') FROM per_group p
+           coalesce((SELECT string_agg(DISTINCT grp || ': ' || w, '; ' ORDER BY grp || ': ' || w) FROM per_group p
                      WHERE replace(p.v, 'refutes', 'fails') = j.verdict),
                     '{q(self.none)}') AS why
     FROM judged j
@@ -210,7 +210,7 @@ CLAIMS = [
         "The reduced field under full FT is the same across architectures (H_FT ≈ 10)",
         "§6: H_FT ≈ 10 for all five architectures, CV 9.3%",
         """SELECT 'across models' AS grp, count(H) AS n, avg(H) AS h,
-               stddev_samp(H) / avg(H) AS cv, string_agg(model || ' ' || printf('%.3g', H), ', ') AS each
+               stddev_samp(H) / avg(H) AS cv, string_agg(model || ' ' || printf('%.3g', H), ', ' ORDER BY model) AS each
             FROM fits WHERE protocol = 'full' AND H IS NOT NULL""",
         "'H_FT ' || coalesce(each, '–') || CASE WHEN n >= 2 THEN '; CV ' || printf('%.0f', 100 * cv) || '%' "
         "ELSE '' END",
