@@ -70,7 +70,10 @@ def _duckdb(database: str, folder: str, read_only: bool = False):
     # spills go to the private folder, not to ./.tmp or <database>.tmp
     conn = duckdb.connect(database, read_only=read_only,
                           config={"temp_directory": os.path.join(folder, "spill")})
-    conn.execute("SET enable_progress_bar = false")
+    try:
+        conn.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass  # in Jupyter without ipywidgets DuckDB refuses any change to it (and it is off already)
     return conn
 
 
