@@ -90,8 +90,9 @@ class ViewRegistry:
         return self.views[name]
 
     def public(self) -> list[View]:
-        """The views a user reads (every view not marked ``internal``), in registration order."""
-        return [v for v in self.views.values() if not v.internal]
+        """The views a user reads (every view not marked ``internal``), each after the views it
+        reads (:meth:`order`)."""
+        return [v for v in self.order() if not v.internal]
 
     def order(self, names: Iterable[str] | None = None, given: Iterable[str] = ()) -> list[View]:
         """``names`` (default: every view) and their transitive dependencies, each after the
