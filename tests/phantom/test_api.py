@@ -295,9 +295,10 @@ def test_figures_are_the_reports_as_matplotlib_figures(res):
                 [s for (s,) in sentences] and len(sentences) >= 2
     phase = res.phase_diagram()
     assert isinstance(phase, Figure) and _titles(phase) == groups
-    # every trial the phase diagram places (x > 0, a character, not pre-resolved) is a point
+    # every trial that ran with an x is a point (pre-resolved trials have no flip to place,
+    # errored ones did not train)
     n = res.sql("SELECT count(*) FROM trial_summary WHERE x > 0 AND character IS NOT NULL "
-                "AND character <> 'pre-resolved'").fetchall()[0][0]
+                "AND character NOT IN ('pre-resolved', 'error')").fetchall()[0][0]
     assert n > 0 and sum(len(c.get_offsets()) for ax in phase.axes for c in ax.collections) == n
     assert plt.get_fignums() == []  # not registered with pyplot: nothing to close, nothing leaks
     # the same drawing code as the report: its PNG comes from the same Figure
@@ -338,33 +339,10 @@ def _sweep_file(tmp_path, **over) -> Path:
     return path
 
 
-@pytest.mark.timeout(600)
-def test_run_then_open_then_resume(ray_local, tmp_path, capsys):
-    path = _sweep_file(tmp_path)  # tiny-gpt2, 5 steps: the overrides make it tiny-llama, 2 steps
-    done = phantom.run(path, storage=tmp_path / "st", models=["tiny-llama"], training__steps=2)
-    folder = tmp_path / "st" / "tiny"
-    assert done == phantom.RunResult(str(folder), True, 4, 0, False, None)
-    out = capsys.readouterr().out  # the CLI's progress and summary, on stdout as `phantom sweep run`
-    assert "4 trials planned: 4 ok, 0 diverged, 0 error, 0 not done" in out
-    with done.open() as r:
-        trials = r.sql("SELECT trial_id, model, steps, status FROM trials").fetchall()
-        assert len(trials) == len({t[0] for t in trials}) == 4
-        assert {t[1:] for t in trials} == {("tiny-llama", 2, "ok")}
-        steps = r.sql("SELECT trial_id, step FROM steps").fetchall()
-        assert len(steps) == len(set(steps)) == 4 * 3
-    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.parquet") if "ray" not in p.parts}
-
-    again = phantom.resume(folder)
-    assert again == phantom.RunResult(str(folder), True, 0, 4, False, None)
-    assert "all 4 trials of tiny are complete: nothing to run" in capsys.readouterr().out
-    after = {p: p.stat().st_mtime_ns for p in folder.rglob("*.parquet") if "ray" not in p.parts}
-    assert {k: v for k, v in after.items() if k.name != "skipped.parquet"} == \
-        {k: v for k, v in before.items() if k.name != "skipped.parquet"}
-
-
 def test_run_and_resume_fail_as_the_cli_does(tmp_path, capsys):
     import ray
 
+    ray_was_up = ray.is_initialized()  # (placed before the test that starts Ray: it is not)
     path = _sweep_file(tmp_path)
     storage = tmp_path / "st"
     not_a_sweep = tmp_path / "plain"
@@ -397,4 +375,28 @@ def test_run_and_resume_fail_as_the_cli_does(tmp_path, capsys):
         phantom.run(path, storage=storage, models=object())
     with pytest.raises(ConfigError, match=r"^`only` should be a mapping"):
         phantom.run(path, storage=storage, only=["model=tiny-gpt2"])
-    assert not storage.exists() and not ray.is_initialized()
+    assert not storage.exists() and ray.is_initialized() == ray_was_up
+
+
+@pytest.mark.timeout(600)
+def test_run_then_open_then_resume(ray_local, tmp_path, capsys):
+    path = _sweep_file(tmp_path)  # tiny-gpt2, 5 steps: the overrides make it tiny-llama, 2 steps
+    done = phantom.run(path, storage=tmp_path / "st", models=["tiny-llama"], training__steps=2)
+    folder = tmp_path / "st" / "tiny"
+    assert done == phantom.RunResult(str(folder), True, 4, 0, False, None)
+    out = capsys.readouterr().out  # the CLI's progress and summary, on stdout as `phantom sweep run`
+    assert "4 trials planned: 4 ok, 0 diverged, 0 error, 0 not done" in out
+    with done.open() as r:
+        trials = r.sql("SELECT trial_id, model, steps, status FROM trials").fetchall()
+        assert len(trials) == len({t[0] for t in trials}) == 4
+        assert {t[1:] for t in trials} == {("tiny-llama", 2, "ok")}
+        steps = r.sql("SELECT trial_id, step FROM steps").fetchall()
+        assert len(steps) == len(set(steps)) == 4 * 3
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.parquet") if "ray" not in p.parts}
+
+    again = phantom.resume(folder)
+    assert again == phantom.RunResult(str(folder), True, 0, 4, False, None)
+    assert "all 4 trials of tiny are complete: nothing to run" in capsys.readouterr().out
+    after = {p: p.stat().st_mtime_ns for p in folder.rglob("*.parquet") if "ray" not in p.parts}
+    assert {k: v for k, v in after.items() if k.name != "skipped.parquet"} == \
+        {k: v for k, v in before.items() if k.name != "skipped.parquet"}
