@@ -105,14 +105,15 @@ class Results:
     becomes a method without any change here.
 
     A relation (``duckdb.DuckDBPyRelation``) is read lazily; turn it into a table with
-    ``.df()`` (pandas), ``.pl()`` (polars), ``.arrow()`` (Arrow) or ``.fetchall()``, or refine
+    ``.df()`` (pandas), ``.pl()`` (polars), ``.to_arrow_table()`` (Arrow; ``.arrow()`` streams
+    record batches) or ``.fetchall()``, or refine
     it with ``.filter()``, ``.project()``, ``.order()``. Relations live as long as the results
     are open.
 
     The connection cannot write: the views live in a catalog attached read-only, file access is
     limited to the results folders, the configuration is locked, and :meth:`sql` accepts only
     statements that read (as ``phantom query``). Export with ``.df().to_csv(...)`` or
-    ``pyarrow.parquet.write_table(rel.arrow(), ...)``.
+    ``pyarrow.parquet.write_table(rel.to_arrow_table(), ...)``.
 
     Attributes:
         paths: The results folders opened (or the ``phantom.duckdb`` file).
@@ -141,7 +142,8 @@ class Results:
             text: The SQL; the views (``trials``, ``fits``, ...) are its tables.
 
         Returns:
-            A read-only DuckDB relation: ``.df()``, ``.pl()``, ``.arrow()``, ``.fetchall()``.
+            A read-only DuckDB relation: ``.df()``, ``.pl()``, ``.to_arrow_table()``,
+            ``.fetchall()``.
 
         Raises:
             QueryError: Several statements, a statement that writes (refused before it runs,
@@ -162,6 +164,12 @@ class Results:
     def view(self, name: str) -> duckdb.DuckDBPyRelation:
         """Every row of one view: ``res.view("fits")`` is ``res.fits()``.
 
+        Args:
+            name: A view of :meth:`views`.
+
+        Returns:
+            A read-only DuckDB relation, as :meth:`sql`.
+
         Raises:
             UnknownViewError: ``name`` is not a user-facing view (with a suggestion).
         """
@@ -171,7 +179,7 @@ class Results:
 
     @staticmethod
     def views() -> dict[str, str]:
-        """The user-facing views, each with one line on what it holds, in registration order.
+        """The user-facing views, each with one line on what it holds, each after the views it reads.
 
         The registry's internal steps (views marked ``internal``) are left out; they can still
         be queried with :meth:`sql`.

@@ -105,8 +105,10 @@ def test_sql_returns_what_phantom_query_returns(res, grid, tmp_path, capsys, sql
     got = res.sql(sql).to_arrow_table()
     assert got.num_rows > 0 and got.schema.names == expected.schema.names
     assert rows(got) == rows(expected)
-    # .df() and .pl() hold the same rows
+    # .df(), .pl() and .arrow() hold the same rows (.arrow() streams batches in DuckDB 2)
     assert len(res.sql(sql).df()) == len(res.sql(sql).pl()) == expected.num_rows
+    stream = res.sql(sql).arrow()
+    assert rows(stream.read_all() if hasattr(stream, "read_all") else stream) == rows(expected)
 
 
 def test_settings_reach_the_views(res):
