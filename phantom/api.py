@@ -68,8 +68,10 @@ def open(paths: PathLike | Iterable[PathLike], all_trials: bool = False, **setti
             ``--lr-ref``).
 
     Returns:
-        The results, with every view defined over them. Close them (or use ``with``) to
-        release the connection and its temporary folder.
+        The results. The raw views (``trials``, ``steps``, ...) are ready at once; the first
+        statement that needs a derived view (``trial_summary``, ``fits``, ...) computes them
+        all, once, as ``phantom query`` does for ``fits``. Close the results (or use ``with``)
+        to release the connections and their temporary folders.
 
     Raises:
         StorageError: A path holds no results, or the DuckDB file does not exist.
@@ -124,14 +126,20 @@ class Results:
     def __init__(self, targets: list[PathLike], settings: AnalysisSettings | None):
         from analysis import db
 
+        self.settings = settings
+        # Two connections at most, each built once: the raw views (which trials, their steps:
+        # cheap, opened now, so a bad folder fails here) and, at the first statement that
+        # needs a derived view, every view (trial_summary, the fits and their bootstrap: the
+        # cost of a `phantom query` that reads `fits`). Relations of either stay valid until
+        # close(). A phantom.duckdb file is one connection with everything.
+        self._conns: dict[str, Any] | None = {}
         if settings is None:  # a phantom.duckdb written by `phantom analyze`
             self.paths: tuple[str, ...] = (os.fspath(targets[0]),)
-            self._conn = db.connect_readonly(targets)
+            self._conns[_ALL] = db.connect_readonly(targets)
         else:
-            stores = db.resolve_results(targets)
-            self.paths = tuple(s.root if s.is_local else s.uri for s in stores)
-            self._conn = db.connect_readonly(stores, settings)
-        self.settings = settings
+            self._stores = db.resolve_results(targets)
+            self.paths = tuple(s.root if s.is_local else s.uri for s in self._stores)
+            self._connection(_RAW)
 
     # --- SQL ---------------------------------------------------------------------------------
 
@@ -154,8 +162,8 @@ class Results:
         from analysis.db import one_line
         from analysis.query import check_read_only
 
-        conn = self._open_connection()
         statement = check_read_only(text)
+        conn = self._connection(_needs(statement))
         try:
             return conn.sql(statement)
         except duckdb.Error as exc:
@@ -238,7 +246,7 @@ class Results:
         if key not in entries:
             raise ConfigError(unknown("figure", key, entries))
         title, fn, missing = entries[key]
-        fig = fn(self._open_connection())
+        fig = fn(self._connection(_ALL))
         if fig is None:
             raise StorageError(f"no data for the figure '{key}' ({title}) in these results: {missing}")
         _show_figures_inline()
@@ -258,14 +266,14 @@ class Results:
     def close(self) -> None:
         """Close the connection and remove its temporary folder; the relations it returned stop
         working. Closing twice is harmless."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        conns, self._conns = self._conns, None
+        for conn in (conns or {}).values():
             conn.close()
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._conn is None
+        return self._conns is None
 
     def __enter__(self) -> Results:
         return self
@@ -277,10 +285,37 @@ class Results:
         state = "closed" if self.closed else f"{len(self.views())} views"
         return f"<phantom.Results {', '.join(self.paths)} ({state})>"
 
-    def _open_connection(self):
-        if self._conn is None:
+    def _connection(self, kind: str):
+        """The connection for ``kind`` (_RAW or _ALL), opened the first time it is needed."""
+        if self._conns is None:
             raise QueryError("these results are closed: phantom.open them again")
-        return self._conn
+        if _ALL in self._conns:  # everything is there (the raw views too)
+            return self._conns[_ALL]
+        if kind not in self._conns:
+            from analysis import db
+
+            only = " ".join(_raw_views()) if kind == _RAW else None
+            self._conns[kind] = db.connect_readonly(self._stores, self.settings, only_for=only)
+        return self._conns[kind]
+
+
+_RAW, _ALL = "raw", "all"
+
+
+def _raw_views() -> list[str]:
+    """The raw views: they read the result files only (analysis.registry)."""
+    from analysis.registry import REGISTRY
+
+    return [v.name for v in REGISTRY.order() if v.kind == "raw"]
+
+
+def _needs(statement: str) -> str:
+    """_RAW when the statement names only raw views, else _ALL (a statement that names no view,
+    as SHOW TABLES, gets every view: as in ``phantom query``)."""
+    from analysis.registry import REGISTRY
+
+    named = REGISTRY.named_in(statement)
+    return _RAW if named and set(named) <= set(_raw_views()) else _ALL
 
 
 def _settings(all_trials: bool, given: Mapping[str, Any]) -> AnalysisSettings:

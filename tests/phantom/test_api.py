@@ -194,13 +194,25 @@ def test_a_relation_cannot_write(res, grid, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in grid.rglob("*")} == before
 
 
+def test_raw_views_do_not_wait_for_the_fits(small):
+    """A statement on the raw views (trials, steps, ...) does not build trial_summary, the fits
+    and their bootstrap; the first one that needs them does, and earlier relations still work."""
+    with phantom.open(small) as r:
+        trials = r.trials()
+        joined = r.sql("SELECT s.trial_id, s.step FROM steps s JOIN trials t USING (trial_id)")
+        assert len(joined.fetchall()) == 9 and list(r._conns) == ["raw"]
+        assert len(r.fits().fetchall()) == 1 and set(r._conns) == {"raw", "all"}
+        assert sorted(trials.project("trial_id").fetchall()) == [("t0",), ("t1",), ("t2",)]
+        assert len(r.steps().fetchall()) == 9
+
+
 def test_close_and_context_manager(small):
     with phantom.open(small) as r:
-        folder = r._conn.folder
         rel = r.trial_summary()
         assert rel.aggregate("count(*)").fetchall()[0] == (3,)
-        assert os.path.isdir(folder)
-    assert r.closed and not os.path.exists(folder)
+        folders = [c.folder for c in r._conns.values()]
+        assert len(folders) == 2 and all(os.path.isdir(f) for f in folders)
+    assert r.closed and not any(os.path.exists(f) for f in folders)
     with pytest.raises(QueryError, match="^these results are closed"):
         r.trials()
     r.close()  # twice: harmless
