@@ -40,13 +40,25 @@ def res(grid):
         yield r
 
 
-@pytest.fixture
-def small(tmp_path) -> Path:
+def _three_trials(folder: Path) -> Path:
     """Three trials of one sentence at three rates."""
     for k, lr in enumerate([1e-5, 2e-5, 4e-5]):
-        write_trial(tmp_path, step_table(f"t{k}", [-0.1, 0.05 * k, 0.1 * k], lr=lr),
+        write_trial(folder, step_table(f"t{k}", [-0.1, 0.05 * k, 0.1 * k], lr=lr),
                     trial_record(f"t{k}", lr=lr, steps=2))
-    return tmp_path
+    return folder
+
+
+@pytest.fixture
+def small(tmp_path) -> Path:
+    return _three_trials(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def small_res(tmp_path_factory):
+    """Results of three trials, no bootstrap: for what does not depend on the data."""
+    folder = _three_trials(tmp_path_factory.mktemp("small"))
+    with phantom.open(folder, bootstrap=0) as r:
+        yield folder, r
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:
@@ -168,9 +180,10 @@ WRITES = ["CREATE TABLE x AS SELECT 1", "INSERT INTO trials SELECT * FROM trials
 
 
 @pytest.mark.parametrize("sql", WRITES)
-def test_refused_and_bad_statements_fail_as_phantom_query_does(res, grid, tmp_path, capsys, sql):
+def test_refused_and_bad_statements_fail_as_phantom_query_does(small_res, tmp_path, capsys, sql):
+    folder, res = small_res
     sql = sql.replace("OUT", str(tmp_path / "written"))
-    code, out, err = cli(capsys, "query", grid, sql, *CLI_SETTINGS)
+    code, out, err = cli(capsys, "query", folder, sql, "--bootstrap", "0")
     assert code == 2 and out == ""
     with pytest.raises(QueryError) as e:
         res.sql(sql)
