@@ -74,7 +74,10 @@ def _duckdb(database: str, folder: str, read_only: bool = False, stores: Iterabl
                           config={"temp_directory": os.path.join(folder, "spill"),
                                   "autoinstall_known_extensions": False,
                                   "autoload_known_extensions": False})
-    conn.execute("SET enable_progress_bar = false")
+    try:
+        conn.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass  # in Jupyter without ipywidgets DuckDB refuses any change to it (and it is off already)
     registered = set()
     for store in stores:
         if not store.is_local and store.scheme not in registered:

@@ -1,18 +1,26 @@
-"""The paper's figures for one grid, as PNG bytes (matplotlib, Agg backend).
+"""The paper's figures for one grid, as matplotlib figures.
 
-Each function takes a DuckDB connection with the analysis views and returns PNG bytes, or
-None when the grid has no data for that figure (the report then says what is missing).
+Each function takes a DuckDB connection with the analysis views and returns a
+:class:`matplotlib.figure.Figure`, or None when the grid has no data for that figure (the report
+then says what is missing). The report embeds them as PNG (:func:`png`); the Python API
+(phantom.api) returns them as they are. The figures are built without pyplot: no backend is
+chosen or forced (a notebook keeps its own), and nothing stays registered once a figure is
+dropped.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING
 
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, sql_list
 
 from analysis import db
 from analysis.figures_arch import FIGURES_ARCH
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 # trials whose trajectory shape was judged (no immediate flips, no stops at the flip)
 _SHAPED = f"character IN ({sql_list(SHAPED)})"
@@ -21,27 +29,24 @@ MAX_PANELS = 6
 MAX_LINES = 10
 
 
-def _plt():
-    import matplotlib
+def _figure(**kw):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kw)
 
 
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
+    """``fig`` as PNG bytes (as the report embeds it)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
     return buf.getvalue()
 
 
 def _grid(n: int, w: float = 4.2, h: float = 3.2):
-    plt = _plt()
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
+    fig = _figure(figsize=(w * cols, h * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     flat = [ax for row in axes for ax in row]
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -56,7 +61,7 @@ def _groups(conn, table: str = "reference_trials") -> list[tuple[str, str]]:
     return db.fetch(conn, f"SELECT DISTINCT model, protocol FROM {table} ORDER BY 1, 2")[:MAX_PANELS]
 
 
-def phi_traces(conn) -> bytes | None:
+def phi_traces(conn) -> Figure | None:
     """Figure 3: Φ(t) per sentence at the reference rate, flip steps marked."""
     groups = _groups(conn)
     if not groups:
@@ -92,10 +97,10 @@ def phi_traces(conn) -> bytes | None:
         ax.set_xlabel("step")
         ax.set_ylabel("Φ")
         ax.legend(fontsize=6, ncol=2)
-    return _png(fig)
+    return fig
 
 
-def through_flip(conn) -> bytes | None:
+def through_flip(conn) -> Figure | None:
     """Figure 5: Δ, ψ_g·h, ψ_c·h and Φ through the flip of the sharpest catapults."""
     picks = db.records(
         conn,
@@ -124,7 +129,7 @@ def through_flip(conn) -> bytes | None:
         ax2.set_ylabel("Φ")
         ax.set_title(f"{p['model']}/{p['protocol']} {p['sentence_id']} (R = {p['R']:.1f})", fontsize=9)
         ax.legend(fontsize=6, loc="upper left")
-    return _png(fig)
+    return fig
 
 
 _CHARACTER_STYLE = {  # colour, marker
@@ -134,7 +139,7 @@ _CHARACTER_STYLE = {  # colour, marker
 }
 
 
-def phase_diagram(conn) -> bytes | None:
+def phase_diagram(conn) -> Figure | None:
     """The phase diagram: x = η·G_max against the flip step, one panel per model and protocol
     (protocols side by side), coloured by character; trials that never flip sit above the
     budget; θ*_shape (dashed) and θ*_resolve (dotted) drawn."""
@@ -173,10 +178,10 @@ def phase_diagram(conn) -> bytes | None:
         ax.set_ylabel("flip step")
         ax.set_title(f"{model} / {protocol}", fontsize=9)
         ax.legend(fontsize=6, loc="upper right")
-    return _png(fig)
+    return fig
 
 
-def bulk_histograms(conn) -> bytes | None:
+def bulk_histograms(conn) -> Figure | None:
     """Figure 6: the bulk G² distribution per model, with its class."""
     rows = db.records(conn, "SELECT * FROM geometry ORDER BY class, model")
     rows = [r for r in rows if r["hist_counts"]][: MAX_PANELS * 2]
@@ -190,18 +195,18 @@ def bulk_histograms(conn) -> bytes | None:
         ax.set_yscale("log")
         ax.set_xlabel("G²")
         ax.set_title(f"{r['model']}: class {r['class']} (mean G² {r['mean_g2']:.3g})", fontsize=9)
-    return _png(fig)
+    return fig
 
 
-def reduced_field(conn) -> bytes | None:
+def reduced_field(conn) -> Figure | None:
     """Figure 7: H per model and protocol; error bars: the bootstrap interval over sentences
     (when there is one), grey marks: the per-sentence range H_min..H_max."""
     rows = db.records(conn, "SELECT model, protocol, H, H_min, H_max, H_ci_lo, H_ci_hi FROM fits "
                       "WHERE H IS NOT NULL ORDER BY protocol, model")
     if not rows:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.4))
+    fig = _figure(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.4))
+    ax = fig.subplots()
     labels = [f"{r['model']}\n{r['protocol']}" for r in rows]
     hs = [r["H"] for r in rows]
 
@@ -220,10 +225,10 @@ def reduced_field(conn) -> bytes | None:
     ax.set_ylabel("H = η_ref·Ḡ_max/θ*")
     if min(hs) > 0 and max(hs) / min(hs) > 20:  # full FT and LoRA differ by ~50x: both readable
         ax.set_yscale("log")
-    return _png(fig)
+    return fig
 
 
-def burial(conn) -> bytes | None:
+def burial(conn) -> Figure | None:
     """Figure 8: B_FT against bulk density (mean G²) and against H, per protocol."""
     rows = db.records(
         conn,
@@ -248,7 +253,7 @@ def burial(conn) -> bytes | None:
     for ax in (a, b):
         ax.set_ylabel("B_FT")
         ax.legend(fontsize=7)
-    return _png(fig)
+    return fig
 
 
 FIGURES = [

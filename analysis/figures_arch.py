@@ -1,21 +1,26 @@
 """Cross-architecture figures: the frozen-head ablation (`lora` against `lora-frozen-head`).
 
 Registered in :data:`analysis.figures.FIGURES` (which imports :data:`FIGURES_ARCH`); like every
-figure function, each takes a DuckDB connection with the analysis views and returns PNG bytes,
-or None when the folder has no data for it (the report then prints the entry's note).
+figure function, each takes a DuckDB connection with the analysis views and returns a matplotlib
+Figure, or None when the folder has no data for it (the report then prints the entry's note).
 The helpers of :mod:`analysis.figures` are imported when a figure is drawn, not at import time,
 so the two modules can import each other in either order.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from analysis import db
 from analysis.tables import FROZEN_HEAD, LORA
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 NO_FROZEN_HEAD = f"no {FROZEN_HEAD} trials in this folder"
 
 
-def frozen_head(conn) -> bytes | None:
+def frozen_head(conn) -> Figure | None:
     """Per model with lora-frozen-head trials: the fraction of sentences that flip under each
     protocol against the learning rate (the η_c shift of freezing the head), and final Φ of
     each pair (frozen head against trainable head; on the diagonal = no effect)."""
@@ -25,7 +30,7 @@ def frozen_head(conn) -> bytes | None:
                               "WHERE protocol = ? AND flipped IS NOT NULL", [FROZEN_HEAD])
     if not frozen:
         return None
-    from analysis.figures import _grid, _png
+    from analysis.figures import _grid
 
     lora = db.records(
         conn,
@@ -71,7 +76,7 @@ def frozen_head(conn) -> bytes | None:
     b.set_xlabel("final Φ, lora (head trains)")
     b.set_ylabel("final Φ, lora-frozen-head")
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 FIGURES_ARCH = [

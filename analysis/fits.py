@@ -41,7 +41,7 @@ AND ts.stop_reason IS DISTINCT FROM '{StopReason.FLIP}'
 """
 
 
-@view("shape_points", reads=("trial_summary",), snapshot=False, cache=True)
+@view("shape_points", reads=("trial_summary",), snapshot=False, cache=True, internal=True)
 def shape_points(ctx: ViewContext) -> str:
     """θ*_shape data: per (model, protocol, sentence, x) the catapult-like (pos) and other
     (neg) trials among those whose shape was judged."""
@@ -120,7 +120,7 @@ ORDER BY model, protocol, sentence_id
 """
 
 
-@view("sentence_burial", reads=("reference_trials",), snapshot=False, cache=True)
+@view("sentence_burial", reads=("reference_trials",), snapshot=False, cache=True, internal=True)
 def sentence_burial(ctx: ViewContext) -> str:
     """B at the last step per sentence, mean over its reference trials (seeds, contexts)."""
     return """

@@ -16,6 +16,10 @@ reference, so a chain of views that read ``trial_summary`` several times would r
 and bind it, that many times). Snapshot views are cached; so are a few small derived hubs.
 The raw views are not: they are shallow, and caching the records (with their config JSON)
 would cost a simple ``phantom query`` more than it saves.
+
+``internal``: an intermediate step of another view's SQL (the shape-fit points, the bootstrap
+draws, ...), not a table a user reads. Still queryable; left out of :meth:`ViewRegistry.public`,
+the list the Python API (phantom.api) turns into methods.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class View:
     snapshot: bool = True  # phantom analyze writes it as <name>.parquet / .csv
     cache: bool = True  # computed once into a table when other views read it
     doc: str = ""
+    internal: bool = False  # an intermediate step, not a table for users (see the module doc)
 
     def create_sql(self, ctx: ViewContext) -> str:
         return f"CREATE OR REPLACE VIEW {self.name} AS\n{self.build(ctx)}"
@@ -60,10 +65,10 @@ class ViewRegistry:
     views: dict[str, View] = field(default_factory=dict)
 
     def register(self, name: str, *, reads: Iterable[str] = (), kind: str = "derived",
-                 snapshot: bool | None = None, cache: bool | None = None):
+                 snapshot: bool | None = None, cache: bool | None = None, internal: bool = False):
         """Decorator: ``@REGISTRY.register("fits", reads=("trial_summary", ...))`` over a
         function ``(ctx) -> SELECT``. Raw views are never snapshots; ``cache`` defaults to
-        ``snapshot``."""
+        ``snapshot``; ``internal`` marks an intermediate step (not in :meth:`public`)."""
         if kind not in ("raw", "derived"):
             raise RegistryError(f"`kind` should be 'raw' or 'derived', got '{kind}'")
 
@@ -73,7 +78,7 @@ class ViewRegistry:
             snap = ((kind == "derived") if snapshot is None else snapshot) and kind == "derived"
             self.views[name] = View(name, fn, tuple(reads), kind, snap,
                                     snap if cache is None else cache,
-                                    (fn.__doc__ or "").strip().split("\n")[0])
+                                    (fn.__doc__ or "").strip().split("\n")[0], internal)
             return fn
 
         return wrap
@@ -83,6 +88,11 @@ class ViewRegistry:
 
     def __getitem__(self, name: str) -> View:
         return self.views[name]
+
+    def public(self) -> list[View]:
+        """The views a user reads (every view not marked ``internal``), each after the views it
+        reads (:meth:`order`)."""
+        return [v for v in self.order() if not v.internal]
 
     def order(self, names: Iterable[str] | None = None, given: Iterable[str] = ()) -> list[View]:
         """``names`` (default: every view) and their transitive dependencies, each after the

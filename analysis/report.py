@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from phantom import __version__
 
 from analysis import db
-from analysis.figures import FIGURES
+from analysis.figures import FIGURES, png as to_png
 from analysis.settings import AnalysisSettings
 
 MAX_ROWS = 200
@@ -117,7 +117,8 @@ def build_report(conn, settings: AnalysisSettings) -> str:
     ]
     left_out = []
     for key, title, fn, missing in FIGURES:
-        png = fn(conn)
+        fig = fn(conn)
+        png = to_png(fig) if fig is not None else None
         if not png and key in OPTIONAL_FIGURES:  # an extension the grid does not run: no section
             left_out.append(f"{title} ({missing})")
             continue

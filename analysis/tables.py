@@ -20,7 +20,7 @@ from analysis.registry import ViewContext, view
 FULL = PROTOCOLS[0]  # full fine-tuning: the one protocol that may move the embedding
 
 
-@view("correlation_points", reads=("reference_trials", "fits", "geometry"), snapshot=False, cache=True)
+@view("correlation_points", reads=("reference_trials", "fits", "geometry"), snapshot=False, cache=True, internal=True)
 def correlation_points(ctx: ViewContext) -> str:
     """(scope, model, protocol, x_name, y_name, x, y): the pairs each Spearman ρ ranks."""
     return CORRELATION_POINTS_SQL

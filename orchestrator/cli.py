@@ -55,31 +55,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(run=validate_command)
 
 
-def _exit_code(outcome) -> int:
-    """0 when the sweep (or, with --only, the selected trials) completed without an error."""
+def finished_ok(outcome) -> bool:
+    """Whether the sweep (or, with --only, the selected trials) completed without an error."""
     from orchestrator.status import read_records, sweep_status
     from phantom.outcomes import TrialStatus
     from phantom.storage import Store
 
     if outcome.selected is None:
-        return 0 if sweep_status(outcome.uri).finished_ok else 1
+        return sweep_status(outcome.uri).finished_ok
     table = read_records(Store.open(outcome.uri), set(outcome.selected))
     statuses = table.column("status").to_pylist() if table is not None else []
-    ok = len(statuses) == len(set(outcome.selected)) and TrialStatus.ERROR.value not in statuses
-    return 0 if ok else 1
+    return len(statuses) == len(set(outcome.selected)) and TrialStatus.ERROR.value not in statuses
 
 
-def run_command(args: argparse.Namespace) -> int:
+def _exit_code(outcome) -> int:
+    """0 when the sweep (or, with --only, the selected trials) completed without an error."""
+    return 0 if finished_ok(outcome) else 1
+
+
+def run_file(file, overrides=(), *, storage: str | None = None, address: str | None = None,
+             verbose: bool = False, stream=None, only: dict[str, tuple] | None = None):
+    """What ``phantom sweep run FILE`` does once its options are parsed (``phantom.run`` calls it
+    too): load the sweep with its ``--set`` overrides, check its trackers are installed, run
+    what is missing. Returns the runner's Outcome."""
     from orchestrator.loader import load_sweep
-    from orchestrator.only import parse_only
     from orchestrator.runner import run_sweep
     from phantom.tracking import check_installed
 
-    only = parse_only(args.only)
-    sweep, sentences = load_sweep(args.file, args.overrides)
+    sweep, sentences = load_sweep(file, overrides)
     check_installed(sweep.tracking)  # a tracker without its package: fail before anything starts
-    outcome = run_sweep(sweep, sentences, storage=args.storage, address=args.address, verbose=args.verbose,
-                        stream=sys.stdout, only=only)
+    return run_sweep(sweep, sentences, storage=storage, address=address, verbose=verbose,
+                     stream=stream, only=only)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from orchestrator.only import parse_only
+
+    only = parse_only(args.only)
+    outcome = run_file(args.file, args.overrides, storage=args.storage, address=args.address,
+                       verbose=args.verbose, stream=sys.stdout, only=only)
     return _exit_code(outcome)
 
 

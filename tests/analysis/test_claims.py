@@ -214,3 +214,29 @@ def test_an_eta_c_only_pass_is_said_and_born_rank_uses_the_fuller_protocol(tmp_p
 
     rho = spearmanr([0.3, 0.5, 0.7], [1, 2, 2]).statistic
     assert f"e: ρ {rho:.2f} (p " in got["gmax-born-rank"]["measured"] and ", n 3)" in got["gmax-born-rank"]["measured"]
+
+
+def test_claims_text_lists_groups_in_order(tmp_path):
+    """`why` (and H_FT's list of models) name the groups in sorted order, so the claims read the
+    same on every run: string_agg without ORDER BY followed DuckDB's thread scheduling (two
+    `phantom query` runs of the same grid gave two orders)."""
+    import re
+
+    random_grid(tmp_path)
+    for folder, model, h in (("a", "zeta", 5.0), ("b", "alpha", 3.0)):  # H_FT of two models, 'zeta' first
+        for k, lr in enumerate([1e-5, 4e-5]):
+            tid = f"{model}-{k}"
+            write_trial(tmp_path / folder, step_table(tid, [-0.1, 0.1 * k - 0.05, 0.1 * k], model=model, lr=lr),
+                        trial_record(tid, model=model, lr=lr, steps=2))
+    settings = AnalysisSettings(bootstrap=0, lr_ref=(("full", 3e-5), ("lora", 3e-4)))
+    with db.connect([tmp_path, tmp_path / "a", tmp_path / "b"], settings) as conn:
+        rows = db.records(conn, "SELECT claim_id, measured, why FROM claims ORDER BY ord")
+    seen = 0
+    for r in rows:
+        groups = re.findall(r"(?:^|; )([a-z0-9]+(?:/[a-z-]+)?): ", r["why"])
+        assert groups == sorted(groups), (r["claim_id"], r["why"])
+        seen += len(groups) > 1
+        if r["claim_id"] == "H-ft-universal":
+            models = re.findall(r"([a-z0-9]+) [0-9.e+-]+(?:,|;|$)", r["measured"].split(": ", 1)[1])
+            assert len(models) >= 2 and models == sorted(models), r["measured"]
+    assert seen >= 5  # enough claims with several groups for an order to show

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from analysis import db
+from analysis.figures import png as to_png
 from analysis.figures_arch import NO_FROZEN_HEAD, frozen_head
 from analysis.report import build_report
 from analysis.settings import AnalysisSettings
@@ -94,7 +95,7 @@ def test_per_model_head_gap_and_counts(folder, open_views):
 
 def test_report_section_and_figure(folder, open_views, tmp_path):
     conn = open_views(folder)
-    png = frozen_head(conn)
+    png = to_png(frozen_head(conn))
     assert png and png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     html = build_report(conn, AnalysisSettings())
     assert "id='fig-frozen-head'" in html and NO_FROZEN_HEAD not in html
