@@ -266,7 +266,7 @@ def steps(ctx: ViewContext) -> str:
     return "\nUNION ALL\n".join(parts) if parts else empty_select(STEP_SCHEMA)
 
 
-@view("geometry_rows", kind="raw")
+@view("geometry_rows", kind="raw", internal=True)
 def geometry_rows(ctx: ViewContext) -> str:
     """The rows of the newest ``geometry/*.parquet`` of each model (several folders may hold
     one; ties: the file name)."""

@@ -174,10 +174,9 @@ def gen_sweep_keys() -> str:
 
 
 def helper_view(view) -> bool:
-    """A view computed only for the views that read it: derived, not written by ``phantom
-    analyze`` (no snapshot), yet cached once per connection for its readers (registry
-    ``snapshot=False, cache=True``). Users query the views that read it instead."""
-    return view.kind == "derived" and not view.snapshot and view.cache
+    """A view the registry marks ``internal``: an intermediate step other views read. Users
+    query the views that read it instead."""
+    return view.internal
 
 
 def _views():
