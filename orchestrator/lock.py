@@ -139,7 +139,8 @@ class SweepLock:
                 self._made.append(path)
                 path = os.path.dirname(path)
         try:
-            store.fs.create_dir(store.root, recursive=True)
+            if not isinstance(self.backend, _S3):  # S3 has no folders: no marker objects
+                store.fs.create_dir(store.root, recursive=True)
             self._acquire()
         except BaseException:
             self._cleanup_folder()
