@@ -202,6 +202,13 @@ class SweepLock:
         try:
             if not self.lost:
                 self.backend.release(self.info["token"])
+        except Exception as exc:
+            from phantom.storage_errors import storage_cause
+
+            if storage_cause(exc) is None:
+                raise
+            # the storage refuses the delete: the lock stays, and its holder (this pid) being
+            # gone, the next run or resume takes it over as stale
         finally:
             self.held = False
             self._cleanup_folder()

@@ -63,14 +63,16 @@ def run_sweep(
                     clean_leftovers(store, lock)
                     outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored,
                                   stream=stream, **kw)
-                except Exception as exc:  # e.g. Tune reading back a state file the full disk truncated
+                except Exception:  # e.g. Tune reading back a state file the full disk truncated
                     if watch.refusal is None:
-                        raise
-                    raise storage_error(watch.refusal, store.uri) from None
-        if watch.refusal is not None:
+                        raise  # not the storage's: the traceback is for us
+        if watch.refusal is not None:  # stopped at the first refused write: say so in one line
             forget_refused(store, lock, quiet=True)
             try:
                 clean_leftovers(store, lock)
+                # Tune's state may have been cut short by the refusal (a truncated file on a full
+                # disk): the next run dispatches what is pending from the records instead
+                store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
             except Exception:  # noqa: BLE001 - best effort: the storage refuses; the next run cleans
                 pass
             raise storage_error(watch.refusal, store.uri)
@@ -127,8 +129,8 @@ class RefusalWatch(logging.Filter):
         if cause is None and record.levelno >= logging.ERROR:
             cause = storage_cause_text(record.getMessage())
             exc = _Refused(record.getMessage()) if cause else None
-        if cause is None:
-            return True
+        if cause is None:  # after a refusal, Ray's errors are its consequences ("Trials did not complete")
+            return self.verbose or self.refusal is None or record.levelno < logging.ERROR
         if not is_transient(cause):
             self.refused(exc)
         return self.verbose
