@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _thread
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ def run_sweep(
                     outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored,
                                   stream=stream, **kw)
                 except Exception:  # e.g. Tune reading back a state file the full disk truncated
+                    watch.refusal = watch.refusal or write_refusal(store)
                     if watch.refusal is None:
                         raise  # not the storage's: the traceback is for us
         if watch.refusal is not None:  # stopped at the first refused write: say so in one line
@@ -156,6 +158,18 @@ class RefusalWatch(logging.Filter):
             handler.removeFilter(self)
         self._handlers = []
         self.lock.on_refused = None
+
+
+def write_refusal(store: Store) -> BaseException | None:
+    """Whether the folder refuses a write now (a small probe, removed at once): the exception
+    when it does for a storage reason, else None."""
+    probe = f".phantom-probe-{os.getpid()}"
+    try:
+        store.write_text("probe", probe)
+        store.delete(probe)
+    except Exception as exc:  # noqa: BLE001
+        return exc if storage_cause(exc) and not is_transient(storage_cause(exc)) else None
+    return None
 
 
 class _Refused(OSError):

@@ -163,3 +163,29 @@ def test_status_on_s3_tells_a_stale_holder(s3_server, capsys):
              "token": "x"}).encode())
         assert main(["sweep", "status", s3_server.uri("sweeps/tiny")]) == 3
         assert word in capsys.readouterr().out
+
+
+def test_a_write_refusal_is_probed_without_leaving_anything(tmp_path):
+    from orchestrator.runner import write_refusal
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    assert write_refusal(Store.open(folder)) is None
+    assert list(folder.iterdir()) == []
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        fd = os.open(folder / "ballast", os.O_CREAT | os.O_WRONLY)  # fill it to the last block
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        exc = write_refusal(Store.open(folder))
+        assert isinstance(exc, OSError) and exc.errno == 28
+        assert sorted(p.name for p in folder.iterdir()) == ["ballast"]  # no probe, no *.tmp
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
