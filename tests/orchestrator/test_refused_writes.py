@@ -122,3 +122,32 @@ def test_a_bucket_policy_refusing_writes_stops_the_driver_in_one_line_and_resume
     assert "Traceback" not in out + err, err
     assert not [k for k in s3_server.keys("sweeps/tiny/") if k.endswith(".tmp")]
     assert_complete(_download(s3_server, "sweeps/tiny/", tmp_path / "copy"), n_trials=N_TRIALS, steps=STEPS)
+
+
+def test_the_server_stopped_mid_sweep_and_started_again_loses_and_duplicates_nothing(
+        write_sweep, s3_server, tmp_path):
+    """An endpoint that stops answering for a few seconds (a restarted server) is not a
+    refusal: Tune retries what met it, and the sweep ends with every trial once."""
+    sentences = tiny_sweep()["sentences"]["file"]
+    path = write_sweep(tiny_sweep(models=["tiny-llama"], sentences={"file": sentences, "ids": ["longing", "shame", "awe"]},
+                                  training={"steps": STEPS}, retries=3))
+    env = _env(**s3_server.env, **{STEP_DELAY_ENV: "0.5"})
+    driver = _phantom("sweep", "run", str(path), "--storage", s3_server.uri("sweeps"), env=env)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and driver.poll() is None:
+            if [k for k in s3_server.keys("sweeps/tiny/trials/") if k.endswith(".parquet")]:
+                break
+            time.sleep(0.5)
+        assert driver.poll() is None, "the sweep ended before the server could be stopped"
+        s3_server.stop()  # connection refused, as from a server that went down
+        time.sleep(5)
+        s3_server.start()  # back, with its data
+        out, err = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        s3_server.start()
+    assert driver.returncode == 0, out + err
+    assert "Traceback" not in out + err, err
+    assert_complete(_download(s3_server, "sweeps/tiny/", tmp_path / "copy"), n_trials=N_TRIALS, steps=STEPS)
