@@ -80,12 +80,15 @@ def run_file(file, overrides=(), *, storage: str | None = None, address: str | N
     what is missing. Returns the runner's Outcome."""
     from orchestrator.loader import load_sweep
     from orchestrator.runner import run_sweep
+    from phantom.storage_errors import translated
     from phantom.tracking import check_installed
 
     sweep, sentences = load_sweep(file, overrides)
     check_installed(sweep.tracking)  # a tracker without its package: fail before anything starts
-    return run_sweep(sweep, sentences, storage=storage, address=address, verbose=verbose,
-                     stream=stream, only=only)
+    root = (storage or sweep.storage or "").rstrip("/")
+    with translated(f"{root}/{sweep.name}"):  # a refused write: one line naming cause and path
+        return run_sweep(sweep, sentences, storage=storage, address=address, verbose=verbose,
+                         stream=stream, only=only)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -100,16 +103,25 @@ def run_command(args: argparse.Namespace) -> int:
 def resume_command(args: argparse.Namespace) -> int:
     from orchestrator.only import parse_only
     from orchestrator.runner import resume
+    from phantom.storage import Store
+    from phantom.storage_errors import check_store, translated
 
-    outcome = resume(args.path, address=args.address, rerun_errored=args.errored, verbose=args.verbose,
-                     stream=sys.stdout, only=parse_only(args.only))
-    return _exit_code(outcome)
+    only = parse_only(args.only)
+    with translated(args.path):
+        check_store(Store.open(args.path))
+        outcome = resume(args.path, address=args.address, rerun_errored=args.errored, verbose=args.verbose,
+                         stream=sys.stdout, only=only)
+        return _exit_code(outcome)
 
 
 def status_command(args: argparse.Namespace) -> int:
     from orchestrator.status import format_status, sweep_status
+    from phantom.storage import Store
+    from phantom.storage_errors import check_store, translated
 
-    st = sweep_status(args.path)
+    with translated(args.path):
+        check_store(Store.open(args.path))
+        st = sweep_status(args.path)
     print(format_status(st))
     return 0 if st.complete else 3
 
@@ -182,6 +194,12 @@ def validate_command(args: argparse.Namespace) -> int:
     r = sweep.resources
     print(f"  each Tune trial reserves {r.cpus_per_trial:g} CPU, {r.gpus_per_trial:g} GPU; {describe(sweep)}")
     root = args.storage or sweep.storage
+    if root:
+        from phantom.storage import Store
+        from phantom.storage_errors import check_store, translated
+
+        with translated(root):  # reachable, credentials accepted, the bucket exists (nothing written)
+            check_store(Store.open(root))
     print(f"  data: {root.rstrip('/')}/{sweep.name}" if root else "  data: (no storage set: pass --storage to run)")
     return 0
 

@@ -41,8 +41,10 @@ def threshold() -> int:
 class Compactor:
     """Context manager: compact in the background while the body runs, then everything."""
 
-    def __init__(self, store, stream=None, *, every_s: float = EVERY_S, min_trials: int | None = None) -> None:
+    def __init__(self, store, stream=None, *, every_s: float = EVERY_S, min_trials: int | None = None,
+                 finish=lambda: True) -> None:
         self.store = store
+        self.finish = finish  # whether to compact at the end (not when the storage refused writes)
         self.stream = stream or sys.stderr
         self.every_s = every_s
         self.min_trials = min_trials or threshold()
@@ -59,7 +61,7 @@ class Compactor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if exc_type is None:
+        if exc_type is None and self.finish():
             self._compact(min_trials=self.min_trials, results_only=False, workers_done=True)
 
     def _loop(self) -> None:

@@ -11,6 +11,10 @@ cleans what killed processes left behind, and hands over to the sweep's search m
 
 from __future__ import annotations
 
+import _thread
+import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +29,11 @@ from orchestrator.only import check_only, describe_only, select
 from orchestrator.packing import check_packing
 from orchestrator.plan import clean_leftovers, sweep_store
 from orchestrator.status import format_status, query_hint, sweep_status
+from phantom import layout
+from phantom.errors import StorageError
+from phantom.outcomes import TrialStatus
+from phantom.storage import Store
+from phantom.storage_errors import check_store, is_transient, storage_cause, storage_cause_text, storage_error
 
 
 def run_sweep(
@@ -35,6 +44,7 @@ def run_sweep(
     :mod:`orchestrator.only`), and print the summary."""
     stream = stream or sys.stderr
     store = sweep_store(sweep, storage)
+    check_store(store)  # an object store: reachable, the credentials accepted, the bucket there
     check_packing(sweep)
     check_only(sweep, only)
     subset = None  # the trials --only chose (grid sweeps only: check_only refuses it for eta-c)
@@ -50,9 +60,27 @@ def run_sweep(
     with SweepLock(store, stream) as lock:
         prepare_tracking(sweep.tracking, store.uri)
         with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream):
-            clean_leftovers(store, lock)
-            with Compactor(store, stream):  # loose trials into parts as they finish (phantom.results)
-                outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored, stream=stream, **kw)
+            with RefusalWatch(lock, verbose) as watch:
+                try:
+                    clean_leftovers(store, lock)
+                    # loose trials into parts as they finish (phantom.results); none after a refusal
+                    with Compactor(store, stream, finish=lambda: watch.refusal is None):
+                        outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored,
+                                      stream=stream, **kw)
+                except Exception:  # e.g. Tune reading back a state file the full disk truncated
+                    watch.refusal = watch.refusal or write_refusal(store)
+                    if watch.refusal is None:
+                        raise  # not the storage's: the traceback is for us
+        if watch.refusal is not None:  # stopped at the first refused write: say so in one line
+            forget_refused(store, lock, quiet=True)
+            try:
+                clean_leftovers(store, lock)
+                # Tune's state may have been cut short by the refusal (a truncated file on a full
+                # disk): the next run dispatches what is pending from the records instead
+                store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
+            except Exception:  # noqa: BLE001 - best effort: the storage refuses; the next run cleans
+                pass
+            raise storage_error(watch.refusal, store.uri)
         clean_leftovers(store, lock)  # what workers killed mid-write left behind
     print(summary(store.uri), file=stream)
     if subset is not None:
@@ -75,3 +103,106 @@ def resume(path: str, *, address: str | None = None, rerun_errored: bool = False
     with open_folder(path) as (sweep, sentences, root):
         return run_sweep(sweep, sentences, storage=root, address=address, rerun_errored=rerun_errored,
                          verbose=verbose, stream=stream, only=only)
+
+
+# ----------------------------------------------------------------------------------------------
+# storage that refuses writes: stop at the first refusal, in one line, resumable
+
+
+class RefusalWatch(logging.Filter):
+    """Stops the sweep at the first refused write (a full disk, a quota, a permission, a
+    bucket policy, refused credentials; see :mod:`phantom.storage_errors`), wherever it shows:
+    a worker's trial failing on it (Tune logs the trial's exception in the driver), Tune's own
+    state sync, or the lock's heartbeat. Tune is asked to stop as on Ctrl-C (its SIGUSR1
+    handler: the running trials end, its state is saved when it can be), and the runner then
+    raises a one-line :class:`StorageError`. The tracebacks Tune would print for these
+    failures are left out unless ``--verbose``. An endpoint that does not answer is not a
+    refusal here: Tune retries the trial, as when a server restarts."""
+
+    LOGGERS = ("ray",)  # Tune's and Train's loggers propagate to the "ray" logger's handlers
+
+    def __init__(self, lock, verbose: bool = False) -> None:
+        super().__init__()
+        self.lock = lock
+        self.verbose = verbose
+        self.refusal: BaseException | None = None
+        self._handlers: list[logging.Handler] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        cause = storage_cause(exc) if exc is not None else None
+        if cause is None and record.levelno >= logging.ERROR:
+            cause = storage_cause_text(record.getMessage())
+            exc = _Refused(record.getMessage()) if cause else None
+        if cause is None:  # after a refusal, Ray's errors are its consequences ("Trials did not complete")
+            return self.verbose or self.refusal is None or record.levelno < logging.ERROR
+        if not is_transient(cause):
+            self.refused(exc)
+        return self.verbose
+
+    def refused(self, exc: BaseException) -> None:
+        if self.refusal is None and not is_transient(storage_cause(exc)):
+            self.refusal = exc
+            # Tune's graceful stop; outside Tune's run (no Python handler) this does nothing
+            _thread.interrupt_main(signal.SIGUSR1)
+
+    def __enter__(self) -> RefusalWatch:
+        for name in self.LOGGERS:
+            for handler in logging.getLogger(name).handlers:
+                handler.addFilter(self)
+                self._handlers.append(handler)
+        self.lock.on_refused = self.refused
+        if self.lock.refused is not None:
+            self.refused(self.lock.refused)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self)
+        self._handlers = []
+        self.lock.on_refused = None
+
+
+def write_refusal(store: Store) -> BaseException | None:
+    """Whether the folder refuses a write now (a small probe, removed at once): the exception
+    when it does for a storage reason, else None."""
+    probe = f".phantom-probe-{os.getpid()}"
+    try:
+        store.write_text("probe", probe)
+        store.delete(probe)
+    except Exception as exc:  # noqa: BLE001
+        return exc if storage_cause(exc) and not is_transient(storage_cause(exc)) else None
+    return None
+
+
+class _Refused(OSError):
+    """A refusal known from a log message only (Tune's sync logs the error as text)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def forget_refused(store: Store, lock, quiet: bool = False) -> int:
+    """Remove the ``error`` records (and steps) of trials that failed only because the storage
+    refused a write: the failure was the storage's, not the trial's, so the trial is pending
+    again and the next run or resume re-runs it (without ``--errored``). Under the lock only.
+    ``quiet``: best effort (right after a refusal the deletes may be refused too)."""
+    from orchestrator.status import read_records
+
+    if not getattr(lock, "held", False):
+        raise StorageError(f"refusing to change {store.uri} without holding its lock")
+    try:
+        table = read_records(store)
+        if table is None:
+            return 0
+        rows = table.select(["trial_id", "status", "error"]).to_pylist()
+        refused = [r["trial_id"] for r in rows
+                   if r["status"] == TrialStatus.ERROR.value and storage_cause_text(r["error"] or "")]
+        for tid in refused:
+            store.delete(*layout.trial_file(tid))  # the record first: without it the steps are leftovers
+            store.delete(*layout.steps_file(tid))
+        return len(refused)
+    except Exception:
+        if quiet:
+            return 0
+        raise

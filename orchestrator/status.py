@@ -32,6 +32,8 @@ class SweepStatus:
     orphans: int = 0  # steps files without a record: leftovers of killed trials, never results
     extra: int = 0  # complete records not in the plan (an earlier version of the sweep file)
     holder: dict | None = None  # the driver holding the folder's lock, if any
+    holder_stale: bool = False  # that driver is provably gone (orchestrator.lock.is_stale)
+    holder_why: str = ""  # why it counts as live or stale (orchestrator.lock.liveness)
 
     @property
     def done(self) -> int:
@@ -85,7 +87,7 @@ def read_worker_skips(store: Store) -> dict[str, dict]:
 
 
 def sweep_status(path: str | Store) -> SweepStatus:
-    from orchestrator.lock import read_lock
+    from orchestrator.lock import is_stale, liveness, read_lock
 
     store = path if isinstance(path, Store) else Store.open(path)
     plan = read_plan(store)
@@ -120,10 +122,13 @@ def sweep_status(path: str | Store) -> SweepStatus:
     seen |= set(worker_skips) & planned
     recorded = store.completed_trial_ids()
     orphans = sum(1 for n in store.list(layout.STEPS_DIR) if layout.trial_id_of(n) not in recorded)
+    holder = read_lock(store)
     return SweepStatus(
         uri=store.uri, name=plan.get("name", store.uri.rsplit("/", 1)[-1]), planned=len(planned),
         counts=counts, missing=len(planned - seen), stopped_early=dict(stopped), failures=failures,
-        skipped=skipped, orphans=orphans, extra=extra, holder=read_lock(store),
+        skipped=skipped, orphans=orphans, extra=extra, holder=holder,
+        holder_stale=holder is not None and (not holder or is_stale(holder)),
+        holder_why=liveness(holder) if holder else "",
     )
 
 
@@ -173,10 +178,15 @@ def format_status(st: SweepStatus, limit: int = 10) -> str:
         lines.append(f"  {st.orphans} steps files without a trial record (killed trials; ignored, re-run on resume)")
     if st.extra:
         lines.append(f"  {st.extra} complete trials from an earlier version of this sweep (kept, not counted)")
-    if st.holder is not None:
-        lines.append(f"  running: a driver holds the folder ({describe_holder(st.holder)})")
+    live = st.holder is not None and not st.holder_stale
+    if live:
+        lines.append(f"  running: a driver holds the folder ({describe_holder(st.holder)}; {st.holder_why})")
+    elif st.holder is not None:
+        who = f"{describe_holder(st.holder)}; {st.holder_why}" if st.holder else "unreadable"
+        lines.append(f"  stale lock: the driver that held the folder is gone ({who});"
+                     " the next run or resume takes it over")
     if st.complete:
         lines.append("  complete" + ("" if st.finished_ok else " (with failures)"))
-    elif st.holder is None:
+    elif not live:
         lines.append(f"  incomplete: {st.missing} trials not run; continue with  phantom sweep resume {st.uri}")
     return "\n".join(lines)

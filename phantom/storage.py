@@ -109,9 +109,16 @@ class Store:
                 out.write(text.encode())
             return final
         tmp = f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, final)
+        except BaseException:  # a full disk, a quota: no half-written *.tmp left behind
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         return final
 
     def read_text(self, *parts: str) -> str:

@@ -17,3 +17,32 @@ def tiny_models():
     from workers.models import load_model
 
     return {name: load_model(name) for name in ("tiny-gpt2", "tiny-neox", "tiny-llama")}
+
+
+@pytest.fixture(scope="session")
+def _s3_session():
+    """One S3-compatible server (moto, on 127.0.0.1) for the whole session: it starts in ~5 s."""
+    from phantom.testing.s3 import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_server(_s3_session, monkeypatch):
+    """The session's S3 server with a fresh bucket for this test, and its client settings in
+    ``os.environ`` (``AWS_ENDPOINT_URL``, keys, region; a subprocess gets ``s3_server.env``).
+    ``.url``, ``.bucket``, ``.env``, ``.uri(path)``; ``.stop()``/``.start()`` (the data stays),
+    ``.refuse_writes()``/``.writes_refused()``, ``.conditional = "refuse"``, ``.keys(prefix)``.
+    Whatever a test changed (stopped, writes refused, conditional writes refused) is undone
+    after it."""
+    server = _s3_session
+    server.bucket = server.new_bucket()
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    yield server
+    server.start()
+    server.allow_writes()
+    server.conditional = "honour"

@@ -118,3 +118,37 @@ def test_cluster_launcher_runs_the_same_command_against_the_same_storage():
     job_storage = _kuberay()["RayJob"]["spec"]["entrypoint"].split("--storage")[1].split()[0]
     assert storages == {job_storage}
     assert any("ray start --head" in c and "--num-cpus=0" in c for c in launcher["head_start_ray_commands"])
+
+
+def _containers(node):
+    if isinstance(node, dict):
+        if "containers" in node:
+            yield from node["containers"]
+        for v in node.values():
+            yield from _containers(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _containers(v)
+
+
+def test_the_deployments_reach_s3_through_the_variables_the_tests_use():
+    """Region (and an S3-compatible store's endpoint) in the standard AWS variables that
+    pyarrow and boto3 read, the ones phantom.testing.s3 gives its clients (issue 18)."""
+    from phantom.testing.s3 import client_env
+
+    tested = set(client_env("http://127.0.0.1:1", "k", "s"))
+    k = _kuberay()
+    config = k["ConfigMap"]
+    assert set(config["data"]) == {"AWS_DEFAULT_REGION", "AWS_REGION"} <= tested
+    assert config["data"]["AWS_DEFAULT_REGION"] == config["data"]["AWS_REGION"]
+    assert "# AWS_ENDPOINT_URL: " in (DOCKER / "kuberay.yaml").read_text()  # documented, off for AWS S3
+    containers = [c for kind in ("RayCluster", "RayJob") for c in _containers(k[kind])]
+    assert len(containers) == 3  # head, workers, submitter
+    for c in containers:
+        assert {"secretRef": {"name": "phantom-s3"}} in c["envFrom"], c["name"]
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in c["envFrom"], c["name"]
+    options = _launcher()["docker"]["run_options"]
+    env = dict(o[3:].split("=", 1) for o in options if o.startswith("-e "))
+    assert {key: env[key] for key in ("AWS_DEFAULT_REGION", "AWS_REGION")} == {
+        key: config["data"][key] for key in ("AWS_DEFAULT_REGION", "AWS_REGION")}
+    assert "# - -e AWS_ENDPOINT_URL=" in (DOCKER / "ray-cluster.yaml").read_text()

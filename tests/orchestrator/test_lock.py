@@ -113,3 +113,79 @@ def test_leftovers_are_cleaned_only_under_the_lock(tmp_path):
     with SweepLock(store) as lk:
         assert clean_leftovers(store, lk) == 3
     assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == []
+
+
+def _status_folder(folder) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plan.json").write_text(json.dumps({"name": "tiny", "trials": ["0123456789abcdef"]}))
+
+
+def test_status_tells_a_live_holder_from_a_stale_one(tmp_path, capsys):
+    """After a driver was SIGKILLed, status said "running: a driver holds the folder (host H
+    pid N)" although pid N no longer ran (issue 18)."""
+    folder = tmp_path / "st" / "tiny"
+    _status_folder(folder)
+    me = socket.gethostname()
+    cases = [  # (lock, live?, why)
+        (dict(pid=_dead_pid()), False, "no longer runs on this host"),
+        (dict(pid=os.getpid()), True, f"pid {os.getpid()} runs on this host"),
+        (dict(host="elsewhere", pid=1, heartbeat=time.time() - lockmod.STALE_AFTER_S - 60), False,
+         "last heartbeat 6 min ago; stale after 5 min"),
+        (dict(host="elsewhere", pid=1, heartbeat=time.time() - 20), True, "last heartbeat 20 s ago"),
+    ]
+    for info, live, why in cases:
+        _plant(folder, **info)
+        assert main(["sweep", "status", str(folder)]) == 3
+        out = capsys.readouterr().out
+        host = info.get("host", me)
+        if live:
+            assert f"  running: a driver holds the folder (host {host} pid {info['pid']}" in out, out
+            assert "stale lock" not in out and "incomplete" not in out
+        else:
+            assert f"  stale lock: the driver that held the folder is gone (host {host} pid {info['pid']}" in out, out
+            assert "the next run or resume takes it over" in out
+            assert "running:" not in out
+            assert f"incomplete: 1 trials not run; continue with  phantom sweep resume {folder}" in out
+        assert why in out, out
+    (folder / "sweep.lock").write_text("{not json")  # unreadable: taken over like a stale one
+    main(["sweep", "status", str(folder)])
+    assert "stale lock: the driver that held the folder is gone (unreadable)" in capsys.readouterr().out
+
+
+def test_status_on_s3_tells_a_stale_holder(s3_server, capsys):
+    s3 = s3_server.client()
+    s3.put_object(Bucket=s3_server.bucket, Key="sweeps/tiny/plan.json",
+                  Body=json.dumps({"name": "tiny", "trials": ["0123456789abcdef"]}).encode())
+    for pid, word in ((_dead_pid(), "stale lock: the driver that held the folder is gone"),
+                      (os.getpid(), "running: a driver holds the folder")):
+        s3.put_object(Bucket=s3_server.bucket, Key="sweeps/tiny/sweep.lock", Body=json.dumps(
+            {"host": socket.gethostname(), "pid": pid, "started": time.time(), "heartbeat": time.time(),
+             "token": "x"}).encode())
+        assert main(["sweep", "status", s3_server.uri("sweeps/tiny")]) == 3
+        assert word in capsys.readouterr().out
+
+
+def test_a_write_refusal_is_probed_without_leaving_anything(tmp_path):
+    from orchestrator.runner import write_refusal
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    assert write_refusal(Store.open(folder)) is None
+    assert list(folder.iterdir()) == []
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        fd = os.open(folder / "ballast", os.O_CREAT | os.O_WRONLY)  # fill it to the last block
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        exc = write_refusal(Store.open(folder))
+        assert isinstance(exc, OSError) and exc.errno == 28
+        assert sorted(p.name for p in folder.iterdir()) == ["ballast"]  # no probe, no *.tmp
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
