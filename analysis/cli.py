@@ -52,17 +52,21 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 def run_query(args: argparse.Namespace) -> int:
     from analysis import db
     from analysis.query import render, run_query as _run
+    from phantom.storage_errors import translated
 
-    with db.connect_readonly(args.paths, _settings(args), only_for=args.sql) as conn:
-        table = _run(conn, args.sql)
+    with translated(str(args.paths[0])):  # an unreachable or refusing store: one line
+        with db.connect_readonly(args.paths, _settings(args), only_for=args.sql) as conn:
+            table = _run(conn, args.sql)
     render(table, args.format, args.out)
     return 0
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     from analysis.analyze import analyze
+    from phantom.storage_errors import translated
 
-    result = analyze(args.paths, _settings(args), report=not args.no_report, out=args.out)
+    with translated(str(args.paths[0])):  # an unreachable or refusing store: one line
+        result = analyze(args.paths, _settings(args), report=not args.no_report, out=args.out)
     print(result.summary)
     return 0
 

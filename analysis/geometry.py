@@ -151,6 +151,7 @@ def measure(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int =
 def run_geometry(args) -> int:
     from phantom import layout
     from phantom.storage import Store
+    from phantom.storage_errors import translated
 
     table = measure(
         args.model, n_pairs=args.pairs, tau=args.tau, seed=args.seed,
@@ -158,7 +159,8 @@ def run_geometry(args) -> int:
         pool_mass=args.pool_mass, pool_cap=args.pool_cap, trust_remote_code=args.trust_remote_code,
     )
     store = Store.open(args.out)
-    path = store.write_table(table, *layout.geometry_file(args.model))
+    with translated(store.uri):  # an unreachable or refusing store: one line
+        path = store.write_table(table, *layout.geometry_file(args.model))
     r = table.slice(0, 1).to_pylist()[0]
     print(f"{args.model}: class {r['class']} (mean G² {r['mean_g2']:.4g}, G > {r['tau']:g}: "
           f"{100 * r['frac_above_tau']:.2f}%, KS normal {r['ks_norm']:.3f} vs exponential "

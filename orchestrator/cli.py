@@ -141,13 +141,16 @@ def compact_command(args: argparse.Namespace) -> int:
     from phantom import layout, results
     from phantom.errors import StorageError
     from phantom.storage import Store
+    from phantom.storage_errors import check_store, translated
 
     store = Store.open(args.path)
-    if not (store.exists(layout.TRIALS_DIR) or store.exists(layout.PARTS_DIR)):
-        raise StorageError(f"no results in {store.uri}: expected a trials/ or parts/ folder")
     options = {"part_trials": args.part_trials} if args.part_trials else {}
-    with SweepLock(store, stream=sys.stdout):  # one compactor at a time, never beside a driver
-        out = results.compact(store, progress=lambda m: print(m, flush=True), **options)
+    with translated(store.uri):  # an unreachable or refusing store: one line
+        check_store(store)
+        if not (store.exists(layout.TRIALS_DIR) or store.exists(layout.PARTS_DIR)):
+            raise StorageError(f"no results in {store.uri}: expected a trials/ or parts/ folder")
+        with SweepLock(store, stream=sys.stdout):  # one compactor at a time, never beside a driver
+            out = results.compact(store, progress=lambda m: print(m, flush=True), **options)
     if not out.parts and not out.leftovers:
         print(f"{store.uri}: nothing to compact ({len(results.committed_parts(store))} parts, no loose trials)")
     elif out.leftovers:
