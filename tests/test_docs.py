@@ -99,8 +99,9 @@ def test_views_reference_shows_the_columns_duckdb_gives(site):
     page = site / "reference" / "views.html"
     text = section(page, "view-trial_copies")
     listed = re.findall(r"(\w+) (?:varchar|integer|bigint|double|boolean|timestamp with time zone)\b", text)
-    # trial_copies is every record with the folder it came from: the Parquet contract plus source
-    assert listed == ["source", *TRIAL_COLUMNS]
+    # trial_copies is every record with the folder and part it came from (phantom.results):
+    # the Parquet contract plus source and part
+    assert listed == ["source", "part", *TRIAL_COLUMNS]
 
 
 @needs_mkdocs
