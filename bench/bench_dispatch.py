@@ -14,8 +14,8 @@ prints, per size:
 - ``status`` / ``resume``: ``phantom sweep status`` and a ``resume`` of the complete folder
   ("nothing to run"), each a fresh process.
 
-At ``--stop-after K`` trials complete (the default for 100,000: 300), the driver is interrupted
-(SIGINT, as Ctrl-C) and its total is not measured; the line says so.
+At ``--stop-after K`` trials complete (by default at 100,000 trials: after 300), the driver is
+interrupted (SIGINT, as Ctrl-C) and its total is not measured; the line says so.
 
     python bench/bench_dispatch.py                      # 1k, 10k (whole) and 100k (first 300)
     python bench/bench_dispatch.py --sizes 1000,10000   # a subset
@@ -208,7 +208,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000,10000,100000", help="planned trials, comma-separated (multiples of 10)")
     p.add_argument("--stop-after", type=int, default=300,
-                   help="at sizes of 100,000 and above: interrupt the driver once this many trials are complete")
+                   help="at sizes of --stop-from and above: interrupt the driver once this many trials are complete")
+    p.add_argument("--stop-from", type=int, default=100_000, help="the smallest size that --stop-after applies to")
     p.add_argument("--whole", action="store_true", help="run every size to the end (no --stop-after)")
     p.add_argument("--smoke", action="store_true", help="100 trials, to the end: seconds")
     p.add_argument("--log", default=None, help="the drivers' output (default: a temporary file, deleted)")
@@ -221,7 +222,7 @@ def main() -> int:
     figures = []
     with open(log_path, "w") as log:
         for n in sizes:
-            stop = None if args.whole or n < 100_000 else args.stop_after
+            stop = None if args.whole or n < args.stop_from else args.stop_after
             r = one_size(n, stop, log)
             log.flush()
             figures.append(r)

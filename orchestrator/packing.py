@@ -116,11 +116,15 @@ class Pack:
 _FREE_FIELDS = frozenset({"lr", "seed", "stopper"})
 
 
+_ALL_FIELDS = tuple(f.name for f in dataclasses.fields(TrialConfig))
+_GROUP_FIELDS = tuple(f.name for f in dataclasses.fields(TrialConfig) if f.name not in _FREE_FIELDS)
+
+
 def pack_group(cfg: TrialConfig) -> tuple:
     """The grouping of :func:`workers.trial.pack_key` (the definition, which ``run_pack``
-    checks) without its hash: the values of every other field, compared as values. ~1 us a
+    checks) without its hash: the values of every other field, compared as values. A few us a
     trial where ``pack_key`` costs ~100 us, which counts at 100,000 trials."""
-    return tuple(getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in _FREE_FIELDS)
+    return tuple(getattr(cfg, name) for name in _GROUP_FIELDS)
 
 
 def split_counts(sizes: list[int], limits: list[int], workers: int | None) -> list[int]:
@@ -133,7 +137,7 @@ def split_counts(sizes: list[int], limits: list[int], workers: int | None) -> li
     one worker while the other idles. With as many packs as workers or more, nothing is split
     (a pack of K costs less per member than two smaller ones)."""
     counts = [max(1, math.ceil(n / k)) for n, k in zip(sizes, limits)]
-    if not workers:
+    if not workers or not counts:
         return counts
     while sum(counts) < workers:
         widest = max(range(len(sizes)), key=lambda g: (math.ceil(sizes[g] / counts[g]) if counts[g] < sizes[g] else 0, -g))
@@ -232,7 +236,7 @@ def encode_unit(unit: Unit) -> dict:
     from phantom.config import to_dict
 
     first = unit.packs[0].members[0]
-    names = [f.name for f in dataclasses.fields(first)]
+    names = _ALL_FIELDS
     out = []
     for pack in unit.packs:
         rows = []

@@ -97,6 +97,7 @@ SPLITS = [  # (group sizes, K per group, workers, packs per group)
     ([4, 4], [8, 8], 3, [2, 1]),  # a tie: the first group gets the extra pack
     ([1, 1, 1], [1, 1, 1], 8, [1, 1, 1]),  # nothing to split
     ([6, 1], [1, 8], 2, [6, 1]),  # K = 1 (full FT): 6 packs already
+    ([], [], 2, []),  # nothing pending
 ]
 
 
