@@ -268,7 +268,11 @@ def record_lost(store: Store, results) -> int:
         done = store.completed_trial_ids() if done is None else done
         message = str(result.error).strip().splitlines()
         reason = f"the worker was lost ({message[-1] if message else type(result.error).__name__})"
-        for cfg in (c for pack in read_unit(store, result.config) for c in pack):
+        try:
+            packs = read_unit(store, result.config)
+        except (OSError, ValueError, KeyError):  # its file is gone: its members stay pending
+            continue
+        for cfg in (c for pack in packs for c in pack):
             if cfg.trial_id not in done:
                 lost.append((cfg, reason))
     if lost:

@@ -134,8 +134,8 @@ def split_counts(sizes: list[int], limits: list[int], workers: int | None) -> li
     ``workers``, extra packs go one at a time to the group whose packs are then largest
     (the first such group on a tie), never more packs than members, until every worker has
     one: five trials of one key on two workers make packs of 3 and 2, not one pack of 5 on
-    one worker while the other idles. With as many packs as workers or more, nothing is split
-    (a pack of K costs less per member than two smaller ones)."""
+    one worker while the other idles. With more packs than workers, nothing is split (a pack of
+    K costs less per member than two smaller ones)."""
     counts = [max(1, math.ceil(n / k)) for n, k in zip(sizes, limits)]
     if not workers or not counts:
         return counts
@@ -163,8 +163,9 @@ def make_packs(trials: list[TrialConfig], sweep: SweepConfig, workers: int | Non
                ids: list[str] | None = None) -> list[Pack]:
     """Group ``trials`` (in order) by pack key into packs of at most K, first-seen key first;
     when that gives fewer packs than ``workers`` (the Tune trials the cluster runs at once),
-    the groups are cut into more, near-equal packs (:func:`split_counts`). ``ids``: the
-    trials' ids, when the caller has them (computing one costs ~90 us)."""
+    the groups are cut into more packs (:func:`split_counts`). A group that was split, or any
+    group when all packs run at once, is cut into near-equal packs (the larger first).
+    ``ids``: the trials' ids, when the caller has them (computing one costs ~90 us)."""
     ids = list(ids) if ids is not None else [t.trial_id for t in trials]
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(trials):
@@ -173,10 +174,12 @@ def make_packs(trials: list[TrialConfig], sweep: SweepConfig, workers: int | Non
     limits = [pack_limit(sweep, trials[g[0]].protocol, trials[g[0]].model) for g in members]
     base = [max(1, math.ceil(len(g) / k)) for g, k in zip(members, limits)]
     counts = split_counts([len(g) for g in members], limits, workers)
+    at_once = bool(workers) and sum(counts) <= workers  # every pack runs at the same time
     packs = []
     for group, k, count, plain in zip(members, limits, counts, base):
-        # K at a time when nothing is split (the last pack takes the rest), else near-equal
-        chunks = [group[i : i + k] for i in range(0, len(group), k)] if count == plain else _cut(group, count)
+        # K at a time (the last pack takes the rest), unless the group was split or all packs
+        # run at once: then near-equal, since the largest pack sets when the last one ends
+        chunks = _cut(group, count) if at_once or count != plain else [group[i : i + k] for i in range(0, len(group), k)]
         for chunk in chunks:
             packs.append(Pack(tuple(trials[i] for i in chunk), tuple(ids[i] for i in chunk)))
     return packs

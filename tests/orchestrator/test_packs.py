@@ -89,7 +89,7 @@ SPLITS = [  # (group sizes, K per group, workers, packs per group)
     ([5], [8], 1, [1]),  # one worker: one pack of 5
     ([5], [8], None, [1]),  # workers unknown: nothing is split
     ([5], [8], 8, [5]),  # more workers than members: one member each, no more
-    ([9], [8], 2, [2]),  # two packs already (by K): 5 + 4, not 8 + 1
+    ([9], [8], 2, [2]),  # two packs already (by K)
     ([16], [8], 2, [2]),  # as many packs as workers: K each
     ([16], [8], 3, [3]),  # 6 + 5 + 5
     ([3, 3], [8, 8], 2, [1, 1]),  # two keys already fill two workers: no split
@@ -119,6 +119,14 @@ def test_split_packs_are_near_equal_and_keep_grid_order(write_sweep, monkeypatch
         assert [len(p.members) for p in packs] == sizes
         assert [m for p in packs for m in p.members] == trials  # every trial once, in grid order
         assert [i for p in packs for i in p.ids] == [t.trial_id for t in trials]
+    # K = 4: two packs by K for two workers run at once, so they are cut near-equal (3 + 2,
+    # not 4 + 1); with one worker, or workers unknown, K at a time
+    sweep4, _ = load_sweep(write_sweep(tiny_sweep(
+        sentences={"file": str(SENTENCES), "ids": ["longing"]}, protocols=["lora"],
+        learning_rates=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2], resources={"cpus_per_trial": 1, "pack": 4}), "k4.yaml"))
+    assert [len(p.members) for p in make_packs(trials, sweep4, 2)] == [3, 2]
+    assert [len(p.members) for p in make_packs(trials, sweep4, 1)] == [4, 1]
+    assert [len(p.members) for p in make_packs(trials, sweep4)] == [4, 1]
 
 
 def test_pack_group_is_the_partition_of_pack_key(write_sweep):
