@@ -133,6 +133,10 @@ class ProgressView:
 
     def result(self, key: str, result: dict) -> None:
         if result.get("existing") or key in self.ignored:  # complete before: a restore re-checks it
+            unit = self.units.get(key)
+            if unit is not None and any(unit.total(k) for k in ("finished", "failed", "skipped")):
+                unit.done = True  # a retry that found its earlier attempts had finished it all
+                return
             self.ignored.add(key)
             self.units.pop(key, None)
             return

@@ -51,19 +51,25 @@ def test_the_failure_budget_covers_every_pack_of_the_largest_unit():
 
 def test_a_retried_unit_keeps_what_it_finished_and_counts_skips():
     out = io.StringIO()
-    view = ProgressView(total=10, budget=4, stream=out, sizes={"u": 2})
+    view = ProgressView(total=12, budget=4, stream=out, already=0, sizes={"u": 2})
     view.started("u")
-    assert "0 done, 2 running, 0 failed, 8 pending" in view.line()  # its first pack, before it reports
+    assert "0 done, 2 running, 0 failed, 10 pending" in view.line()  # its first pack, before it reports
     view.result("u", {"members": 10, "finished": 4, "failed": 1, "skipped": 1, "running": 2, "member_steps": 24,
                       "pack_steps": 4})
-    assert "4 done, 2 running, 1 failed, 2 pending, 1 skipped" in view.line()
+    assert "4 done, 2 running, 1 failed, 4 pending, 1 skipped" in view.line()
     view.retried("u")  # its worker died: 6 members had their end, the pack of 2 starts over
     view.result("u", {"members": 4, "finished": 0, "failed": 0, "skipped": 0, "running": 2, "member_steps": 0,
                       "pack_steps": 0})
-    assert "4 done, 2 running, 1 failed, 2 pending, 1 skipped, 1 retried" in view.line()
+    assert "4 done, 2 running, 1 failed, 4 pending, 1 skipped, 1 retried" in view.line()
     view.result("u", {"members": 4, "finished": 4, "failed": 0, "skipped": 0, "running": 0, "member_steps": 16,
                       "done": True})
-    assert "8 done, 0 running, 1 failed, 0 pending, 1 skipped, 1 retried" in view.line()
+    assert "8 done, 0 running, 1 failed, 2 pending, 1 skipped, 1 retried" in view.line()
+    # a unit whose worker died after its last pack: the retry finds nothing left to run
+    view.started("v")
+    view.result("v", {"members": 2, "finished": 2, "running": 0, "member_steps": 8})
+    view.retried("v")
+    view.result("v", {"members": 0, "existing": True, "done": True})
+    assert "10 done, 0 running, 1 failed, 0 pending, 1 skipped, 2 retried" in view.line()
 
 
 # ----------------------------------------------------------------------------------------------
