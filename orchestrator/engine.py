@@ -5,9 +5,10 @@ refuses a resource request no node can ever meet (:mod:`orchestrator.capacity`).
 :func:`dispatch` runs what is pending among a list of trials: it finishes an interrupted Tune
 experiment first when Ray can restore one (``ray/current.json`` names it; the
 ``Tuner.can_restore`` / ``Tuner.restore`` pattern), then groups what is still pending into
-packs (:mod:`orchestrator.packing`), one Tune trial each. A pack whose workers died more than
-``retries`` times has an ``error`` record written for each member without a record, so every
-failure says why. The search modes (:mod:`orchestrator.grid`, :mod:`orchestrator.etac`) call
+packs and the packs into units (:mod:`orchestrator.packing`), one Tune trial each. A pack whose
+worker died in ``retries + 1`` attempts gets an ``error`` record per member (written by the
+trainable, which goes on with the unit's next pack); a unit Tune gives up on has one written
+for each member without a record, so every failure says why. The search modes (:mod:`orchestrator.grid`, :mod:`orchestrator.etac`) call
 this; it never calls them.
 
 A Tune trial is a *unit* (:mod:`orchestrator.packing`): one pack, or a batch of packs when a
