@@ -77,3 +77,24 @@ def check_capacity(request: dict[str, float], *, can_autoscale=None) -> str | No
         f"a trial asks for {wanted} (`resources`), but no node of this Ray cluster has that "
         f"(nodes: {have}) and no autoscaler can add one{hint}"
     )
+
+
+def slots(nodes: list[dict[str, float]], request: dict[str, float], max_concurrent: int | None = None) -> int:
+    """How many Tune trials of ``request`` the nodes (their resources) run at once: on each
+    node, as many as its CPUs and GPUs hold; capped by ``resources.max_concurrent``."""
+    total = 0
+    for resources in nodes:
+        fits = [int((resources.get(k, 0.0) + 1e-9) // v) for k, v in request.items() if v > 0]
+        total += min(fits) if fits else 0
+    if max_concurrent is not None:
+        total = min(total, max_concurrent)
+    return total
+
+
+def worker_slots(request: dict[str, float], max_concurrent: int | None = None) -> int:
+    """:func:`slots` of the alive nodes of the connected Ray cluster; at least 1 (a cluster
+    still waiting for its autoscaler runs one pack at a time as far as planning knows)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    return max(1, slots(nodes, request, max_concurrent))

@@ -5,10 +5,16 @@ refuses a resource request no node can ever meet (:mod:`orchestrator.capacity`).
 :func:`dispatch` runs what is pending among a list of trials: it finishes an interrupted Tune
 experiment first when Ray can restore one (``ray/current.json`` names it; the
 ``Tuner.can_restore`` / ``Tuner.restore`` pattern), then groups what is still pending into
-packs (:mod:`orchestrator.packing`), one Tune trial each. A pack whose workers died more than
-``retries`` times has an ``error`` record written for each member without a record, so every
-failure says why. The search modes (:mod:`orchestrator.grid`, :mod:`orchestrator.etac`) call
+packs and the packs into units (:mod:`orchestrator.packing`), one Tune trial each. A pack whose
+worker died in ``retries + 1`` attempts gets an ``error`` record per member (written by the
+trainable, which goes on with the unit's next pack); a unit Tune gives up on has one written
+for each member without a record, so every failure says why. The search modes (:mod:`orchestrator.grid`, :mod:`orchestrator.etac`) call
 this; it never calls them.
+
+A Tune trial is a *unit* (:mod:`orchestrator.packing`): one pack, or a batch of packs when a
+sweep has more packs than Tune should track (``unit_count``). The units' members go to small
+files under ``ray/<run>.units/``; Tune's experiment state holds each unit's id only, so it
+stays small however many trials are planned.
 """
 
 from __future__ import annotations
@@ -24,7 +30,15 @@ from datetime import datetime, timezone
 from phantom import layout
 from phantom.storage import Store
 from orchestrator.config import SweepConfig
-from orchestrator.packing import PACK_ENGINE_ENV, Pack, make_packs
+from orchestrator.packing import (
+    PACK_ENGINE_ENV,
+    Unit,
+    delete_units,
+    dispatch_units,
+    read_unit,
+    units_folder,
+    write_units,
+)
 from orchestrator.plan import pending_trials
 
 STEP_DELAY_ENV = "PHANTOM_STEP_DELAY"  # testing knob: seconds to sleep after each step
@@ -34,6 +48,9 @@ QUIET_ENV = {  # set before Ray is imported: its constants read them at import
     "RAY_SCHEDULER_EVENTS": "0",  # autoscaler events and tips
     "RAY_DEDUP_LOGS": "0",
 }
+# set before a Tune run: Phantom writes every result itself, so Tune's own per-trial loggers
+# (result.json, progress.csv, TensorBoard events: ~40 KB a trial) are left out
+TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 
 @dataclass
@@ -115,19 +132,24 @@ def _session_dir() -> str | None:
 # Tune
 
 
+def unit_id(config: dict) -> str:
+    """The unit a Tune trial's config names (an experiment of an older Phantom: its pack)."""
+    return config["unit"] if "unit" in config else config["pack"]["id"]
+
+
 def _trial_name(trial) -> str:
-    return trial.config["pack"]["id"]
+    return unit_id(trial.config)
 
 
-def _param_space(store: Store, sweep: SweepConfig, packs: list[Pack]) -> dict:
+def _param_space(store: Store, sweep: SweepConfig, units: list[Unit], folder: str) -> dict:
     from ray import tune
 
     return {
-        "pack": tune.grid_search([
-            {"id": p.pack_id, "trials": [m.canonical_json() for m in p.members]} for p in packs
-        ]),
+        "unit": tune.grid_search([u.unit_id for u in units]),  # its members: ray/<folder>/<id>.json
+        "units": folder,
         "storage": store.uri,
         "cpus": sweep.resources.cpus_per_trial,
+        "retries": sweep.retries,
         "tracking": list(sweep.tracking),  # experiment trackers the worker feeds (phantom/tracking.py)
         "step_delay_s": float(os.environ.get(STEP_DELAY_ENV) or 0.0),
         "engine": os.environ.get(PACK_ENGINE_ENV) or None,
@@ -147,30 +169,51 @@ def _ray_path(store: Store, *parts: str) -> str:
     return store.path(layout.RAY_DIR, *parts) if store.is_local else "/".join([store.uri, layout.RAY_DIR, *parts])
 
 
-def _fit(store: Store, sweep: SweepConfig, packs: list[Pack]):
+def max_failures(retries: int, units: list[Unit]) -> int:
+    """Tune's ``max_failures`` (per Tune trial) for these units: a unit may lose its worker
+    ``retries + 1`` times on each of its packs (the trainable then writes that pack's members
+    as lost and goes on), so only a unit that fails without ever starting a pack (a bug, not a
+    worker) exhausts it; then :func:`record_lost` writes the members without a record."""
+    return (retries + 1) * max((len(u.packs) for u in units), default=1) - 1
+
+
+def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
     from ray import tune
 
     from orchestrator.progress import ProgressCallback
 
-    name = time.strftime("run-%Y%m%d-%H%M%S")
+    for key, value in TUNE_ENV.items():
+        os.environ.setdefault(key, value)
+    name = time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(2).hex()  # unique: it tags attempts
+    folder = units_folder(name)
+    write_units(store, folder, units)
     store.write_text(json.dumps({"name": name}), layout.RAY_DIR, layout.CURRENT_FILE)
     tuner = tune.Tuner(
         _trainable(sweep),
-        param_space=_param_space(store, sweep, packs),
+        param_space=_param_space(store, sweep, units, folder),
         tune_config=tune.TuneConfig(
-            reuse_actors=True,  # a worker keeps its loaded base model for the next pack
+            reuse_actors=True,  # a worker keeps its loaded base model for the next unit
             max_concurrent_trials=sweep.resources.max_concurrent,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
             name=name, storage_path=_ray_path(store),
-            failure_config=tune.FailureConfig(max_failures=sweep.retries),
+            failure_config=tune.FailureConfig(max_failures=max_failures(sweep.retries, units)),
             callbacks=[ProgressCallback()], verbose=0,
         ),
     )
     results = tuner.fit()
-    store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
+    _finish(store, results, folder)
     return results
+
+
+def _finish(store: Store, results, folder: str | None) -> None:
+    """After a Tune run: the lost units' members written down, the units' files and the
+    restore marker gone (Tune's own folder stays, as Ray leaves it)."""
+    record_lost(store, results)
+    if folder:
+        delete_units(store, folder)
+    store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
 
 
 def _no_experiment_state(path: str) -> bool:
@@ -192,7 +235,10 @@ def _restore(store: Store, sweep: SweepConfig):
     path = _ray_path(store, name)
     if not tune.Tuner.can_restore(path) or _no_experiment_state(path):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
+        delete_units(store, units_folder(name))
         return None
+    for key, value in TUNE_ENV.items():
+        os.environ.setdefault(key, value)
     try:
         tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True,
                                    resume_errored=True)
@@ -205,25 +251,29 @@ def _restore(store: Store, sweep: SweepConfig):
         print(f"could not restore the interrupted Tune experiment ({type(exc).__name__}: {first}); "
               "running what is pending afresh", file=sys.stderr, flush=True)
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
+        delete_units(store, units_folder(name))
         return []
-    store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
+    _finish(store, results, units_folder(name))
     return results
 
 
 def record_lost(store: Store, results) -> int:
-    """Write an ``error`` record for each member of a pack that Tune gave up on (its workers
-    died more than ``retries`` times) and that has no record: the failure is on disk."""
-    from phantom.config import TrialConfig
-
+    """Write an ``error`` record for each member of a unit that Tune gave up on and that has
+    no record: the failure is on disk. (A unit whose worker keeps dying is not given up on:
+    the trainable writes the dying pack's members itself and goes on with the rest.)"""
     lost = []
-    done = store.completed_trial_ids()
+    done = None
     for result in results:
         if result.error is None:
             continue
+        done = store.completed_trial_ids() if done is None else done
         message = str(result.error).strip().splitlines()
         reason = f"the worker was lost ({message[-1] if message else type(result.error).__name__})"
-        for text in result.config["pack"]["trials"]:
-            cfg = TrialConfig.from_dict(json.loads(text))
+        try:
+            packs = read_unit(store, result.config)
+        except (OSError, ValueError, KeyError):  # its file is gone: its members stay pending
+            continue
+        for cfg in (c for pack in packs for c in pack):
             if cfg.trial_id not in done:
                 lost.append((cfg, reason))
     if lost:
@@ -234,34 +284,52 @@ def record_lost(store: Store, results) -> int:
     return len(lost)
 
 
-def dispatch(store: Store, sweep: SweepConfig, trials, *, rerun_errored: bool = False, stream=None) -> Outcome:
-    """Run the trials among ``trials`` that have no complete result (restoring Tune first)."""
+def dispatch(store: Store, sweep: SweepConfig, trials, *, rerun_errored: bool = False, stream=None,
+             ids: list[str] | None = None) -> Outcome:
+    """Run the trials among ``trials`` that have no complete result (restoring Tune first).
+    ``ids``: their trial ids, when the caller has them (each costs ~90 us to compute)."""
+    from orchestrator.capacity import worker_slots
     from orchestrator.packing import describe
     from orchestrator.progress import ProgressView
 
     stream = stream or sys.stderr
     since = datetime.now(timezone.utc)
-    todo = pending_trials(store, trials, rerun_errored)
+    trials = list(trials)
+    ids = list(ids) if ids is not None else [t.trial_id for t in trials]
+    todo, todo_ids = pending_trials(store, trials, rerun_errored, ids=ids)
     already = len(trials) - len(todo)
-    if not todo and not store.exists(layout.RAY_DIR, layout.CURRENT_FILE):
+    interrupted = store.exists(layout.RAY_DIR, layout.CURRENT_FILE)
+    if not todo and not interrupted:
         print(f"all {len(trials)} trials of {sweep.name} are complete: nothing to run", file=stream)
         return Outcome(store.uri, 0, already, False)
-    if store.exists(layout.RAY_DIR, layout.CURRENT_FILE):
-        # Tune restores the interrupted experiment with the packs it formed then; what it does
+    workers = worker_slots(sweep.resources.request(), sweep.resources.max_concurrent)
+    units = [] if interrupted else dispatch_units(todo, sweep, workers, todo_ids)
+    if interrupted:
+        # Tune restores the interrupted experiment with the units it formed then; what it does
         # not cover is packed afresh afterwards
         how = "restoring the interrupted Tune experiment first (its packs as first formed)"
     else:
-        how = f"in {len(make_packs(todo, sweep))} Tune trials"
+        how = f"in {len(units)} Tune trials"
     print(f"{sweep.name}: {len(trials)} trials, {already} complete, {len(todo)} to run {how} -> {store.uri}; "
-          f"{describe(sweep)}", file=stream, flush=True)
+          f"{describe(sweep)}{_shape(units, workers)}", file=stream, flush=True)
     dispatched = len(todo)
     restored = False
-    with ProgressView(total=len(todo), budget=sweep.training.steps, already=already, stream=stream):
-        results = _restore(store, sweep)
+    with ProgressView(total=len(todo), budget=sweep.training.steps, already=already, stream=stream) as view:
+        results = _restore(store, sweep) if interrupted else None
         if results is not None:  # whatever the restored experiment did not cover
             restored = True
-            record_lost(store, results)
-            todo = pending_trials(store, trials, rerun_errored, since=since)
-        if todo:
-            record_lost(store, _fit(store, sweep, make_packs(todo, sweep)))
+            todo, todo_ids = pending_trials(store, trials, rerun_errored, since=since, ids=ids)
+        if interrupted:
+            units = dispatch_units(todo, sweep, workers, todo_ids)
+        if units:
+            view.sizes.update({u.unit_id: len(u.packs[0].members) for u in units})
+            _fit(store, sweep, units)
     return Outcome(store.uri, dispatched, already, restored)
+
+
+def _shape(units: list[Unit], workers: int) -> str:
+    """How the trials were cut, when packs were split for the workers or batched into units."""
+    packs = sum(len(u.packs) for u in units)
+    if packs <= len(units):
+        return ""
+    return f"; {packs} packs in {len(units)} batches for {workers} workers"

@@ -29,5 +29,6 @@ def run_grid(store: Store, sweep: SweepConfig, sentences_file: Path, grid: Grid,
     write_plan(store, sweep, sentences_file, grid.ids, grid.skipped)
     for s in grid.skipped:
         print(f"skipping {s.model} / {s.sentence_id}: {s.reason}", file=stream)
-    trials = list(grid.trials) if subset is None else list(subset)
-    return dispatch(store, sweep, trials, rerun_errored=rerun_errored, stream=stream)
+    if subset is None:
+        return dispatch(store, sweep, grid.trials, rerun_errored=rerun_errored, stream=stream, ids=grid.ids)
+    return dispatch(store, sweep, list(subset), rerun_errored=rerun_errored, stream=stream)

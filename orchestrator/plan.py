@@ -1,8 +1,9 @@
 """The sweep folder as the driver writes it: where it is, its plan, what is pending, leftovers.
 
 Two guards against losing or duplicating a trial, either enough on its own: Ray Tune's
-restore (:mod:`orchestrator.engine`), and the data: a trial whose ``trials/<id>.parquet``
-exists is complete and never dispatched again (the trainable re-checks before it starts).
+restore (:mod:`orchestrator.engine`), and the data: a trial whose record is complete
+(``Store.completed_trial_ids``) is never dispatched again (the trainable re-checks before it
+starts).
 """
 
 from __future__ import annotations
@@ -61,13 +62,18 @@ def errored_ids(store: Store, ids: set[str], before: datetime | None = None) -> 
     }
 
 
-def pending_trials(store: Store, trials, rerun_errored: bool, since: datetime | None = None) -> list[TrialConfig]:
+def pending_trials(store: Store, trials, rerun_errored: bool, since: datetime | None = None,
+                   ids: list[str] | None = None) -> tuple[list[TrialConfig], list[str]]:
     """Trials without a complete record, and with ``rerun_errored`` those recorded as error
-    (before ``since``, a UTC datetime, when given: not the ones this invocation re-ran)."""
+    (before ``since``, a UTC datetime, when given: not the ones this invocation re-ran), and
+    their ids. ``ids``: the ids of ``trials``, when the caller has them (~90 us each)."""
+    trials = list(trials)
+    ids = list(ids) if ids is not None else [t.trial_id for t in trials]
     done = store.completed_trial_ids()
-    errored = errored_ids(store, {t.trial_id for t in trials} & done, since) if rerun_errored else set()
+    errored = errored_ids(store, set(ids) & done, since) if rerun_errored else set()
     skips = set(read_worker_skips(store))
-    return [t for t in trials if (t.trial_id not in done or t.trial_id in errored) and t.trial_id not in skips]
+    keep = [i for i, tid in enumerate(ids) if (tid not in done or tid in errored) and tid not in skips]
+    return [trials[i] for i in keep], [ids[i] for i in keep]
 
 
 def clean_leftovers(store: Store, lock) -> int:

@@ -1,5 +1,10 @@
 """The live progress view of a sweep: trials done / running / failed / pending, steps/s, ETA.
 
+It follows Tune trials, which are dispatch units (:mod:`orchestrator.packing`): each reports
+its members' counts as they finish (finished, failed, skipped), the members of the pack it is
+running, and member-steps. A unit retried after its worker died keeps what its earlier
+attempts finished (their records are on disk) and counts the new attempt on top.
+
 Tune pickles its callbacks into the experiment state, and ``Tuner.restore`` brings back the
 pickled ones; so :class:`ProgressCallback` holds no state and forwards every event to the view
 of the running process (:func:`activate`), which works the same for a fresh run and a restore.
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from ray.tune import Callback
 
 _ACTIVE: ProgressView | None = None
+LIVE_EVERY_S = 0.25  # the terminal's live line is recomputed at most this often
 
 
 def activate(view: ProgressView | None) -> None:
@@ -22,10 +28,10 @@ def activate(view: ProgressView | None) -> None:
     _ACTIVE = view
 
 
-def _key(trial) -> tuple[str, int]:
-    """(pack id, number of member trials) of a Tune trial."""
-    pack = trial.config["pack"]
-    return pack["id"], len(pack["trials"])
+def _key(trial) -> str:
+    """The unit id of a Tune trial (:func:`orchestrator.engine.unit_id`)."""
+    config = trial.config
+    return config["unit"] if "unit" in config else config["pack"]["id"]
 
 
 class ProgressCallback(Callback):
@@ -33,36 +39,50 @@ class ProgressCallback(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.started(*_key(trial))
+            _ACTIVE.started(_key(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if _ACTIVE:
-            _ACTIVE.result(_key(trial)[0], result)
+            _ACTIVE.result(_key(trial), result)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.retried(_key(trial)[0])
+            _ACTIVE.retried(_key(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.lost(*_key(trial))
+            _ACTIVE.lost(_key(trial))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if _ACTIVE:
-            _ACTIVE.completed(_key(trial)[0])
+            _ACTIVE.completed(_key(trial))
 
     def on_step_end(self, iteration, trials, **info):
         if _ACTIVE:
             _ACTIVE.tick()
 
 
+_COUNTS = ("finished", "failed", "skipped", "member_steps")
+
+
 @dataclass
-class _Pack:
-    members: int
-    steps: int = 0  # member-steps taken
-    finished: int = 0  # members with a result (ok, diverged)
-    failed: int = 0  # members with an error record, or lost with their worker
+class _Unit:
+    members: int  # members it runs: its pending members once it reports (the first pack's before)
+    earlier: dict = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))  # attempts before this one
+    now: dict = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))  # this attempt's, as reported
+    running: int | None = None  # members of the pack it runs (None: not reported)
+    pack_steps: int = 0  # member-steps of that pack
     done: bool = False
+
+    def total(self, key: str) -> int:
+        return self.earlier[key] + self.now[key]
+
+    def running_now(self) -> int:
+        if self.done:
+            return 0
+        if self.running is not None:
+            return self.running
+        return max(0, self.members - self.now["finished"] - self.now["failed"] - self.now["skipped"])
 
 
 @dataclass
@@ -80,13 +100,15 @@ class ProgressView:
     already: int = 0  # complete before this run (not dispatched)
     interval_s: float = 10.0  # plain-text line every this often when not on a terminal
     stream: object = None
-    packs: dict[str, _Pack] = field(default_factory=dict)
+    units: dict[str, _Unit] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # unit id -> members of its first pack
     ignored: set[str] = field(default_factory=set)  # already complete (a restored experiment's)
     retries: int = 0
     window_s: float = 300.0
     clock: object = time.monotonic
     started_at: float | None = None
     _last_print: float = 0.0
+    _last_live: float = 0.0
     _live: object = None
     _samples: deque = field(default_factory=deque)  # (time, member-steps so far), the rate's window
 
@@ -105,58 +127,80 @@ class ProgressView:
         return max(stepped - s0, 0) / (now - t0) if now > t0 else 0.0
 
     # -- events ----------------------------------------------------------------------------------
-    def started(self, key: str, members: int) -> None:
+    def started(self, key: str, members: int | None = None) -> None:
         if key not in self.ignored:
-            self.packs.setdefault(key, _Pack(members))
+            self.units.setdefault(key, _Unit(self.sizes.get(key, 0) if members is None else members))
 
     def result(self, key: str, result: dict) -> None:
         if result.get("existing") or key in self.ignored:  # complete before: a restore re-checks it
+            unit = self.units.get(key)
+            if unit is not None and any(unit.total(k) for k in ("finished", "failed", "skipped")):
+                unit.done = True  # a retry that found its earlier attempts had finished it all
+                return
             self.ignored.add(key)
-            self.packs.pop(key, None)
+            self.units.pop(key, None)
             return
-        pack = self.packs.setdefault(key, _Pack(1))
-        pack.steps = max(pack.steps, int(result.get("member_steps") or 0))
+        unit = self.units.setdefault(key, _Unit(1))
+        if "members" in result:
+            unit.members = int(result["members"])
+        steps = int(result.get("member_steps") or 0)
+        unit.now["member_steps"] = max(unit.now["member_steps"], steps)
+        for k in ("finished", "failed", "skipped"):
+            if k in result:
+                unit.now[k] = int(result[k] or 0)
+        if "running" in result:
+            unit.running, unit.pack_steps = int(result["running"]), int(result.get("pack_steps") or 0)
+        else:  # a unit of one pack that reports only its member-steps
+            unit.pack_steps = steps
         if result.get("done"):
-            pack.finished, pack.failed = int(result.get("finished", 0)), int(result.get("failed", 0))
-            pack.done = True
+            unit.done = True
 
     def retried(self, key: str) -> None:
         self.retries += 1
-        if key in self.packs:
-            self.packs[key].steps = 0
+        unit = self.units.get(key)
+        if unit is not None:  # what the dead attempt finished is on disk; its running pack is not
+            for k in _COUNTS:
+                unit.earlier[k] += unit.now[k]
+            unit.now = dict.fromkeys(_COUNTS, 0)
+            unit.running, unit.pack_steps = None, 0
 
-    def lost(self, key: str, members: int) -> None:
-        pack = self.packs.setdefault(key, _Pack(members))
-        if not pack.done:
-            pack.failed, pack.done = pack.members - pack.finished, True
+    def lost(self, key: str) -> None:
+        """Tune gave up on the unit: its members without a record get an error record."""
+        unit = self.units.setdefault(key, _Unit(self.sizes.get(key, 0)))
+        if not unit.done:
+            unit.now["failed"] = unit.members - unit.now["finished"] - unit.now["skipped"]
+            unit.done = True
 
     def completed(self, key: str) -> None:
-        if key in self.packs:
-            self.packs[key].done = True
+        if key in self.units:
+            self.units[key].done = True
 
     # -- rendering -------------------------------------------------------------------------------
     def line(self) -> str:
-        finished = sum(p.finished for p in self.packs.values())
-        failed = sum(p.failed for p in self.packs.values())
-        running = sum(p.members for p in self.packs.values() if not p.done)
-        pending = max(0, self.total - finished - failed - running)
+        units = self.units.values()
+        finished = sum(u.total("finished") for u in units)
+        failed = sum(u.total("failed") for u in units)
+        skipped = sum(u.total("skipped") for u in units)
+        running = sum(u.running_now() for u in units)
+        pending = max(0, self.total - finished - failed - skipped - running)
         now = self.clock()
         elapsed = max(now - self.started_at, 1e-9)
-        stepped = sum(p.steps for p in self.packs.values())
-        rate = self._rate(now, stepped)
-        left = (pending + running) * self.budget - sum(p.steps for p in self.packs.values() if not p.done)
+        rate = self._rate(now, sum(u.total("member_steps") for u in units))
+        left = (pending + running) * self.budget - sum(u.pack_steps for u in units if not u.done)
         eta = _duration(max(left, 0) / rate) if rate > 0 else "?"
-        extra = f", {self.retries} retried" if self.retries else ""
+        extra = (f", {skipped} skipped" if skipped else "") + (f", {self.retries} retried" if self.retries else "")
         return (
             f"trials: {finished + self.already} done, {running} running, {failed} failed, "
             f"{pending} pending{extra} | {rate:.1f} steps/s | elapsed {_duration(elapsed)}, ETA {eta}"
         )
 
     def tick(self, force: bool = False) -> None:
-        if self._live is not None:
-            self._live.update(self.line())
-            return
         now = self.clock()
+        if self._live is not None:
+            if force or now - self._last_live >= LIVE_EVERY_S:  # Tune ticks many times a second
+                self._last_live = now
+                self._live.update(self.line())
+            return
         if force or now - self._last_print >= self.interval_s:
             self._last_print = now
             print(self.line(), file=self.stream, flush=True)

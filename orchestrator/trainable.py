@@ -1,15 +1,22 @@
-"""The Ray Tune trainable: one Tune trial = one pack of worker trials, run through
-``workers.trial.run_pack`` (the code path of ``phantom trial``), writing Parquet straight to
-the sweep's storage.
+"""The Ray Tune trainable: one Tune trial = one dispatch unit (:mod:`orchestrator.packing`),
+its packs run one after another, each through ``workers.trial.run_pack`` (the code path of
+``phantom trial``), writing Parquet straight to the sweep's storage. The unit's members are
+read from its file (``ray/<run>.units/<unit id>.json``); Tune's config holds only its id.
 
 It is idempotent: members whose complete record (status ok or diverged) already exists are
-left out, whoever asks (a restored Tune experiment older than the data, a retry of a pack
-whose worker died, a second dispatch), so a retried pack re-forms from what is pending. A
-record with status ``error`` is re-run: the driver only dispatches it when asked
-(``--errored``). A failure while loading — the model, the tokenizer — is written down as an
-``error`` record for every member (workers.trial.record_failure), never only reported.
+left out, whoever asks (a restored Tune experiment older than the data, a retry of a unit
+whose worker died, a second dispatch), so a retried unit re-forms from what is pending. What
+is complete is asked of the store (``completed_trial_ids``, ``read_records``), never of a
+record's file. A record with status ``error`` is re-run: the driver only dispatches it when
+asked (``--errored``). A failure while loading — the model, the tokenizer — is written down as
+an ``error`` record for every member of that pack (workers.trial.record_failure), never only
+reported.
 
-Each start appends an attempt (Ray node id, host, pid, time) to ``attempts/<trial_id>.json``.
+Each start of a pack appends an attempt (Ray node id, host, pid, time, dispatch) to
+``attempts/<trial_id>.json``. A pack whose worker died in ``retries + 1`` attempts of this
+dispatch (this Tune run, this driver's Ray job) gets an ``error`` record per member instead
+of another attempt, and the unit goes on with its next pack: one pack that kills its worker
+costs its own members, never the rest of its unit.
 """
 
 from __future__ import annotations
@@ -27,18 +34,23 @@ from phantom.outcomes import TrialStatus
 REPORT_EVERY_S = 0.5  # progress results to the driver at most this often (each is a round trip)
 
 
-def existing_status(store, trial_id: str) -> TrialStatus | None:
-    """Status of the trial's complete record, loose or compacted (phantom.results), or None
-    when there is none (or it is unreadable)."""
-    from phantom.results import record_status
+def left_out(store, trial_ids: list[str], dispatch: str) -> set[str]:
+    """Ids among ``trial_ids`` that a unit leaves out: a complete record that is a result (ok,
+    diverged), or any complete record written in this ``dispatch`` (an ``error`` record is
+    re-run when dispatched, but once: not again when the unit is retried). One listing of what
+    is complete; a record that cannot be read is not a result."""
+    from orchestrator.status import read_records
 
-    return record_status(store, trial_id)
-
-
-def _pending(store, trial_id: str) -> bool:
-    """No usable result yet: no record, or an error record (re-run when dispatched)."""
-    status = existing_status(store, trial_id)
-    return status is None or not status.is_result()
+    done = store.completed_trial_ids() & set(trial_ids)
+    if not done:
+        return set()
+    table = read_records(store, done)
+    rows = table.select(["trial_id", "status"]).to_pylist() if table is not None else []
+    out = {r["trial_id"] for r in rows if TrialStatus(r["status"]).is_result()}
+    for r in rows:
+        if r["trial_id"] not in out and any(a.get("dispatch") == dispatch for a in read_attempts(store, r["trial_id"])):
+            out.add(r["trial_id"])
+    return out
 
 
 def read_attempts(store, trial_id: str) -> list[dict]:
@@ -57,15 +69,22 @@ def _node_id() -> str | None:
         return None
 
 
-def _record_attempt(store, trial_id: str) -> int:
-    attempts = read_attempts(store, trial_id)
-    attempts.append({
+def _job_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_job_id()
+    except Exception:
+        return None
+
+
+def _record_attempt(store, trial_id: str, attempts: list[dict], dispatch: str | None) -> None:
+    attempts = [*attempts, {
         "node_id": _node_id(), "host": socket.gethostname(), "pid": os.getpid(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    })
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "dispatch": dispatch,
+    }]
     store.write_text(json.dumps({"trial_id": trial_id, "attempts": attempts}, indent=1),
                      *layout.attempts_file(trial_id))
-    return len(attempts)
 
 
 def _engine_factory(spec: str | None):
@@ -78,32 +97,82 @@ def _engine_factory(spec: str | None):
     return getattr(importlib.import_module(module), name)
 
 
-def phantom_trainable(config: dict[str, Any]) -> None:
-    """Tune function trainable. ``config``: ``pack`` ({id, trials: canonical TrialConfig JSON
-    of each member}), ``storage`` (the sweep folder URI), ``cpus``, ``step_delay_s`` (testing
-    knob: sleep after each step so a test can act mid-trial), ``engine`` (testing knob)."""
-    from ray import tune
+class _Progress:
+    """What the unit reports to the driver: cumulative counts of its members, the running
+    pack's member-steps; at most every REPORT_EVERY_S (each report is a round trip)."""
 
-    from phantom.config import TrialConfig
-    from phantom.errors import SentenceError
+    def __init__(self, members: int) -> None:
+        self.values = {"members": members, "finished": 0, "failed": 0, "skipped": 0, "running": 0,
+                       "member_steps": 0, "pack_steps": 0}
+        self.last = 0.0
+
+    def report(self, force: bool = False, **extra) -> None:
+        from ray import tune
+
+        now = time.monotonic()
+        if force or now - self.last >= REPORT_EVERY_S:
+            self.last = now
+            tune.report({**self.values, **extra})
+
+
+def phantom_trainable(config: dict[str, Any]) -> None:
+    """Tune function trainable. ``config``: ``unit`` (its id) and ``units`` (the folder of unit
+    files under the sweep's ``ray/``), ``storage`` (the sweep folder URI), ``cpus``,
+    ``retries``, ``tracking``, ``step_delay_s`` (testing knob: sleep after each step so a test
+    can act mid-trial), ``engine`` (testing knob)."""
     from phantom.storage import Store
+    from orchestrator.packing import read_unit
 
     store = Store.open(config["storage"])
-    cfgs = [TrialConfig.from_dict(json.loads(text)) for text in config["pack"]["trials"]]
-    todo = [c for c in cfgs if _pending(store, c.trial_id)]
-    if not todo:
-        tune.report({"existing": True, "done": True, "finished": 0, "failed": 0, "member_steps": 0})
+    packs = read_unit(store, config)
+    dispatch = f"{config.get('units')}/{_job_id()}"
+    skip = left_out(store, [c.trial_id for p in packs for c in p], dispatch)
+    packs = [[c for c in p if c.trial_id not in skip] for p in packs]
+    packs = [p for p in packs if p]
+    progress = _Progress(sum(len(p) for p in packs))
+    if not packs:
+        progress.report(force=True, existing=True, done=True)
         return
 
     import torch
 
+    from phantom.tracking import open_tracking
+
+    if not torch.cuda.is_available():  # one worker per reserved CPU, not all cores each
+        torch.set_num_threads(max(1, int(config.get("cpus", 1))))
+    tracking = open_tracking(config.get("tracking") or (), store.uri)  # never raises: warns, goes on
+    try:
+        for todo in packs:
+            _run_pack(store, todo, config, dispatch, tracking, progress)
+    finally:
+        tracking.close()
+    progress.values.update(running=0, pack_steps=0)
+    progress.report(force=True, done=True, node_id=_node_id())
+
+
+def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress: _Progress) -> None:
+    """One pack of the unit: its attempt, the model, the loop; every member ends with a record
+    (or a skip file), whatever happens short of the worker dying."""
+    from phantom.errors import SentenceError
+    from phantom.tracking import record_of
     from workers.models import load_model_cached
     from workers.trial import record_failure, resolve_ids, run_pack
 
-    if not torch.cuda.is_available():  # one pack per reserved CPU, not all cores each
-        torch.set_num_threads(max(1, int(config.get("cpus", 1))))
+    counts = progress.values
+    tried = {c.trial_id: read_attempts(store, c.trial_id) for c in todo}
+    died = max(sum(a.get("dispatch") == dispatch for a in tried[c.trial_id]) for c in todo)
+    retries = int(config.get("retries", 0))
+    if died > retries:  # each earlier attempt of this dispatch ended with its worker dead
+        lost = RuntimeError(f"the worker was lost: it died in each of the {died} attempts of this pack "
+                            f"(retries: {retries}; attempts/<trial_id>.json)")
+        for c in todo:
+            record_failure(c, store, lost)
+        counts["failed"] += len(todo)
+        progress.report()
+        return
     for c in todo:
-        _record_attempt(store, c.trial_id)
+        _record_attempt(store, c.trial_id, tried[c.trial_id], dispatch)
+    counts.update(running=len(todo), pack_steps=0)
     first = todo[0]
     try:
         base = load_model_cached(first.model, trust_remote_code=first.trust_remote_code)
@@ -112,32 +181,29 @@ def phantom_trainable(config: dict[str, Any]) -> None:
         for c in todo:
             store.write_text(json.dumps({"model": c.model, "sentence_id": c.sentence_id, "reason": str(exc)}),
                              *layout.skip_file(c.trial_id))
-        tune.report({"done": True, "finished": 0, "failed": 0, "skipped": len(todo), "member_steps": 0})
+        counts.update(skipped=counts["skipped"] + len(todo), running=0)
+        progress.report()
         return
     except Exception as exc:  # the model did not load: every member's record says why
         for c in todo:
             record_failure(c, store, exc)
-        tune.report({"done": True, "finished": 0, "failed": len(todo), "member_steps": 0})
+        counts.update(failed=counts["failed"] + len(todo), running=0)
+        progress.report()
         return
 
-    from phantom.tracking import open_tracking, record_of
-
-    tracking = open_tracking(config.get("tracking") or (), store.uri)  # never raises: warns, goes on
     for c in todo:
         tracking.trial_started(c)
     delay = float(config.get("step_delay_s") or 0.0)
-    progress = {"member_steps": 0, "last": 0.0}
 
     def on_step(cfg, step: int, rows: list[dict]) -> str | None:
         for i, row in enumerate(rows):  # every step, not throttled
             tracking.step(cfg.trial_id, step, {**row, "context_id": i})
         if delay:
             time.sleep(delay)
-        progress["member_steps"] += step > 0
-        now = time.monotonic()
-        if now - progress["last"] >= REPORT_EVERY_S:
-            progress["last"] = now
-            tune.report({"step": step, "member_steps": progress["member_steps"], "phi": rows[0]["phi"]})
+        if step > 0:
+            counts["member_steps"] += 1
+            counts["pack_steps"] += 1
+        progress.report(step=step, phi=rows[0]["phi"])
         return None
 
     try:
@@ -149,8 +215,7 @@ def phantom_trainable(config: dict[str, Any]) -> None:
         for c in todo:
             record_failure(c, store, exc)
         results = []
-    finally:
-        tracking.close()
     failed = sum(r.status == TrialStatus.ERROR.value for r in results) + (len(todo) - len(results))
-    tune.report({"done": True, "finished": len(todo) - failed, "failed": failed,
-                 "member_steps": progress["member_steps"], "node_id": _node_id()})
+    counts.update(finished=counts["finished"] + len(todo) - failed, failed=counts["failed"] + failed,
+                  running=0, pack_steps=0)
+    progress.report()

@@ -3,6 +3,7 @@ Ray Tune is tested in test_run.py, on its Ray)."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -81,3 +82,111 @@ def test_a_pack_lost_with_its_workers_writes_an_error_record_per_member(tmp_path
     assert {(r["status"], r["error"]) for r in records} == {
         ("error", "RuntimeError: the worker was lost (ray.exceptions.ActorDiedError: the actor died)")}
     assert record_lost(store, results) == 0  # members with a record are left alone
+
+
+SPLITS = [  # (group sizes, K per group, workers, packs per group)
+    ([5], [8], 2, [2]),  # the issue's case: five LoRA trials on two workers -> 3 + 2
+    ([5], [8], 1, [1]),  # one worker: one pack of 5
+    ([5], [8], None, [1]),  # workers unknown: nothing is split
+    ([5], [8], 8, [5]),  # more workers than members: one member each, no more
+    ([9], [8], 2, [2]),  # two packs already (by K)
+    ([16], [8], 2, [2]),  # as many packs as workers: K each
+    ([16], [8], 3, [3]),  # 6 + 5 + 5
+    ([3, 3], [8, 8], 2, [1, 1]),  # two keys already fill two workers: no split
+    ([6, 2], [8, 8], 4, [3, 1]),  # the extra packs go to the widest group: 2+2+2 and 2
+    ([4, 4], [8, 8], 3, [2, 1]),  # a tie: the first group gets the extra pack
+    ([1, 1, 1], [1, 1, 1], 8, [1, 1, 1]),  # nothing to split
+    ([6, 1], [1, 8], 2, [6, 1]),  # K = 1 (full FT): 6 packs already
+    ([], [], 2, []),  # nothing pending
+]
+
+
+@pytest.mark.parametrize("sizes,limits,workers,counts", SPLITS)
+def test_a_pack_key_is_split_so_every_free_worker_gets_a_pack(sizes, limits, workers, counts):
+    assert packing.split_counts(sizes, limits, workers) == counts
+
+
+def test_split_packs_are_near_equal_and_keep_grid_order(write_sweep, monkeypatch):
+    """Five LoRA trials of one sentence on two workers: packs of 3 and 2 (issue 17); with K
+    chunks when nothing is split (the last takes the rest)."""
+    monkeypatch.setattr(packing, "packed_engines_available", lambda: True)
+    sweep, sentences = load_sweep(write_sweep(tiny_sweep(
+        sentences={"file": str(SENTENCES), "ids": ["longing"]}, protocols=["lora"],
+        learning_rates=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2], resources={"cpus_per_trial": 1})))
+    trials = list(expand(sweep, sentences).trials)
+    for workers, sizes in ((1, [5]), (2, [3, 2]), (3, [2, 2, 1]), (5, [1] * 5), (9, [1] * 5)):
+        packs = make_packs(trials, sweep, workers)
+        assert [len(p.members) for p in packs] == sizes
+        assert [m for p in packs for m in p.members] == trials  # every trial once, in grid order
+        assert [i for p in packs for i in p.ids] == [t.trial_id for t in trials]
+    # K = 4: two packs by K for two workers run at once, so they are cut near-equal (3 + 2,
+    # not 4 + 1); with one worker, or workers unknown, K at a time
+    sweep4, _ = load_sweep(write_sweep(tiny_sweep(
+        sentences={"file": str(SENTENCES), "ids": ["longing"]}, protocols=["lora"],
+        learning_rates=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2], resources={"cpus_per_trial": 1, "pack": 4}), "k4.yaml"))
+    assert [len(p.members) for p in make_packs(trials, sweep4, 2)] == [3, 2]
+    assert [len(p.members) for p in make_packs(trials, sweep4, 1)] == [4, 1]
+    assert [len(p.members) for p in make_packs(trials, sweep4)] == [4, 1]
+
+
+def test_pack_group_is_the_partition_of_pack_key(write_sweep):
+    """The cheap grouping key and workers.trial.pack_key (the definition run_pack checks) put
+    the same trials together, on a grid that varies every dimension."""
+    sweep, sentences = load_sweep(write_sweep(tiny_sweep(
+        models=["tiny-gpt2", "tiny-llama"], protocols=["lora", "full", "prefix"], learning_rates=[1e-3, 1e-2],
+        seeds=[0, 1], sentences={"file": str(SENTENCES), "ids": ["longing", "shame"], "contexts": "each"},
+        stopper={"phi_saturation": True})))
+    trials = list(expand(sweep, sentences).trials)
+    trials += [t.replace(stopper=t.stopper.__class__(at_flip=True)) for t in trials[:3]]
+
+    def partition(key) -> set[frozenset]:
+        groups: dict = {}
+        for t in trials:
+            groups.setdefault(key(t), set()).add(t.trial_id)
+        return {frozenset(g) for g in groups.values()}
+
+    assert partition(packing.pack_group) == partition(pack_key)
+    assert len(partition(pack_key)) < len(trials)  # the test groups something
+
+
+UNIT_COUNTS = [  # (packs, workers, units)
+    (1, 2, 1), (500, 2, 500), (501, 2, 500), (100_000, 2, 500), (100_000, 100, 800), (700, 100, 700),
+]
+
+
+@pytest.mark.parametrize("n_packs,workers,units", UNIT_COUNTS)
+def test_packs_are_batched_into_a_bounded_number_of_units(n_packs, workers, units, monkeypatch):
+    monkeypatch.setattr(packing, "MAX_UNITS", 500)
+    monkeypatch.setattr(packing, "UNITS_PER_WORKER", 8)
+    assert packing.unit_count(n_packs, workers) == units
+    fake = [packing.Pack((), (f"{i:016x}",)) for i in range(n_packs)]
+    made = packing.make_units(fake, workers)
+    assert len(made) == units
+    assert [p for u in made for p in u.packs] == fake  # consecutive, in order, each once
+    sizes = [len(u.packs) for u in made]
+    assert max(sizes) - min(sizes) <= 1
+    for u in made:  # a unit of one pack is named as the pack was (its Tune trial's folder)
+        assert u.unit_id == u.packs[0].pack_id if len(u.packs) == 1 else u.unit_id.startswith("unit-")
+    assert len({u.unit_id for u in made}) == units
+
+
+def test_a_unit_file_holds_each_member_once_and_decodes_to_the_same_trials(write_sweep, tmp_path, monkeypatch):
+    """The unit file: the first member's config and each member's differing fields; decoding
+    gives the same configs (checked by trial id, which hashes the whole config)."""
+    monkeypatch.setattr(packing, "packed_engines_available", lambda: True)
+    sweep, sentences = load_sweep(write_sweep(tiny_sweep(
+        models=["tiny-gpt2", "tiny-llama"], protocols=["lora", "full"], learning_rates=[1e-3, 1e-2, 3e-2],
+        seeds=[0, 1], sentences={"file": str(SENTENCES), "ids": ["longing", "shame"], "contexts": "each"})))
+    trials = list(expand(sweep, sentences).trials)
+    unit = packing.Unit(tuple(make_packs(trials, sweep)))
+    store = Store.open(tmp_path / "sweep")
+    packing.write_units(store, "run-x.units", [unit])
+    decoded = packing.read_unit(store, {"unit": unit.unit_id, "units": "run-x.units"})
+    assert [[c.trial_id for c in p] for p in decoded] == [p.ids for p in unit.packs]
+    assert [c for p in decoded for c in p] == trials
+    text = (tmp_path / "sweep" / "ray" / "run-x.units" / f"{unit.unit_id}.json").read_text()
+    assert len(text) < sum(len(t.canonical_json()) for t in trials) / 3  # not every config in full
+    data = json.loads(text)
+    data["packs"][0][0]["set"]["lr"] = 0.5  # a member that no longer matches its id is refused
+    with pytest.raises(RuntimeError, match="decodes to trial"):
+        packing.decode_unit(data)
