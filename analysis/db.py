@@ -64,12 +64,12 @@ class Connection:
         self.close()
 
 
-def _duckdb(database: str, folder: str, read_only: bool = False):
+def _duckdb(database: str, folder: str, read_only: bool = False, config: dict | None = None):
     import duckdb
 
     # spills go to the private folder, not to ./.tmp or <database>.tmp
     conn = duckdb.connect(database, read_only=read_only,
-                          config={"temp_directory": os.path.join(folder, "spill")})
+                          config={"temp_directory": os.path.join(folder, "spill"), **(config or {})})
     conn.execute("SET enable_progress_bar = false")
     return conn
 
