@@ -337,7 +337,7 @@ def test_default_pack_size(device, protocol, size):
     assert pack_limit(sweep, protocol) == size
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("max_norm,weight_decay", [(None, 0.0), (None, 0.1), (0.5, 0.01)])
 def test_stacked_adamw_is_torch_adamw_per_member(max_norm, weight_decay, dtype):
     """Each member's update is torch.optim.AdamW(fused) on that member's tensors, with its own
