@@ -164,11 +164,20 @@ def _write_snapshot(conn, name: str, table: str, stage: Staging) -> int:
     return db.scalar(conn, f"SELECT count(*) FROM {table}")
 
 
+# The storage format phantom.duckdb is written in: DuckDB 1.1's, so that
+# every client built on DuckDB >= 1.1 opens the file (the DuckDB 2 default, storage version 69,
+# is refused by 1.x: "can only read versions between 64 and 68"), and so does Phantom itself on
+# Python 3.10, where the lock installs DuckDB 1.5.
+DATABASE_STORAGE_VERSION = "v1.1.0"
+
+
 def _write_database(ctx: ViewContext, out: Store, stage: Staging) -> None:
     """A DuckDB file holding only views (and the folders it may read in ``sources``): the raw
     views over the results by absolute path (DuckDB resolves relative paths against the
-    client's working directory), the snapshot views over ``analysis/<name>.parquet``."""
-    conn = db._duckdb(stage.path(DATABASE_FILE), stage.folder, stores=[*(s.store for s in ctx.sources), out])
+    client's working directory), the snapshot views over ``analysis/<name>.parquet``. Written
+    in DuckDB 1.1's storage format (:data:`DATABASE_STORAGE_VERSION`)."""
+    conn = db._duckdb(stage.path(DATABASE_FILE), stage.folder, stores=[*(s.store for s in ctx.sources), out],
+                      config={"storage_compatibility_version": DATABASE_STORAGE_VERSION})
     try:
         for v in REGISTRY.order():
             if v.snapshot:

@@ -64,16 +64,18 @@ class Connection:
         self.close()
 
 
-def _duckdb(database: str, folder: str, read_only: bool = False, stores: Iterable[Store] = ()):
+def _duckdb(database: str, folder: str, read_only: bool = False, stores: Iterable[Store] = (),
+            config: dict | None = None):
     """A DuckDB connection that spills into ``folder`` and reads the object stores among
-    ``stores`` through their own (pyarrow) filesystems; it never downloads an extension."""
+    ``stores`` through their own (pyarrow) filesystems; it never downloads an extension.
+    ``config``: more settings at connect time (e.g. the storage compatibility of a file)."""
     import duckdb
 
     # spills go to the private folder, not to ./.tmp or <database>.tmp
     conn = duckdb.connect(database, read_only=read_only,
                           config={"temp_directory": os.path.join(folder, "spill"),
                                   "autoinstall_known_extensions": False,
-                                  "autoload_known_extensions": False})
+                                  "autoload_known_extensions": False, **(config or {})})
     try:
         conn.execute("SET enable_progress_bar = false")
     except duckdb.InvalidInputException:

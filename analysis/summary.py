@@ -15,9 +15,11 @@ from analysis.registry import ViewContext, view
 
 OK, DIVERGED, ERROR = (f"'{s}'" for s in (TrialStatus.OK, TrialStatus.DIVERGED, TrialStatus.ERROR))
 
-# A row counts when the state it describes is finite (a diverged trial keeps its rows up to the
-# divergence; the worker writes no others, but older results may hold one).
-_FINITE = "isfinite(s.phi) AND isfinite(s.logit_gap) AND coalesce(isfinite(s.loss), true)"
+# A row counts when the state it describes is finite: Φ, Δ and the loss (a diverged trial keeps
+# its rows up to the divergence; the worker writes no others, but older results may hold one).
+# NULL is not finite (pandas writes NaN as NULL): isfinite(NULL) is NULL, which WHERE drops but
+# bool_and would skip, hence the coalesce to false.
+_FINITE = "coalesce(isfinite(s.phi) AND isfinite(s.logit_gap) AND isfinite(s.loss), false)"
 
 
 @view("trial_steps", reads=("steps", "trials"), snapshot=False)

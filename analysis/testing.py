@@ -39,12 +39,15 @@ def step_table(
     context_id: int = 0,
 ) -> pa.Table:
     """One context's step rows (step 0..T) from a planted Φ series; every other column gets
-    a consistent default (ranks follow the sign of Φ, S = Φ − D)."""
+    a consistent default (ranks follow the sign of Φ, S = Φ − D). In a column given as a
+    sequence, None is written as NULL (as pandas writes NaN), NaN as NaN."""
     phi = np.asarray(phi, dtype=np.float64)
     n = phi.size
     steps = np.arange(n, dtype=np.int32)
 
     def col(values, default):
+        if values is not None and not np.isscalar(values) and any(v is None for v in values):
+            return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
         return np.asarray(default if values is None else values, dtype=np.float64) * np.ones(n)
 
     drag_ = col(drag, -0.1)
@@ -315,9 +318,11 @@ def random_grid(
     saturate or not, unresolved, pre-resolved, diverged (with and without a non-finite last
     row), errored (with rows and without), stopped at the flip or at saturation, several
     contexts trained together (one context sometimes non-finite), contexts run apart
-    (``context_index``), seeds; η_c brackets mostly monotone, sometimes not. Returns the ids."""
+    (``context_index``), seeds, a NULL loss at one step of some trials (as pandas writes NaN);
+    η_c brackets mostly monotone, sometimes not. Returns the ids."""
     store = store if isinstance(store, Store) else Store.open(store)
     rng = np.random.default_rng(seed)
+    nulls = np.random.default_rng([seed, 1])  # its own stream: the rest of the grid is unchanged
     ids = []
     for model in models:
         for protocol in protocols:
@@ -338,11 +343,11 @@ def random_grid(
                             _random_trial(store, rng, tid, budget, pre, together, theta,
                                           model=model, protocol=protocol, sentence_id=sid,
                                           lr=lr, seed=sd, gmax=gmax, context_index=ctx_index,
-                                          top_rate=lr == rates[-1])
+                                          top_rate=lr == rates[-1], nulls=nulls)
     return ids
 
 
-def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, **meta) -> None:
+def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, nulls, **meta) -> None:
     lr, gmax = meta["lr"], meta["gmax"]
     # flips above θ on x = η·G_max, with noise: sometimes non-monotone
     flips = lr * gmax * float(rng.lognormal(0, 0.4)) > theta
@@ -359,6 +364,7 @@ def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, **met
         stop, rows = "phi-saturation", min(budget + 1, flip + 4)
     tables = []
     base = _trajectory(rng, budget, flip, pre)
+    null_at = (int(nulls.integers(0, n_ctx)), int(nulls.integers(1, budget + 1))) if nulls.random() < 0.15 else None
     for c in range(n_ctx):
         phi = base + (rng.normal(0, 0.03, budget + 1) if c else 0.0)
         if c and rng.random() < 0.5:
@@ -367,7 +373,10 @@ def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, **met
         drag = -0.1 + np.cumsum(rng.normal(0, 0.01, budget + 1))
         burial = 1.5 + np.cumsum(rng.normal(-0.03, 0.02, budget + 1))
         dG = np.zeros(budget + 1) if meta["protocol"] != "full" else np.abs(rng.normal(0, 1e-4, budget + 1))
-        t = step_table(tid, phi, delta=delta, drag=drag, burial=burial, dG=dG, context_id=c,
+        loss = [3.0 - 2.0 * t / budget for t in range(budget + 1)]
+        if null_at is not None and null_at[0] == c:
+            loss[null_at[1]] = None
+        t = step_table(tid, phi, delta=delta, drag=drag, burial=burial, dG=dG, loss=loss, context_id=c,
                        **{k: meta[k] for k in ("model", "protocol", "sentence_id", "lr", "seed", "gmax")})
         tables.append(t.slice(0, rows))
     steps = pa.concat_tables(tables) if rows else None

@@ -64,9 +64,16 @@ def encode(tokenizer, contexts: tuple[str, ...]) -> Batch:
 
 @dataclass
 class Forward:
-    z: torch.Tensor  # (k, n_ctx, V) float32 logits at the last context positions
+    z: torch.Tensor  # (k, n_ctx, V) float32 (float64 for a float64 model) logits at the last positions
     h: torch.Tensor  # (k, n_ctx, d) the LM head's input there
     loss: torch.Tensor  # (k,) mean CE on g over the member's contexts
+
+
+def logits_dtype(logits: torch.Tensor) -> torch.Tensor:
+    """Logits as the observables and the loss read them: float32 (half-precision logits under
+    autocast are widened), or float64 when the model itself is float64 — a float64 run is how
+    the tests check packed engines to 1e-10, a bound that holds on any machine."""
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 def accelerator_for(precision: str):
@@ -214,7 +221,7 @@ class SingleEngine:
         with torch.set_grad_enabled(train), self.accelerator.autocast():
             # logits only at each context's last position: the study reads nothing else
             logits = self.model(input_ids=b.ids, attention_mask=b.mask, logits_to_keep=b.last[:, None]).logits
-        z = logits[:, 0].float()  # (n_ctx, V)
+        z = logits_dtype(logits[:, 0])  # (n_ctx, V)
         h = self.head.value[:, 0]  # (n_ctx, d)
         loss = torch.nn.functional.cross_entropy(z, self.targets)
         return Forward(z[None], h[None], loss[None])

@@ -33,7 +33,7 @@ from torch.optim.adam import adam as functional_adam
 
 from phantom.config import TrialConfig
 from phantom.errors import ConfigError
-from workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for, drop_spare
+from workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for, drop_spare, logits_dtype
 from workers.models import LoadedModel
 from workers.protocols import count_params, lora_a_init, lora_targets
 
@@ -248,8 +248,9 @@ class LoraPackEngine(_VectorisedEngine):
         for name in names:
             layer = _PackedLora(model.get_submodule(name), scale)
             fan_in, fan_out = _in_out(layer.base_layer)
-            A = torch.stack([lora_a_init(c.seed, name, (r, fan_in)) for c in self.cfgs])
-            tensors += [A, torch.zeros(k, fan_out, r)]
+            dtype = layer.base_layer.weight.dtype  # float32; float64 for a float64 model (tests)
+            A = torch.stack([lora_a_init(c.seed, name, (r, fan_in)) for c in self.cfgs]).to(dtype)
+            tensors += [A, torch.zeros(k, fan_out, r, dtype=dtype)]
             _set_module(model, name, layer)
             self.layers.append(layer)
         lora_numel = sum(x[0].numel() for x in tensors)
@@ -283,7 +284,7 @@ class LoraPackEngine(_VectorisedEngine):
         ids, mask, last = b.ids.repeat(k, 1), b.mask.repeat(k, 1), b.last.repeat(k)
         with torch.set_grad_enabled(train), self.accelerator.autocast():
             logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=last[:, None]).logits
-        z = logits[:, 0].float().view(k, b.n, -1)  # (k, n_ctx, V)
+        z = logits_dtype(logits[:, 0]).view(k, b.n, -1)  # (k, n_ctx, V)
         h = self.head.value[:, 0].view(k, b.n, -1)  # (k, n_ctx, d)
         keep = [self.slots.index(m) for m in self.active]
         return Forward(z[keep], h[keep], self._loss(z)[keep])
@@ -307,14 +308,21 @@ class FullPackEngine(_VectorisedEngine):
     device finds the right one). It computes attention the eager way: SDPA has no batching rule (``vmap``
     falls back to one call per member, forward and backward), while eager attention is two
     batched matmuls and a softmax (the two differ by ~1e-7 in the logits).
+
+    ``attention`` (class attribute) is the implementation the skeleton is switched to; None
+    keeps the model's own. The tests' float64 check sets None: eager attention of llama and
+    gpt_neox rounds the softmax to float32 even in a float64 model (1e-7), while SDPA under
+    vmap is slow but exact.
     """
+
+    attention: str | None = "eager"
 
     def __init__(self, cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g: int) -> None:
         super().__init__(cfgs, base, batch, g)
         k = len(self.cfgs)
         model = frozen_view(base.model)
-        if hasattr(model, "set_attn_implementation"):
-            model.set_attn_implementation("eager")
+        if self.attention and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(self.attention)
         self.names = [n for n, _ in model.named_parameters()]  # tied weights listed once
         embed = model.get_input_embeddings().weight
         self.embed_name = next(n for n, p in model.named_parameters() if p is embed)
@@ -341,7 +349,7 @@ class FullPackEngine(_VectorisedEngine):
         b = self.batch
         with torch.set_grad_enabled(train), self.accelerator.autocast():
             logits, h = torch.func.vmap(self._one, in_dims=(0, None, None, None))(self.params, b.ids, b.mask, b.last)
-        z = logits.float()  # (k, n_ctx, V)
+        z = logits_dtype(logits)  # (k, n_ctx, V)
         keep = [self.slots.index(m) for m in self.active]
         return Forward(z[keep], h[keep], self._loss(z)[keep])
 

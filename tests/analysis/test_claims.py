@@ -34,8 +34,11 @@ def independent(folder, settings=SETTINGS) -> pd.DataFrame:
         raw = steps[tid]
         loss = None
         if raw is not None and not raw.empty:
-            per_step = raw.groupby("step").loss.mean()
-            loss = (per_step.iloc[0], per_step.iloc[-1])
+            # the steps that count: Φ, Δ and the loss finite in every context (README)
+            counted = raw.groupby("step").filter(
+                lambda g: np.isfinite(g[["phi", "logit_gap", "loss"]].to_numpy(dtype=float)).all())
+            per_step = counted.groupby("step").loss.mean()
+            loss = (per_step.iloc[0], per_step.iloc[-1]) if len(per_step) else None
         rows.append({**s, "trial_id": tid, "model": rec.model, "protocol": rec.protocol,
                      "tied": rec.tied, "loss": loss})
     return pd.DataFrame(rows)

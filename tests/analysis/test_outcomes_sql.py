@@ -18,13 +18,16 @@ from phantom.outcomes import BracketStatus, Character, TrialStatus
 
 
 def trial_phis(steps, trial_id) -> list[float]:
-    """Φ_0, Φ_1, ... of a trial: phantom.outcomes.trial_phi over its contexts at each step."""
+    """Φ_0, Φ_1, ... of a trial: phantom.outcomes.trial_phi over its contexts at each step. A
+    row counts only when its Φ, Δ and loss are finite (README; NULL reads as NaN here): a step
+    with a context whose Δ or loss is not finite carries no Φ either."""
     mine = steps[steps.trial_id == trial_id]
     if mine.empty:
         return []
     out = [math.nan] * (int(mine.step.max()) + 1)
     for step, rows in mine.groupby("step"):
-        out[int(step)] = outcomes.trial_phi(rows.phi.tolist())
+        finite = np.isfinite(rows[["logit_gap", "loss"]].to_numpy(dtype=float)).all()
+        out[int(step)] = outcomes.trial_phi(rows.phi.tolist()) if finite else math.nan
     return out
 
 

@@ -91,6 +91,33 @@ def test_diverged_keeps_finite_rows(planted, open_views):
     assert d["R"] == pytest.approx(R_of([-0.3, -0.2, 0.1, 0.2])[0])
 
 
+def test_a_null_loss_takes_the_step_out(tmp_path, open_views):
+    """README: a step counts only when Φ, Δ and the loss are finite — a NULL loss (pandas
+    writes NaN as NULL) is not finite. Φ crawls, jumps over steps 4..6 and crawls on; with
+    step 5 left out the jump is one |ΔΦ| and R is intermediate, with it R is two half-jumps
+    (drift). Expected values by NumPy on the series without step 5."""
+    import pyarrow as pa
+
+    phi = [-0.2 + 0.01 * t for t in range(5)] + [-0.1075] + [-0.055 + 0.01 * (t - 6) for t in range(6, T + 1)]
+    loss = [3.0 - 0.1 * t for t in range(T + 1)]
+    loss[5] = None
+    write_trial(tmp_path, step_table("null", phi, loss=loss), trial_record("null", steps=T))
+    # two contexts: a NULL loss in one of them takes the whole step out
+    a = step_table("two", phi, context_id=0)
+    b = step_table("two", phi, loss=loss, context_id=1)
+    write_trial(tmp_path, pa.concat_tables([a, b]), trial_record("two", steps=T, n_contexts=2))
+    keep = [t for t in range(T + 1) if t != 5]
+    R, _ = R_of(np.asarray(phi)[keep])
+    assert R_of(phi)[0] < 5.0 <= 6.0 <= R < 8.0  # the planted case: drift with step 5, intermediate without
+    conn = open_views(tmp_path)
+    rows = summary(conn)
+    for tid in ("null", "two"):
+        s = rows[tid]
+        assert s["evaluations"] == T and s["R"] == pytest.approx(R, rel=1e-9)
+        assert s["character"] == "intermediate" and s["jump_step"] == 6
+    assert [r[0] for r in db.fetch(conn, "SELECT step FROM trial_steps WHERE trial_id = 'null' ORDER BY step")] == keep
+
+
 def test_killed_trial_is_never_read(planted, open_views):
     conn = open_views(planted)
     assert "killed" not in summary(conn)
