@@ -36,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 
+from orchestrator.testing import descendants
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PHANTOM = [sys.executable, "-m", "phantom.cli"]
@@ -90,22 +92,6 @@ def _hwm_gb(pid: int) -> float | None:
     return None
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
-
-
 def _folder_mb(path: Path) -> float:
     total = 0
     for root, _, files in os.walk(path):
@@ -150,7 +136,7 @@ def run_driver(yaml_path: Path, storage: Path, folder: Path, stop_after: int | N
             marks["first"] = now
         if stop_after and not stopped and now - last_count >= 1.0:
             last_count = now
-            spawned |= _descendants(driver.pid)
+            spawned |= descendants(driver.pid)
             if _completed(folder) >= stop_after:
                 marks["stop"] = now
                 driver.send_signal(signal.SIGINT)  # as Ctrl-C: Tune saves its state and stops

@@ -59,6 +59,23 @@ def assert_complete(folder: Path, n_trials: int, steps: int) -> None:
     assert not list(folder.rglob("*.tmp"))
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (read from /proc): what a test kills with a driver."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
 def loop_engine(cfgs, base, batch, g):
     """A pack engine for tests (``PHANTOM_PACK_ENGINE=orchestrator.testing:loop_engine``): one
     :class:`~workers.engines.SingleEngine` per member, stepped in turn. Same interface and

@@ -14,25 +14,9 @@ import pytest
 from orchestrator.engine import STEP_DELAY_ENV
 from orchestrator.runner import resume
 from orchestrator.status import sweep_status
-from orchestrator.testing import assert_complete, tiny_sweep
+from orchestrator.testing import assert_complete, descendants, tiny_sweep
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
 
 
 def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(write_sweep, tmp_path):
@@ -56,13 +40,13 @@ def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(write_sweep, tm
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and driver.poll() is None:
-            spawned |= _descendants(driver.pid)
+            spawned |= descendants(driver.pid)
             done = len(list((folder / "trials").glob("*.parquet"))) if (folder / "trials").exists() else 0
             if done >= 2:
                 break
             time.sleep(0.2)
         assert driver.poll() is None, "the sweep finished before it could be killed"
-        spawned |= _descendants(driver.pid)
+        spawned |= descendants(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(10)
         st = sweep_status(str(folder))

@@ -22,6 +22,7 @@ from orchestrator.loader import load_sweep
 from orchestrator.progress import ProgressView
 from orchestrator.runner import resume, run_sweep
 from orchestrator.testing import SENTENCES, assert_complete, read_trials, tiny_sweep
+from orchestrator.testing import descendants
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -194,12 +195,12 @@ def test_driver_killed_mid_unit_then_resume_loses_and_duplicates_nothing(write_s
         deadline = time.monotonic() + 300
         done = 0
         while time.monotonic() < deadline and driver.poll() is None and done < 2:
-            spawned |= _descendants(driver.pid)
+            spawned |= descendants(driver.pid)
             done = len(list((folder / "trials").glob("*.parquet")) if (folder / "trials").exists() else [])
             time.sleep(0.1)
         assert driver.poll() is None, "the sweep finished before it could be killed"
         assert done >= 2, "no two trials complete in 300 s"
-        spawned |= _descendants(driver.pid)
+        spawned |= descendants(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(10)
     finally:
@@ -222,17 +223,3 @@ def test_driver_killed_mid_unit_then_resume_loses_and_duplicates_nothing(write_s
     assert not list((folder / "ray").glob("*.units"))
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
