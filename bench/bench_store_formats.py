@@ -324,6 +324,78 @@ def concurrent(src: Store, base: str, writers: int, per_writer: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# 6. optional: Delta on a local S3 server (moto, from another environment that has it)
+
+S3_SERVER = """
+import sys
+from moto.server import ThreadedMotoServer
+s = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]))
+s.start()
+print("up", flush=True)
+sys.stdin.read()
+s.stop()
+"""
+
+S3_READ = """
+import json, sys, time
+import duckdb
+from deltalake import DeltaTable
+t0 = time.perf_counter()
+con = duckdb.connect()
+con.register("steps", DeltaTable(sys.argv[1]).to_pyarrow_dataset())  # deltalake's S3 filesystem, no extension
+rows, trials = con.execute("SELECT count(*), count(DISTINCT trial_id) FROM steps").fetchone()
+print(json.dumps({"s": time.perf_counter() - t0, "rows": rows, "trials": trials}))
+"""
+
+
+def s3_check(moto_python: str, src: Store, writers: int, per_writer: int) -> dict:
+    """Concurrent Delta appends to a moto S3 bucket (credentials and endpoint from the standard
+    AWS_* variables, as delta-rs reads them), then DuckDB reading the table through
+    ``to_pyarrow_dataset()``."""
+    import socket
+
+    import pyarrow.fs as pafs
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([moto_python, "-c", S3_SERVER, str(port)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        server.stdout.readline()
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true",
+               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        os.environ.update(env)
+        ENV.update(env)
+        pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="testing",
+                          secret_key="testing", region="us-east-1", allow_bucket_creation=True).create_dir("bench")
+        ids = sorted(layout.trial_id_of(n) for n in src.list(layout.TRIALS_DIR))[: writers * per_writer]
+        table = "s3://bench/delta/steps"
+        first = pq.read_table(src.path(*layout.steps_file(ids[0])))
+        out: dict = {}
+        try:
+            write_deltalake(table, first.schema.empty_table(), mode="append")
+        except Exception as exc:  # noqa: BLE001 - what delta-rs says is the figure
+            return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        files = [src.path(*layout.steps_file(t)) for t in ids]
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", WRITER, table, *files[w::writers]], env=ENV,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for w in range(writers)]
+        res = [p.communicate() for p in procs]
+        out["wall_s"] = time.perf_counter() - t0
+        out["retries_by_us"] = sum(int(o.strip() or 0) for o, _ in res if o.strip().isdigit())
+        out["errors"] = sorted({line.split()[0] for _, e in res for line in e.splitlines() if line.strip()})[:5]
+        out["version"] = DeltaTable(table).version()
+        _, gb, text = sh([sys.executable, "-c", S3_READ, table])
+        out.update(json.loads(text), rss_gb=gb, commits=len(files), expected_rows=len(files) * first.num_rows)
+        return out
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -338,13 +410,15 @@ def main() -> int:
                     help="repetitions of the reads before compaction above 2 000 trials (Delta opens ~20 ms/file)")
     ap.add_argument("--writers", type=int, default=4, help="concurrent Delta writers (0: skip)")
     ap.add_argument("--per-writer", type=int, default=25, help="appends per concurrent writer")
+    ap.add_argument("--s3-python", help="a Python that has moto (e.g. /work/main/.venv/bin/python): also "
+                    "run the concurrent writers against a moto S3 server and read the table from there")
     ap.add_argument("--smoke", action="store_true", help="200 trials, 1 repetition: under a minute")
     ap.add_argument("--dir", help="where to write (default: a temporary folder, removed)")
     args = ap.parse_args()
     if args.smoke:
         args.sizes, args.commit_max, args.tail, args.reps = "100", 50, 5, 1
         args.writers, args.per_writer = 2, 10
-    sizes = [int(x) for x in args.sizes.split(",")]
+    sizes = [int(x) for x in args.sizes.split(",") if x]
     base = args.dir or tempfile.mkdtemp(prefix="phantom-bench-formats-")
     import deltalake
 
@@ -418,6 +492,17 @@ def main() -> int:
             say(f"\nconcurrent: {c['writers']} processes x {args.per_writer} appends to one Delta table (local disk): "
                 f"{c['wall_s']:.1f} s, version {c['version']}, rows {c['rows']:,} of {c['expected_rows']:,}, "
                 f"{c['trials']} trials, {c['retries_by_us']} commits failed back to us {c['errors'] or ''}")
+        if args.s3_python:
+            src = Store.open(os.path.join(base, "s3src"))
+            write_grid(src.root, max(1, args.writers) * args.per_writer, args.steps)
+            c = s3_check(args.s3_python, src, max(1, args.writers), args.per_writer)
+            if "error" in c:
+                say(f"\nS3 (moto): {c['error']}")
+            else:
+                say(f"\nS3 (moto): {max(1, args.writers)} processes x {args.per_writer} appends: {c['wall_s']:.1f} s, "
+                    f"version {c['version']}, rows {c['rows']:,} of {c['expected_rows']:,}, {c['trials']} trials, "
+                    f"{c['retries_by_us']} commits failed back to us {c['errors'] or ''}; DuckDB via "
+                    f"to_pyarrow_dataset: {c['s']:.2f} s, {c['rss_gb']:.2f} GB")
     finally:
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)
