@@ -187,7 +187,7 @@ import hashlib, json, os, sys, time
 import duckdb
 design, root = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-con = duckdb.connect()
+con = duckdb.connect(config={"enable_progress_bar": False})  # it prints to stdout on slow queries
 if design == "delta":
     from deltalake import DeltaTable
     for t in ("steps", "trials"):
@@ -218,7 +218,7 @@ def read(design: str, root: str, reps: int) -> dict:
     runs = []
     for _ in range(reps):
         _, gb, out = sh([sys.executable, "-c", READ, design, root, GROUPED, STATUS])
-        runs.append({**json.loads(out), "rss_gb": gb})
+        runs.append({**json.loads(out.strip().splitlines()[-1]), "rss_gb": gb})
     med = {k: statistics.median(r[k] for r in runs) for k in ("open_s", "grouped_s", "status_s", "total_s", "rss_gb")}
     digests = {r["grouped_digest"] + r["status_digest"] for r in runs}
     return {**med, "digest": digests.pop() if len(digests) == 1 else "UNSTABLE",
@@ -341,7 +341,7 @@ import json, sys, time
 import duckdb
 from deltalake import DeltaTable
 t0 = time.perf_counter()
-con = duckdb.connect()
+con = duckdb.connect(config={"enable_progress_bar": False})
 con.register("steps", DeltaTable(sys.argv[1]).to_pyarrow_dataset())  # deltalake's S3 filesystem, no extension
 rows, trials = con.execute("SELECT count(*), count(DISTINCT trial_id) FROM steps").fetchone()
 print(json.dumps({"s": time.perf_counter() - t0, "rows": rows, "trials": trials}))
@@ -388,7 +388,7 @@ def s3_check(moto_python: str, src: Store, writers: int, per_writer: int) -> dic
         out["errors"] = sorted({line.split()[0] for _, e in res for line in e.splitlines() if line.strip()})[:5]
         out["version"] = DeltaTable(table).version()
         _, gb, text = sh([sys.executable, "-c", S3_READ, table])
-        out.update(json.loads(text), rss_gb=gb, commits=len(files), expected_rows=len(files) * first.num_rows)
+        out.update(json.loads(text.strip().splitlines()[-1]), rss_gb=gb, commits=len(files), expected_rows=len(files) * first.num_rows)
         return out
     finally:
         server.stdin.close()
@@ -414,6 +414,8 @@ def main() -> int:
                     "run the concurrent writers against a moto S3 server and read the table from there")
     ap.add_argument("--smoke", action="store_true", help="200 trials, 1 repetition: under a minute")
     ap.add_argument("--dir", help="where to write (default: a temporary folder, removed)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --dir: a size whose ingest.json exists (ingested, not compacted) skips the ingest")
     args = ap.parse_args()
     if args.smoke:
         args.sizes, args.commit_max, args.tail, args.reps = "100", 50, 5, 1
@@ -437,13 +439,20 @@ def main() -> int:
     try:
         for n in sizes:
             root = os.path.join(base, f"n{n}")
-            shutil.rmtree(root, ignore_errors=True)
             src, ours, delta = Store.open(f"{root}/src"), Store.open(f"{root}/ours"), f"{root}/delta"
-            t0 = time.perf_counter()
-            rows = write_grid(src.root, n, args.steps)
-            say(f"\n{n:,} trials x {args.steps + 1} steps = {rows:,} step rows (grid written in "
-                f"{time.perf_counter() - t0:.0f} s; load {os.getloadavg()[0]:.1f})")
-            ing = ingest(src, ours, delta, args.commit_max, args.tail)
+            saved = os.path.join(root, "ingest.json")
+            if args.reuse and os.path.exists(saved):
+                ing = json.load(open(saved))
+                say(f"\n{n:,} trials x {args.steps + 1} steps (reused: ingested earlier, figures from {saved})")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+                t0 = time.perf_counter()
+                rows = write_grid(src.root, n, args.steps)
+                say(f"\n{n:,} trials x {args.steps + 1} steps = {rows:,} step rows (grid written in "
+                    f"{time.perf_counter() - t0:.0f} s; load {os.getloadavg()[0]:.1f})")
+                ing = ingest(src, ours, delta, args.commit_max, args.tail)
+                with open(saved, "w") as fh:
+                    json.dump(ing, fh)
             sd, ld = delta_files(f"{delta}/steps")
             td, tl = delta_files(f"{delta}/trials")
             say(f"  ingest  ours : {ing['ours_ms']:6.1f} ms/trial median (p90 {ing['ours_p90_ms']:.1f}), "
@@ -459,11 +468,11 @@ def main() -> int:
                 say(f"  loose   {name:<5}: open {r['open_s']:5.2f} s, grouped {r['grouped_s']:5.2f} s, "
                     f"status {r['status_s']:5.2f} s, total {r['total_s']:5.2f} s, {r['rss_gb']:.2f} GB  [{r['digest']}]")
             wall, gb, out = sh([sys.executable, "-c", OURS_COMPACT, ours.root])
-            c = json.loads(out)
+            c = json.loads(out.strip().splitlines()[-1])
             say(f"  compact ours : {wall:6.1f} s wall ({c['seconds']:.1f} s inside), {gb:.2f} GB peak RSS, "
                 f"{c['parts']} parts, files after: {count_files(ours.root):,}")
             wall, gb, out = sh([sys.executable, "-c", DELTA_COMPACT, delta])
-            c = json.loads(out)
+            c = json.loads(out.strip().splitlines()[-1])
             sd, ld = delta_files(f"{delta}/steps")
             td, tl = delta_files(f"{delta}/trials")
             say(f"  compact delta: {wall:6.1f} s wall (optimize {c['steps']['optimize_s'] + c['trials']['optimize_s']:.1f} s, "
