@@ -187,7 +187,8 @@ import hashlib, json, os, sys, time
 import duckdb
 design, root = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-con = duckdb.connect(config={"enable_progress_bar": False})  # it prints to stdout on slow queries
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")  # it prints to stdout on slow queries
 if design == "delta":
     from deltalake import DeltaTable
     for t in ("steps", "trials"):
@@ -341,7 +342,8 @@ import json, sys, time
 import duckdb
 from deltalake import DeltaTable
 t0 = time.perf_counter()
-con = duckdb.connect(config={"enable_progress_bar": False})
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 con.register("steps", DeltaTable(sys.argv[1]).to_pyarrow_dataset())  # deltalake's S3 filesystem, no extension
 rows, trials = con.execute("SELECT count(*), count(DISTINCT trial_id) FROM steps").fetchone()
 print(json.dumps({"s": time.perf_counter() - t0, "rows": rows, "trials": trials}))
