@@ -161,7 +161,7 @@ print(json.dumps(dataclasses.asdict(compact(Store.open(sys.argv[1])))))
 """
 
 DELTA_COMPACT = """
-import json, sys, time
+import json, os, sys, time
 from deltalake import DeltaTable
 out = {}
 for t in ("steps", "trials"):
@@ -175,7 +175,8 @@ for t in ("steps", "trials"):
     out[t] = {"optimize_s": t1 - t0, "checkpoint_vacuum_s": time.perf_counter() - t1,
               "files_removed": m.get("numFilesRemoved"), "files_added": m.get("numFilesAdded"),
               "vacuumed": len(gone)}
-print(json.dumps(out))
+print(json.dumps(out), flush=True)
+os._exit(0)
 """
 
 
@@ -211,7 +212,8 @@ for name, sql in (("grouped", sys.argv[3]), ("status", sys.argv[4])):
                                               for r in rows]).encode()).hexdigest()[:12]
     out[name + "_rows"] = len(rows)
 out["total_s"] = time.perf_counter() - t0
-print(json.dumps(out))
+print(json.dumps(out), flush=True)
+os._exit(0)  # skip interpreter teardown: it sometimes aborts ("terminate called without an active exception")
 """
 
 
@@ -338,7 +340,7 @@ s.stop()
 """
 
 S3_READ = """
-import json, sys, time
+import json, os, sys, time
 import duckdb
 from deltalake import DeltaTable
 t0 = time.perf_counter()
@@ -346,7 +348,8 @@ con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 con.register("steps", DeltaTable(sys.argv[1]).to_pyarrow_dataset())  # deltalake's S3 filesystem, no extension
 rows, trials = con.execute("SELECT count(*), count(DISTINCT trial_id) FROM steps").fetchone()
-print(json.dumps({"s": time.perf_counter() - t0, "rows": rows, "trials": trials}))
+print(json.dumps({"s": time.perf_counter() - t0, "rows": rows, "trials": trials}), flush=True)
+os._exit(0)
 """
 
 
