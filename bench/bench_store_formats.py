@@ -474,9 +474,7 @@ def main() -> int:
             r_delta = read("delta", delta, reps) if n <= args.loose_read_max else None
             if r_delta is None:
                 say(f"  loose   delta: not read above --loose-read-max {args.loose_read_max}")
-            for name, r in (("ours", r_ours), ("delta", r_delta or r_ours)):
-                if r is r_ours and name == "delta":
-                    continue
+            for name, r in [("ours", r_ours)] + ([("delta", r_delta)] if r_delta else []):
                 say(f"  loose   {name:<5}: open {r['open_s']:5.2f} s, grouped {r['grouped_s']:5.2f} s, "
                     f"status {r['status_s']:5.2f} s, total {r['total_s']:5.2f} s, {r['rss_gb']:.2f} GB  [{r['digest']}]")
             wall, gb, out = sh([sys.executable, "-c", OURS_COMPACT, ours.root])
