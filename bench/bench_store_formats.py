@@ -365,7 +365,7 @@ def s3_check(moto_python: str, src: Store, writers: int, per_writer: int) -> dic
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen([moto_python, "-c", S3_SERVER, str(port)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # its request log
     try:
         server.stdout.readline()
         env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true",
