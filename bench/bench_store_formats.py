@@ -393,7 +393,8 @@ def s3_check(moto_python: str, src: Store, writers: int, per_writer: int) -> dic
         out["errors"] = sorted({line.split()[0] for _, e in res for line in e.splitlines() if line.strip()})[:5]
         out["version"] = DeltaTable(table).version()
         _, gb, text = sh([sys.executable, "-c", S3_READ, table])
-        out.update(json.loads(text.strip().splitlines()[-1]), rss_gb=gb, commits=len(files), expected_rows=len(files) * first.num_rows)
+        out.update(json.loads(text.strip().splitlines()[-1]), rss_gb=gb, commits=len(files),
+                   expected_rows=len(files) * first.num_rows)
         return out
     finally:
         server.stdin.close()
@@ -435,7 +436,7 @@ def main() -> int:
                                    "WHERE extension_name = 'delta'").fetchone()
     lines = [f"deltalake {deltalake.__version__}, duckdb {duckdb.__version__}, pyarrow {pa.__version__}; "
              f"duckdb 'delta' extension: installed={ext[0]} loaded={ext[1]} ({ext[2]})",
-             f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on {os.cpu_count()} cores"]
+             "load: {:.1f} {:.1f} {:.1f} on {} cores".format(*os.getloadavg(), os.cpu_count())]
 
     def say(text: str) -> None:
         lines.append(text)
@@ -476,7 +477,8 @@ def main() -> int:
                 say(f"  loose   delta: not read above --loose-read-max {args.loose_read_max}")
             for name, r in [("ours", r_ours)] + ([("delta", r_delta)] if r_delta else []):
                 say(f"  loose   {name:<5}: open {r['open_s']:5.2f} s, grouped {r['grouped_s']:5.2f} s, "
-                    f"status {r['status_s']:5.2f} s, total {r['total_s']:5.2f} s, {r['rss_gb']:.2f} GB  [{r['digest']}]")
+                    f"status {r['status_s']:5.2f} s, total {r['total_s']:5.2f} s, {r['rss_gb']:.2f} GB "
+                    f"[{r['digest']}]")
             wall, gb, out = sh([sys.executable, "-c", OURS_COMPACT, ours.root])
             c = json.loads(out.strip().splitlines()[-1])
             say(f"  compact ours : {wall:6.1f} s wall ({c['seconds']:.1f} s inside), {gb:.2f} GB peak RSS, "
@@ -485,13 +487,15 @@ def main() -> int:
             c = json.loads(out.strip().splitlines()[-1])
             sd, ld = delta_files(f"{delta}/steps")
             td, tl = delta_files(f"{delta}/trials")
-            say(f"  compact delta: {wall:6.1f} s wall (optimize {c['steps']['optimize_s'] + c['trials']['optimize_s']:.1f} s, "
+            opt = c["steps"]["optimize_s"] + c["trials"]["optimize_s"]
+            say(f"  compact delta: {wall:6.1f} s wall (optimize {opt:.1f} s, "
                 f"checkpoint+vacuum {c['steps']['checkpoint_vacuum_s'] + c['trials']['checkpoint_vacuum_s']:.1f} s), "
                 f"{gb:.2f} GB peak RSS, data files after {sd}+{td}, _delta_log files {ld:,}+{tl:,}")
             r_ours2, r_delta2 = read("ours", ours.root, args.reps), read("delta", delta, args.reps)
             for name, r in (("ours", r_ours2), ("delta", r_delta2)):
                 say(f"  compact {name:<5}: open {r['open_s']:5.2f} s, grouped {r['grouped_s']:5.2f} s, "
-                    f"status {r['status_s']:5.2f} s, total {r['total_s']:5.2f} s, {r['rss_gb']:.2f} GB  [{r['digest']}]")
+                    f"status {r['status_s']:5.2f} s, total {r['total_s']:5.2f} s, {r['rss_gb']:.2f} GB "
+                    f"[{r['digest']}]")
             same = len({r["digest"] for r in (r_ours, r_delta or r_ours, r_ours2, r_delta2)}) == 1
             say(f"  answers: {'the same in both designs, before and after compaction' if same else 'DIFFERENT'}")
             e = exactly_once(src, ours, delta, args.reps)
