@@ -214,22 +214,22 @@ def s3_query(root: str, n: int) -> list[str]:
     """Copy the compacted folder into a local S3 server; time the grouped query there."""
     import pyarrow.fs as pafs
 
+    from phantom.storage import Store
     from phantom.testing.s3 import S3Server
 
     lines = []
     with S3Server() as server:
         env = server.env
-        os.environ.update(env)
-        s3 = pafs.S3FileSystem(endpoint_override=server.url.split("://")[1], scheme="http",
-                               access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"])
-        dest = f"{server.bucket}/bench/n{n}"
+        os.environ.update(env)  # pyarrow reads the endpoint and keys from the environment
+        remote = Store.open(server.uri(f"bench/n{n}"))
+        dest = remote.root
         for d, _, files in os.walk(root):
             for f in files:
                 rel = os.path.relpath(os.path.join(d, f), root)
-                if rel.startswith("analysis"):
+                if rel.startswith("analysis") or rel.endswith(".lock"):
                     continue
-                pafs.copy_files(os.path.join(d, f), f"{dest}/{rel}", destination_filesystem=s3)
-        uri = f"s3://{dest}"
+                pafs.copy_files(os.path.join(d, f), f"{dest}/{rel}", destination_filesystem=remote.fs)
+        uri = remote.uri
         phantom = [sys.executable, "-m", "phantom.cli"]
         for name, cmd in [
             ("status", phantom + ["sweep", "status", uri]),
