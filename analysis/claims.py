@@ -17,7 +17,7 @@ combined by the claim's rule:
 A group may also *refute* a claim whatever the rule (the embedding moved under LoRA).
 
 The tolerances where the paper gives a figure and this grid can only approach it (CV of H_FT,
-the blind-prediction error, the ablation) are stated in ``why`` and in the README ("Claims").
+the blind-prediction error, the ablation) are stated in ``why`` and in docs/reference/claims.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LORA = "('lora', 'lora-frozen-head')"  # adapters over a frozen embedding
 SHOULDER = f"character IN ({sql_list(SHAPED)})"  # flipped after step 1: the shape was judged
 CAT_LIKE = f"character IN ({sql_list(CATAPULT_LIKE)})"
 
-# tolerances (README, "Claims")
+# tolerances (docs/reference/claims.md)
 H_FT_CV_MAX = 0.20  # the paper's CV is 9.3%; a spread of at most 20% counts as "consistent"
 BLIND_REL_MAX = 0.10  # the paper's error is 2.1%; within 10% holds
 ABLATION_MAX = 0.05  # the paper's largest change is 0.022 (remorse, Table 5)

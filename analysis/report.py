@@ -90,7 +90,7 @@ def claims_html(conn) -> str:
         for r in rows
     )
     return (f"<p>{counts['holds']} hold, {counts['fails']} fail, {counts['untestable']} untestable on this grid "
-            "(rules and tolerances: README, “Claims”).</p>"
+            "(rules and tolerances: docs/reference/claims.md).</p>"
             f"<div class='wrap'><table class='claims'><tr>{head}</tr>{body}</table></div>")
 
 

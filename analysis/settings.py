@@ -1,4 +1,4 @@
-"""The analysis choices SPEC leaves open, in one frozen dataclass (documented in README.md).
+"""The analysis choices SPEC leaves open, in one frozen dataclass (documented in docs/design/spec-choices.md).
 
 Every number here reaches the SQL as a literal, so a view built with a setting is
 self-contained: the DuckDB file that ``phantom analyze`` writes answers the same way in any

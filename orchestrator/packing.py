@@ -29,7 +29,7 @@ from phantom.config import TrialConfig
 from orchestrator.config import SweepConfig
 
 # The default most-trials-per-pack, per device and protocol (``resources.pack: auto``): the one
-# table, from bench/bench_packs.py (README, "Trial packs"). CPU, measured on smollm2-135m: a LoRA
+# table, from bench/bench_packs.py (docs/design/packs.md, docs/results/benchmarks.md). CPU, measured on smollm2-135m: a LoRA
 # member step costs 1/2.5 of a trial alone at K = 5 and 1/3.7 at K = 8; full-FT packs run at
 # 0.4-0.5x (vmap) or ~1x (loop), so full FT stays unpacked. CUDA, not measured (no GPU was lent):
 # LoRA packs are launch-bound and a member costs 7 MB beside the shared base, so 8 is
@@ -71,7 +71,7 @@ def pack_limit(sweep: SweepConfig, protocol: str, model: str | None = None) -> i
 
     ``lora`` on an untied head trains the head, so a pack carries one head per member: on
     qwen2.5-coder-0.5b (151 936 x 896) a pack of 2 ran 1.06x and of 3 0.86x the trials alone,
-    at 8.4 and 11.1 GB against 7.1 GB (README, "The cross-architecture sweep"), so ``auto``
+    at 8.4 and 11.1 GB against 7.1 GB (docs/results/cross-architecture.md), so ``auto``
     leaves ``lora`` unpacked on an untied embedded model (``lora-frozen-head`` packs: 3.8x)."""
     pack = sweep.resources.pack
     if isinstance(pack, int):
