@@ -147,6 +147,10 @@ def storage_error(exc: BaseException, where: str) -> StorageError | None:
     if cause is None:
         return None
     path = failing_path(exc) or where
+    if where and where.startswith(path.rstrip("/") + "/"):
+        # refused on a parent of the folder (pyarrow creates the folder markers above a file on
+        # S3 first): the folder is what the user knows
+        path = where
     return StorageError(f"storage refused: {cause}: {path}")
 
 

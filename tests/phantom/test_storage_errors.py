@@ -96,3 +96,15 @@ def test_a_failed_write_leaves_no_tmp_file(tmp_path, monkeypatch):
         store.write_text("new", "plan.json")
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["plan.json"]
     assert (tmp_path / "sweep" / "plan.json").read_text() == "old"
+
+
+def test_a_refusal_on_a_parent_marker_names_the_folder():
+    """pyarrow creates the folder markers above a file on S3 first: a policy that refuses
+    writes can refuse the marker of the storage root; the user's folder is what is named."""
+    exc = OSError("When creating key 'sweeps/' in bucket 'b': AWS Error ACCESS_DENIED during PutObject "
+                  "operation: Access Denied")
+    err = storage_error(exc, "s3://b/sweeps/tiny")
+    assert err is not None and str(err).endswith(": s3://b/sweeps/tiny"), str(err)
+    other = storage_error(OSError("When creating key 'other/x' in bucket 'b': AWS Error ACCESS_DENIED "
+                                  "during PutObject operation: Access Denied"), "s3://b/sweeps/tiny")
+    assert other is not None and "s3://b/sweeps/tiny" not in str(other)
