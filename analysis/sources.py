@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from phantom.errors import StorageError
-from phantom.layout import GEOMETRY_DIR, PLAN_FILE, STEPS_DIR, TRIALS_DIR
+from phantom.layout import GEOMETRY_DIR, PARTS_DIR, PLAN_FILE, STEPS_DIR, TRIALS_DIR
 from phantom.outcomes import TrialStatus
 from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
 from phantom.results import LOOSE, committed_parts, keep_order_sql, part_files
@@ -92,15 +92,19 @@ def resolve_results(paths: Iterable[str | os.PathLike]) -> list[Store]:
     return unique
 
 
+def _is_results(store: Store, *parts: str) -> bool:
+    # loose records, or compacted parts only (on an object store an emptied folder is gone)
+    return any(store.exists(*parts, folder) for folder in (TRIALS_DIR, STEPS_DIR, PARTS_DIR))
+
+
 def _expand(store: Store, strict: bool) -> list[Store]:
-    if store.exists(TRIALS_DIR) or store.exists(STEPS_DIR):
+    if _is_results(store):
         return [store]
     if not store.exists():
         raise StorageError(f"no such results folder: {store.uri}")
-    subs = [store.child(info.base_name) for info in _subfolders(store)
-            if store.exists(info.base_name, TRIALS_DIR)]
+    subs = [store.child(info.base_name) for info in _subfolders(store) if _is_results(store, info.base_name)]
     if not subs and strict:
-        raise StorageError(f"no results in {store.uri}: expected a trials/ folder (or sweeps that have one)")
+        raise StorageError(f"no results in {store.uri}: expected a trials/ or parts/ folder (or sweeps that have one)")
     return subs
 
 

@@ -122,3 +122,20 @@ def test_unreachable_store_is_one_line(tmp_path, s3_server):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert "cannot be reached" in lines[0] and "s3://" in lines[0], lines[0]
+
+
+def test_a_compacted_folder_copied_into_a_bucket_is_read(tmp_path, s3_server):
+    """A folder compacted on disk, then copied object by object (no folder markers, as `aws s3
+    sync` copies it): only parts/ holds results there."""
+    local = tmp_path / "local"
+    ids = random_grid(str(local), budget=6, n_sentences=2, seeds=(0,))
+    write_plan(str(local), ids)
+    results.compact(Store.open(local))
+    remote = Store.open(s3_server.uri("copied/grid"))
+    for f in local.rglob("*"):
+        if f.is_file():  # files only: the emptied trials/ and steps/ do not travel
+            pafs.copy_files(str(f), f"{remote.root}/{f.relative_to(local)}", destination_filesystem=remote.fs)
+    assert not remote.exists(layout.TRIALS_DIR) and remote.exists(layout.PARTS_DIR)
+    want = csv_of(phantom("query", str(local), QUERY, "--format", "csv"))
+    for uri in (remote.uri, s3_server.uri("copied")):  # the folder, and a root holding it
+        assert same_rows(csv_of(phantom("query", uri, QUERY, "--format", "csv", env=s3_server.env)), want)
