@@ -51,9 +51,9 @@ class SweepStatus:
 def read_records(store: Store, ids: set[str] | None = None):
     """The trial records (a pyarrow Table, one per trial id: phantom.results) of ``ids`` (all
     when None), loose or compacted, or None when there are none."""
-    from phantom.results import read_records as _read
+    from phantom import results
 
-    return _read(store, ids)
+    return results.read_records(store, ids)
 
 
 def _read_parquet(store: Store, *parts: str):

@@ -151,3 +151,44 @@ def test_the_server_stopped_mid_sweep_and_started_again_loses_and_duplicates_not
     assert driver.returncode == 0, out + err
     assert "Traceback" not in out + err, err
     assert_complete(_download(s3_server, "sweeps/tiny/", tmp_path / "copy"), n_trials=N_TRIALS, steps=STEPS)
+
+
+def test_a_driver_sigkilled_mid_sweep_on_s3_then_resumed_runs_every_trial_once(write_sweep, s3_server, tmp_path):
+    """SIGKILL of the driver (and of the Ray it started) once a trial is recorded in the bucket;
+    `sweep status` names the stale lock; `resume` takes it over and ends with every trial once."""
+    import signal
+
+    from orchestrator.testing import descendants
+
+    path = _sweep(write_sweep)
+    env = _env(**s3_server.env, **{STEP_DELAY_ENV: "0.5"})
+    folder = s3_server.uri("sweeps/tiny")
+    driver = _phantom("sweep", "run", str(path), "--storage", s3_server.uri("sweeps"), env=env)
+    spawned: set[int] = set()
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and driver.poll() is None:
+            spawned |= descendants(driver.pid)
+            if [k for k in s3_server.keys("sweeps/tiny/trials/") if k.endswith(".parquet")]:
+                break
+            time.sleep(0.5)
+        assert driver.poll() is None, "the sweep ended before the driver could be killed"
+        spawned |= descendants(driver.pid)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        for pid in spawned:  # the Ray this driver started, as a lost node would take it down
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    done = [k for k in s3_server.keys("sweeps/tiny/trials/") if k.endswith(".parquet")]
+    assert 1 <= len(done) < N_TRIALS
+    status = _phantom("sweep", "status", folder, env=_env(**s3_server.env))
+    out, err = status.communicate(timeout=120)
+    assert status.returncode == 3 and "stale lock" in out, out + err
+    again = _phantom("sweep", "resume", folder, env=_env(**s3_server.env))
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, out + err
+    assert "taking over the stale lock" in out + err and "Traceback" not in out + err
+    assert_complete(_download(s3_server, "sweeps/tiny/", tmp_path / "copy"), n_trials=N_TRIALS, steps=STEPS)
