@@ -48,9 +48,10 @@ def test_compaction_beside_writing_workers_loses_nothing(tmp_path):
             t.start()
         for t in threads:
             t.join()
-    assert compactor.compacted >= n  # most of them mid-run, the rest at the end
+    loose = len(store.list(layout.TRIALS_DIR))
+    assert loose < 15  # the end's compaction leaves fewer than its threshold
+    assert compactor.compacted + loose >= n  # every trial moved (a re-run may move twice) or loose
     assert len(results.committed_parts(store)) > 3
-    assert store.list(layout.TRIALS_DIR) == [] or len(store.list(layout.TRIALS_DIR)) < 15
     write_plan(store, [f"t{i:03d}" for i in range(n)])
     records = results.read_records(store)
     assert records.num_rows == n and set(records.column("status").to_pylist()) == {"ok"}
