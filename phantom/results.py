@@ -189,26 +189,6 @@ def keep_one(table: pa.Table) -> pa.Table:
     return table.take(sorted(i for _, i in best.values()))
 
 
-def record_status(store, trial_id: str) -> TrialStatus | None:
-    """Status of the trial's kept record, or None when it has none (or it cannot be read): its
-    loose record if any, and its copies in the committed parts (whose keys are cached)."""
-    try:
-        copies = []
-        if store.exists(*layout.trial_file(trial_id)):
-            t = _read(store, *layout.trial_file(trial_id), columns=_KEY_COLUMNS)
-            copies.append((t.column("status")[0].as_py(), t.column("finished_at")[0].as_py(), LOOSE))
-        for part in committed_parts(store):
-            keys = _part_keys(store, part)
-            hit = keys.filter(pc.equal(keys.column("trial_id"), trial_id))
-            copies += [(st, fin, part) for st, fin in zip(hit.column("status").to_pylist(),
-                                                          hit.column("finished_at").to_pylist())]
-    except Exception:  # noqa: BLE001 - a record that cannot be read is not a result
-        return None
-    if not copies:
-        return None
-    return TrialStatus(min(copies, key=lambda c: _keep_key(*c))[0])
-
-
 # ----------------------------------------------------------------------------------------------
 # compaction
 

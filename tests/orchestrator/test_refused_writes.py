@@ -47,6 +47,16 @@ def _assert_one_line(proc, out: str, err: str, cause: str, where: str) -> None:
     assert "Traceback" not in out + err
 
 
+def _wait_for_a_record(driver, s3_server, each=lambda: None) -> None:
+    """Until the running driver has a trial record in the bucket (``each``: called every poll)."""
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and driver.poll() is None:
+        each()
+        if [k for k in s3_server.keys("sweeps/tiny/trials/") if k.endswith(".parquet")]:
+            return
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def small_fs(tmp_path):
     """A 2 MB tmpfs (root only), unmounted after the test."""
@@ -100,11 +110,7 @@ def test_a_bucket_policy_refusing_writes_stops_the_driver_in_one_line_and_resume
     storage, folder = s3_server.uri("sweeps"), s3_server.uri("sweeps/tiny")
     driver = _phantom("sweep", "run", str(path), "--storage", storage, env=env)
     try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and driver.poll() is None:
-            if [k for k in s3_server.keys("sweeps/tiny/trials/") if k.endswith(".parquet")]:
-                break
-            time.sleep(0.5)
+        _wait_for_a_record(driver, s3_server)
         assert driver.poll() is None, "the sweep ended before writes could be refused"
         s3_server.refuse_writes()  # PutObject and DeleteObject: AccessDenied from now on
         out, err = driver.communicate(timeout=400)
@@ -134,11 +140,7 @@ def test_the_server_stopped_mid_sweep_and_started_again_loses_and_duplicates_not
     env = _env(**s3_server.env, **{STEP_DELAY_ENV: "0.5"})
     driver = _phantom("sweep", "run", str(path), "--storage", s3_server.uri("sweeps"), env=env)
     try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and driver.poll() is None:
-            if [k for k in s3_server.keys("sweeps/tiny/trials/") if k.endswith(".parquet")]:
-                break
-            time.sleep(0.5)
+        _wait_for_a_record(driver, s3_server)
         assert driver.poll() is None, "the sweep ended before the server could be stopped"
         s3_server.stop()  # connection refused, as from a server that went down
         time.sleep(5)
@@ -166,12 +168,7 @@ def test_a_driver_sigkilled_mid_sweep_on_s3_then_resumed_runs_every_trial_once(w
     driver = _phantom("sweep", "run", str(path), "--storage", s3_server.uri("sweeps"), env=env)
     spawned: set[int] = set()
     try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and driver.poll() is None:
-            spawned |= descendants(driver.pid)
-            if [k for k in s3_server.keys("sweeps/tiny/trials/") if k.endswith(".parquet")]:
-                break
-            time.sleep(0.5)
+        _wait_for_a_record(driver, s3_server, lambda: spawned.update(descendants(driver.pid)))
         assert driver.poll() is None, "the sweep ended before the driver could be killed"
         spawned |= descendants(driver.pid)
         driver.send_signal(signal.SIGKILL)
