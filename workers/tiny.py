@@ -13,7 +13,8 @@ import math
 from typing import TYPE_CHECKING
 
 from phantom.errors import ModelError
-from models.tiny import FAMILIES, HEADS, HIDDEN, LAYERS, PAPER_GMAX, SEED, TIED, UNK, planted_pairs, vocabulary, word_tokenizer
+from models.tiny import (FAMILIES, HEADS, HIDDEN, LAYERS, PAPER_GMAX, SEED, TIED, UNK, planted_pairs, vocabulary,
+                         word_tokenizer)
 from workers.sentences import load_sentences, token_id
 
 if TYPE_CHECKING:  # torch loads when a model is built
