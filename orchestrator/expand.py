@@ -75,12 +75,12 @@ def single_token_problem(tokenizer, model: str, s) -> str | None:
 def expand(sweep: SweepConfig, sentences_file: Path, *, lrs: tuple[float, ...] | None = None,
            stopper: StopperConfig | None = None) -> Grid:
     """All trials of the grid; ``lrs`` and ``stopper`` replace the file's (the η_c search)."""
-    kinds = check_models(sweep.models)
+    sources = check_models(sweep.models)
     sentences = select_sentences(sweep, sentences_file)
     skipped: list[Skip] = []
     usable: dict[str, list] = {}
     for model in sweep.models:
-        tokenizer = load_tokenizer(model, kinds[model], sweep.trust_remote_code)
+        tokenizer = load_tokenizer(sources[model], sweep.trust_remote_code)
         usable[model] = []
         for s in sentences:
             problem = single_token_problem(tokenizer, model, s)

@@ -60,7 +60,7 @@ def untied_head(model: str | None) -> bool:
     it; hub models are not looked up)."""
     if model is None:
         return False
-    from workers.models import EMBEDDED  # torch-free at import
+    from models import EMBEDDED  # torch-free
 
     return model in EMBEDDED and not EMBEDDED[model].tied
 

@@ -201,7 +201,7 @@ def format_models(infos) -> list[str]:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from workers.models import cache_dir, model_info, registered
+    from models import cache_dir, model_info, registered
 
     print(f"weight cache: {cache_dir()} (set PHANTOM_CACHE to move it)")
     for line in format_models([model_info(name) for name in registered()]):
@@ -216,7 +216,8 @@ def run_models_install(args: argparse.Namespace) -> int:
     import subprocess
 
     from phantom.errors import ModelError, unknown
-    from workers.models import EMBEDDED, load_model, missing_requirements
+    from models import EMBEDDED, missing_requirements
+    from workers.models import load_model
 
     names = list(EMBEDDED) if args.names == ["all"] else args.names
     for name in names:

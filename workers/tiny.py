@@ -1,89 +1,35 @@
-"""Tiny test models of three families, built offline from a config in milliseconds.
+"""Building a tiny test model: its weights from a config in milliseconds, offline.
 
-The tokenizer is word-level over every word of the sentences file plus a filler vocabulary,
-so every target and competitor is exactly one token. ``plant`` sets the cosine overlap G_gc of
-chosen (target, competitor) pairs exactly, so tests can assert geometric quantities.
+What a tiny model *is* (families, heads, vocabulary, the paper's G_max) lives in
+:mod:`models.tiny`, without torch; this module makes the torch model and its transformers
+tokenizer for the sentences file (default: sweeps/sentences.yaml). ``plant`` sets the cosine
+overlap G_gc of chosen (target, competitor) pairs exactly, so tests can assert geometric
+quantities.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING
 
 from phantom.errors import ModelError
+from models.tiny import (FAMILIES, HEADS, HIDDEN, LAYERS, PAPER_GMAX, SEED, TIED, UNK, planted_pairs, vocabulary,
+                         word_tokenizer)
+from workers.sentences import load_sentences, token_id
 
-if TYPE_CHECKING:  # torch loads when a model is built, not for the vocabulary
+if TYPE_CHECKING:  # torch loads when a model is built
     import torch
 
-FAMILIES = {
-    "tiny-gpt2": "gpt2",
-    "tiny-neox": "gpt_neox",
-    "tiny-llama": "llama",
-}
-
-# untied LM head on the NeoX family (as Pythia), tied on the others (as GPT-2 and SmolLM)
-TIED = {"gpt2": True, "gpt_neox": False, "llama": True}
-
-HIDDEN = 64
-LAYERS = 2
-HEADS = 4
-SEED = 1234  # the weights of a tiny model are a fixed function of its family
-
-# The paper's Table 2 G_max values where given; used to plant the sentence pairs by default.
-PAPER_GMAX = {
-    "longing": 0.847, "skepticism": 0.652, "remorse": 0.573, "ashes": 0.607, "awe": 0.583,
-    "terror": 0.585, "shame": 0.607, "relief": 0.385, "purpose": 0.303, "shock": 0.768,
-}
-
-FILLER = (
-    "the a an of to in and or but with for on at by from as is was were be been it its he she "
-    "they we you i his her their our my this that these those there here not no very so then "
-    "when after before while into over under through again once all some many more most other "
-    "old new good bad long little great small large high deep dark light first last same own "
-    "day night time year home house room door hand eye face heart mind life world man woman "
-    "child mother father friend city town war fire water sky star road sea tree stone word"
-).split()
-
-SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+|[^\w\s]+", text)
-
-
-def vocabulary(sentences: dict | None = None) -> dict[str, int]:
-    """The word-level vocabulary: specials, the filler list, then every word of the sentences
-    (default: sweeps/sentences.yaml), in that order."""
-    from workers.sentences import load_sentences
-
-    sentences = load_sentences() if sentences is None else sentences
-    words: list[str] = []
-    for s in sentences.values():
-        for text in (s.target, s.competitor, *s.contexts, *s.eval_contexts):
-            words.extend(_words(text))
-    vocab = {tok: i for i, tok in enumerate(SPECIALS)}
-    for w in [*FILLER, *sorted(set(words))]:
-        vocab.setdefault(w, len(vocab))
-    return vocab
-
-
-def word_tokenizer(vocab: dict[str, int]):
-    """The ``tokenizers`` object of a tiny model (no transformers, no torch)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return tok
+__all__ = ["FAMILIES", "PAPER_GMAX", "TIED", "build_config", "build_tiny", "build_tokenizer", "plant"]
 
 
 def build_tokenizer(sentences: dict | None = None):
     """A word-level PreTrainedTokenizerFast over the sentences' words and a filler list."""
     from transformers import PreTrainedTokenizerFast
 
-    tok = word_tokenizer(vocabulary(sentences))
+    tok = word_tokenizer(vocabulary(load_sentences() if sentences is None else sentences))
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>"
+        tokenizer_object=tok, pad_token="<pad>", unk_token=UNK, bos_token="<bos>", eos_token="<eos>"
     )
 
 
@@ -140,8 +86,6 @@ def build_tiny(name: str, plant_pairs: dict[tuple[str, str], float] | None = Non
     import torch
     from transformers import AutoModelForCausalLM
 
-    from workers.sentences import load_sentences, token_id
-
     if name not in FAMILIES:
         raise ModelError(f"unknown tiny model '{name}'")
     family = FAMILIES[name]
@@ -152,7 +96,7 @@ def build_tiny(name: str, plant_pairs: dict[tuple[str, str], float] | None = Non
         torch.manual_seed(SEED)
         model = AutoModelForCausalLM.from_config(config)
     if plant_pairs is None:
-        plant_pairs = {(s.target, s.competitor): PAPER_GMAX.get(s.id, 0.6) for s in sentences.values()}
+        plant_pairs = planted_pairs(sentences)
     ids = {(token_id(tokenizer, g), token_id(tokenizer, c)): G for (g, c), G in plant_pairs.items()}
     plant(model.get_input_embeddings().weight, ids)
     model.eval()

@@ -9,7 +9,7 @@ import pytest
 from phantom.cli import main
 from phantom.config import TrainingConfig, TrialConfig
 from workers.sentences import get_sentence, load_sentences
-from workers.tiny import PAPER_GMAX
+from models.tiny import PAPER_GMAX
 from workers.trial import run_trial
 
 

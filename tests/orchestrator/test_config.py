@@ -206,7 +206,7 @@ def test_validate_imports_neither_torch_nor_transformers(write_sweep, tmp_path):
     """Issue 12: validate read tokenizers by loading models (torch, 5.5 s). Tiny models' and
     embedded models' tokenizers are read from their vocabulary / tokenizer.json."""
     from orchestrator.testing import REPO
-    from workers.models import cache_dir
+    from models import cache_dir
 
     path = write_sweep(tiny_sweep(models=["tiny-gpt2", "tiny-neox", "tiny-llama"]))
     out, heavy = _imports_after(["sweep", "validate", str(path)], tmp_path)
@@ -224,13 +224,14 @@ WORDS = sorted({w for s in yaml.safe_load(SENTENCES.read_text())["sentences"] fo
 def test_file_tokenizers_agree_with_the_models_own(model):
     """The single-token check without torch gives the worker's answer, word for word."""
     from orchestrator.expand import single_token_problem
-    from orchestrator.resolve import load_tokenizer, model_kind
-    from workers.models import cache_dir, load_model_cached
+    from models import cache_dir, resolve
+    from orchestrator.resolve import load_tokenizer
+    from workers.models import load_model_cached
     from workers.sentences import Sentence
 
-    if model_kind(model) == "embedded" and not (cache_dir() / "models" / model / "tokenizer.json").is_file():
+    if resolve(model).kind == "embedded" and not (cache_dir() / "models" / model / "tokenizer.json").is_file():
         pytest.skip(f"{model} not converted on this machine")
-    fast = load_tokenizer(model, model_kind(model))
+    fast = load_tokenizer(resolve(model))
     real = load_model_cached(model).tokenizer
     for word in WORDS:
         s = Sentence("w", word, "longing" if word != "longing" else "awe", ("ctx",))

@@ -73,7 +73,7 @@ def test_frozen_head_trials_are_the_twins_of_cross_arch_lora():
 
 
 def _converted(name: str) -> bool:
-    from workers.models import cache_dir
+    from models import cache_dir
 
     return (cache_dir() / "models" / name / "tokenizer.json").is_file()
 

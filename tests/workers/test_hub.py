@@ -32,7 +32,8 @@ CLIENT = textwrap.dedent(
     from phantom.cli import main
     from phantom.errors import ModelError
     from phantom.testing.hub import LocalHub
-    from workers import models
+    import models
+    from workers.models import load_model
 
     folder, model_id = sys.argv[1], sys.argv[2]
     out = {}
@@ -40,7 +41,7 @@ CLIENT = textwrap.dedent(
     hub = LocalHub({model_id: folder}, port=port).start()
     import huggingface_hub.constants as c
     out["endpoint"], out["offline_flag"] = c.ENDPOINT, c.HF_HUB_OFFLINE
-    out["reachable_up"] = models._hub_reachable()
+    out["reachable_up"] = models.hub_reachable()
 
     def fingerprint(loaded):
         sd = loaded.model.state_dict()
@@ -48,20 +49,20 @@ CLIENT = textwrap.dedent(
                 "ids": loaded.tokenizer("she felt a deep and aching")["input_ids"],
                 "sum": float(sum(v.double().sum() for v in sd.values())), "n": len(sd)}
 
-    out["local"] = fingerprint(models.load_model(folder))
-    out["cached_before"] = models._hub_cached(model_id)
-    out["download"] = fingerprint(models.load_model(model_id))
-    out["cached_after"] = models._hub_cached(model_id)
+    out["local"] = fingerprint(load_model(folder))
+    out["cached_before"] = models.hub_cached(model_id)
+    out["download"] = fingerprint(load_model(model_id))
+    out["cached_after"] = models.hub_cached(model_id)
     try:
-        models.load_model("phantom-test/no-such-model")
+        load_model("phantom-test/no-such-model")
     except ModelError as exc:
         out["missing_repo"] = str(exc)
     out["requests"] = list(hub.requests)
     hub.stop()
-    out["reachable_down"] = models._hub_reachable()
+    out["reachable_down"] = models.hub_reachable()
 
     t0 = time.perf_counter()
-    out["cached"] = fingerprint(models.load_model(model_id))
+    out["cached"] = fingerprint(load_model(model_id))
     out["cached_s"] = time.perf_counter() - t0
     out["requests_after_stop"] = len(hub.requests) - len(out["requests"])
 
@@ -129,7 +130,7 @@ def test_cached_model_loads_with_the_hub_stopped(client_run):
 
 
 def test_uncached_model_with_the_hub_unreachable_is_one_line(client_run):
-    from workers.models import _offline_message
+    from models import offline_message as _offline_message
 
     u = client_run["uncached"]
     assert u["code"] == 2
@@ -145,7 +146,7 @@ def test_uncached_model_with_the_hub_unreachable_is_one_line(client_run):
     ("", ("huggingface.co", 443)),
 ])
 def test_reachability_probe_uses_the_endpoint_port(monkeypatch, endpoint, address):
-    from workers import models
+    from models import _hub as models
 
     seen = []
 
@@ -157,7 +158,7 @@ def test_reachability_probe_uses_the_endpoint_port(monkeypatch, endpoint, addres
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     monkeypatch.setattr(models.socket, "create_connection", connect)
-    assert models._hub_reachable() is False
+    assert models.hub_reachable() is False
     assert seen == [address]
 
 

@@ -17,8 +17,10 @@ import pytest
 
 from phantom.cli import main
 from phantom.errors import ModelError
-from workers import models
-from workers.models import Embedded
+import models
+from models import Embedded
+from models._registry import _REGISTRY
+from workers.models import load_model
 
 VERSION = "0.9.0"
 PARTS = [b"GGUF" + b"a" * 96, b"b" * 100, b"c" * 37]  # three parts, the last one shorter
@@ -191,12 +193,12 @@ def gguf_as(monkeypatch):
 def test_conversion_caches_atomically_and_keeps_the_head(fake, gguf_as, tmp_path, monkeypatch, tiny_name, tied):
     built = gguf_as(tiny_name)
     spec = Embedded(**{**fake.__dict__, "tied": tied})
-    monkeypatch.setitem(models._REGISTRY, spec.name, ("embedded", models._embedded_loader(spec)))
+    monkeypatch.setitem(_REGISTRY, spec.name, ("embedded", spec))
     monkeypatch.setitem(models.EMBEDDED, spec.name, spec)
     head0 = built["model"].get_output_embeddings().weight.detach().clone()
     emb0 = built["model"].get_input_embeddings().weight.detach().clone()
 
-    lm = models.load_model(spec.name)
+    lm = load_model(spec.name)
     target = tmp_path / "cache" / "models" / spec.name
     assert leftovers(target.parent) == [spec.name]  # no temp folder left
     assert not built["gguf"].exists()  # the joined GGUF was deleted after conversion
@@ -214,12 +216,12 @@ def test_conversion_caches_atomically_and_keeps_the_head(fake, gguf_as, tmp_path
 
 def test_a_cache_that_reloads_with_the_wrong_tie_is_refused(fake, gguf_as, tmp_path, monkeypatch):
     gguf_as("tiny-neox")
-    monkeypatch.setitem(models._REGISTRY, fake.name, ("embedded", models._embedded_loader(fake)))
-    models.load_model(fake.name)
+    monkeypatch.setitem(_REGISTRY, fake.name, ("embedded", fake))
+    load_model(fake.name)
     marker = tmp_path / "cache" / "models" / fake.name / "phantom.json"
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "tied": True}))
     with pytest.raises(ModelError, match="reloads with an untied LM head but was converted tied: delete it"):
-        models.load_model(fake.name)
+        load_model(fake.name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,11 +246,11 @@ def write_safetensors_header(path: Path, shapes: dict[str, list[int]]) -> None:
 
 
 def test_models_lists_source_head_params_and_state(fake, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(models._REGISTRY, fake.name, ("embedded", models._embedded_loader(fake)))
+    monkeypatch.setitem(_REGISTRY, fake.name, ("embedded", fake))
     monkeypatch.setitem(models.EMBEDDED, fake.name, fake)
     absent = Embedded(**{**fake.__dict__, "name": "absent-model", "requires": ("nothere-part1==2.0",),
                          "parts": (("nothere-part1", "x.bin"),), "tied": True})
-    monkeypatch.setitem(models._REGISTRY, absent.name, ("embedded", models._embedded_loader(absent)))
+    monkeypatch.setitem(_REGISTRY, absent.name, ("embedded", absent))
     monkeypatch.setitem(models.EMBEDDED, absent.name, absent)
     # an old-style cache (phantom.json without tied/params): config.json and the header tell
     old = tmp_path / "cache" / "models" / "smollm2-135m"

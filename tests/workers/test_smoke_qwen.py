@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from phantom.config import TrainingConfig, TrialConfig
-from workers import models
+import models
+from workers.models import load_model
 from workers.sentences import get_sentence
 from workers.trial import run_trial
 
@@ -28,7 +29,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def qwen():
-    return models.load_model(QWEN)
+    return load_model(QWEN)
 
 
 def test_qwen_head_is_untied_and_survives_the_cache(qwen):
