@@ -98,6 +98,7 @@ def build_trial_config(args: argparse.Namespace):
 
 
 def run_trial_command(args: argparse.Namespace) -> int:
+    from phantom.outcomes import TrialStatus
     from phantom.tracking import check_installed, open_tracking, record_of
 
     cfg = build_trial_config(args)  # validates protocol, lr, sentence: nothing written yet
@@ -145,7 +146,7 @@ def run_trial_command(args: argparse.Namespace) -> int:
     if result.stop_reason:
         print(f"  stopped early: {result.stop_reason}")
     print(f"wrote {result.steps_path}\n      {result.trial_path}")
-    return 0 if result.status == "ok" else 1
+    return 0 if result.status is TrialStatus.OK else 1
 
 
 def run_sentences_check(args: argparse.Namespace) -> int:

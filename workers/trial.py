@@ -42,7 +42,7 @@ StepCallback = Callable[[TrialConfig, int, list[dict]], "str | None"]
 @dataclass(frozen=True)
 class TrialResult:
     trial_id: str
-    status: str  # phantom.outcomes.TrialStatus value
+    status: TrialStatus
     steps_done: int
     stop_reason: str | None
     error: str | None
@@ -137,7 +137,7 @@ class Member:
         trial_path = store.write_table(rec.table(), *layout.trial_file(tid))
         n = len(self.columns["step"])
         final = {name: self.columns[name][-1] for name in STEP_COLUMNS} if n else {}
-        self.result = TrialResult(tid, status.value, rec.steps_done, stop_reason, error, n, rec.wall_s,
+        self.result = TrialResult(tid, status, rec.steps_done, stop_reason, error, n, rec.wall_s,
                                   steps_path, trial_path, final)
         return self.result
 
