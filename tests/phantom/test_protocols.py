@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -76,3 +78,21 @@ def test_the_properties_are_what_the_worker_trains(tiny_models, model, protocol)
     assert any("lora_A" in n for n in names) is protocol.is_lora
     added = [n for n in names if "lora_" in n or "prompt_encoder" in n]
     assert bool(added) is protocol.adapter
+
+
+NAME = r"""["'](?:full|lora|lora-frozen-head|prefix)["']"""
+COMPARED = re.compile(rf"""(?:==|!=|<>|\bin\s*\(|\bis|\bprotocol\s*=)\s*{NAME}|{NAME}\s*(?:==|!=|<>|,\s*{NAME}\))"""
+                      r"|PROTOCOLS\[")  # or read by list position
+
+
+def test_no_protocol_name_is_compared_outside_its_vocabulary():
+    """Code asks a Protocol what it trains (packs.py, protocols.py, claims.py and tables.py
+    tested names or list positions). Test helpers that make synthetic data are left out."""
+    root = Path(__file__).resolve().parents[2]
+    hits = [f"{path.relative_to(root)}: {m.group(0)}"
+            for pkg in ("phantom", "models", "workers", "orchestrator", "analysis") if (root / pkg).is_dir()
+            for path in sorted((root / pkg).rglob("*.py"))
+            if path.name != "protocols.py" or pkg != "phantom"
+            if "testing" not in path.relative_to(root).parts and path.stem != "testing"
+            for m in COMPARED.finditer(path.read_text())]
+    assert hits == []
