@@ -25,11 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, Character, TrialStatus, sql_list
+from phantom.protocols import HEAD_ABLATION, Protocol
 
 from analysis.registry import ViewContext, view
 
 OK = f"'{TrialStatus.OK}'"
-LORA = "('lora', 'lora-frozen-head')"  # adapters over a frozen embedding
+LORA = f"({sql_list(p for p in Protocol if p.is_lora)})"  # LoRA adapters over a frozen embedding
+FULL = f"'{Protocol.FULL}'"
+STANDARD_LORA, FROZEN_HEAD = (f"'{p}'" for p in HEAD_ABLATION)  # the paper's LoRA; the ablation's
 SHOULDER = f"character IN ({sql_list(SHAPED)})"  # flipped after step 1: the shape was judged
 CAT_LIKE = f"character IN ({sql_list(CATAPULT_LIKE)})"
 
@@ -118,7 +121,7 @@ CLAIMS = [
                count(*) FILTER (WHERE character = '{Character.IMMEDIATE}') AS n_imm,
                count(*) FILTER (WHERE character = '{Character.STOPPED_AT_FLIP}') AS n_stop,
                max(R) FILTER (WHERE {SHOULDER}) AS r_max
-            FROM trial_summary WHERE protocol = 'full' GROUP BY model""",
+            FROM trial_summary WHERE protocol = {FULL} GROUP BY model""",
         "n_cl || ' catapult-like (' || n_cat || ' catapults) of ' || n_shoulder || "
         "' trials that flipped after step 1, max R ' || " + _fmt("r_max", "%.1f") + " || '; ' || n_imm || "
         "' flipped at step 1 (no shoulder to judge, not counted)' || "
@@ -173,11 +176,11 @@ CLAIMS = [
         f"""SELECT f.model AS grp, f.rho AS rf, f.p_value AS pf, f.rho_lo AS lo, f.rho_hi AS hi,
                f.n AS nf, l.rho AS rl, l.p_value AS pl, l.n AS nl, coalesce(i.n_imm, 0) AS n_imm
             FROM (SELECT * FROM correlations WHERE scope = 'model' AND x = 'gmax' AND y = 'R'
-                  AND protocol = 'full') f
+                  AND protocol = {FULL}) f
             LEFT JOIN (SELECT * FROM correlations WHERE scope = 'model' AND x = 'gmax' AND y = 'R'
-                       AND protocol = 'lora') l USING (model)
+                       AND protocol = {STANDARD_LORA}) l USING (model)
             LEFT JOIN (SELECT model, count(*) FILTER (WHERE character = '{Character.IMMEDIATE}') AS n_imm
-                       FROM reference_trials WHERE protocol = 'full' GROUP BY model) i USING (model)""",
+                       FROM reference_trials WHERE protocol = {FULL} GROUP BY model) i USING (model)""",
         "'full ρ ' || " + _fmt("rf", "%.2f") + " || ' [' || " + _fmt("lo", "%.2f") + " || ', ' || "
         + _fmt("hi", "%.2f") + " || '] (p ' || " + _fmt("pf", "%.2g") + " || ', n ' || nf || '); LoRA ρ ' || "
         + _fmt("rl", "%.2f") + " || ' (p ' || " + _fmt("pl", "%.2g") + " || ', n ' || coalesce(nl, 0) || "
@@ -211,9 +214,9 @@ CLAIMS = [
         7, "H-ft-universal",
         "The reduced field under full FT is the same across architectures (H_FT ≈ 10)",
         "§6: H_FT ≈ 10 for all five architectures, CV 9.3%",
-        """SELECT 'across models' AS grp, count(H) AS n, avg(H) AS h,
+        f"""SELECT 'across models' AS grp, count(H) AS n, avg(H) AS h,
                stddev_samp(H) / avg(H) AS cv, string_agg(model || ' ' || printf('%.3g', H), ', ' ORDER BY model) AS each
-            FROM fits WHERE protocol = 'full' AND H IS NOT NULL""",
+            FROM fits WHERE protocol = {FULL} AND H IS NOT NULL""",
         "'H_FT ' || coalesce(each, '–') || CASE WHEN n >= 2 THEN '; CV ' || printf('%.0f', 100 * cv) || '%' "
         "ELSE '' END",
         f"CASE WHEN n < 2 THEN 'untestable' WHEN cv <= {H_FT_CV_MAX} THEN 'holds' ELSE 'fails' END",
@@ -245,7 +248,7 @@ CLAIMS = [
         f"""SELECT f.model AS grp, f.H AS h, f.H_ci_lo AS lo_ci, f.H_ci_hi AS hi_ci, g.class AS cls,
                CASE g.class WHEN 'A' THEN {CLASS_H_LORA['A'][0]} WHEN 'B' THEN {CLASS_H_LORA['B'][0]} END AS lo,
                CASE g.class WHEN 'A' THEN {CLASS_H_LORA['A'][1]} WHEN 'B' THEN {CLASS_H_LORA['B'][1]} END AS hi
-            FROM fits f LEFT JOIN geometry g USING (model) WHERE f.protocol = 'lora'""",
+            FROM fits f LEFT JOIN geometry g USING (model) WHERE f.protocol = {STANDARD_LORA}""",
         "'H_LoRA ' || " + _fmt("h", "%.3g") + " || ' [' || " + _fmt("lo_ci", "%.3g") + " || ', ' || "
         + _fmt("hi_ci", "%.3g") + " || '], class ' || coalesce(cls, '–')",
         "CASE WHEN h IS NULL OR cls IS NULL THEN 'untestable' WHEN h BETWEEN lo AND hi THEN 'holds' "
@@ -260,9 +263,9 @@ CLAIMS = [
         10, "blind-prediction",
         "A model's critical rate is predicted blind from the H_LoRA of the others of its class",
         "§7, Eq. 22: gpt-neo-125m predicted within 2.1%",
-        """SELECT model || '/' || protocol AS grp, rel_error AS err, eta_c_pred AS pred,
+        f"""SELECT model || '/' || protocol AS grp, rel_error AS err, eta_c_pred AS pred,
                eta_c_measured AS meas, n_reference AS n, reference AS ref
-            FROM blind_prediction WHERE protocol = 'lora'""",
+            FROM blind_prediction WHERE protocol = {STANDARD_LORA}""",
         "CASE WHEN err IS NULL THEN 'no prediction (no reference model with an H_LoRA)' ELSE "
         "'η_c predicted ' || printf('%.3g', pred) || ', measured ' || " + _fmt("meas", "%.3g") + " || "
         "', θ* error ' || printf('%.1f', 100 * err) || '% (from ' || n || ' models: ' || coalesce(ref, '–') || ')' END",
@@ -336,11 +339,11 @@ CLAIMS = [
         "(the decisive ablation the paper leaves open)",
         "Appendix A: not performed (Llama-3.2-1B, untied, shows more LoRA catapults)",
         f"""SELECT model AS grp,
-               count(*) FILTER (WHERE protocol = 'lora' AND {CAT_LIKE}) AS a,
-               count(*) FILTER (WHERE protocol = 'lora' AND ({SHOULDER})) AS na,
-               count(*) FILTER (WHERE protocol = 'lora-frozen-head' AND {CAT_LIKE}) AS b,
-               count(*) FILTER (WHERE protocol = 'lora-frozen-head' AND ({SHOULDER})) AS nb,
-               count(*) FILTER (WHERE protocol = 'lora-frozen-head') AS nf
+               count(*) FILTER (WHERE protocol = {STANDARD_LORA} AND {CAT_LIKE}) AS a,
+               count(*) FILTER (WHERE protocol = {STANDARD_LORA} AND ({SHOULDER})) AS na,
+               count(*) FILTER (WHERE protocol = {FROZEN_HEAD} AND {CAT_LIKE}) AS b,
+               count(*) FILTER (WHERE protocol = {FROZEN_HEAD} AND ({SHOULDER})) AS nb,
+               count(*) FILTER (WHERE protocol = {FROZEN_HEAD}) AS nf
             FROM trial_summary WHERE protocol IN {LORA} AND NOT coalesce(tied, true) GROUP BY model""",
         "'catapult-like: lora ' || a || ' of ' || na || ', lora-frozen-head ' || b || ' of ' || nb",
         "CASE WHEN nf = 0 OR na + nb = 0 THEN 'untestable' WHEN b < a THEN 'holds' ELSE 'fails' END",

@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, sql_list
+from phantom.protocols import Protocol
 
 from analysis import db
 from analysis.figures_arch import FIGURES_ARCH
@@ -215,7 +216,7 @@ def reduced_field(conn) -> Figure | None:
 
     lo = [gap(r["H"], r["H_ci_lo"]) for r in rows]
     hi = [gap(r["H_ci_hi"], r["H"]) for r in rows]
-    colours = ["tab:orange" if r["protocol"] == "full" else "tab:cyan" for r in rows]
+    colours = ["tab:cyan" if Protocol(r["protocol"]).embedding_frozen else "tab:orange" for r in rows]
     ax.bar(range(len(rows)), hs, yerr=[lo, hi], color=colours, capsize=3)
     for k, r in enumerate(rows):
         for v in (r["H_min"], r["H_max"]):

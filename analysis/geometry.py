@@ -110,7 +110,7 @@ def sentence_values(loaded, sentence, *, pool_mass: float, pool_cap: int) -> dic
 def geometry_table(model_name: str, bulk: dict, sentences: list[dict], family: str, tied: bool):
     import pyarrow as pa
 
-    from phantom import __version__
+    from phantom.release import __version__
 
     base = {"model": model_name, "family": family, "tied": tied, **bulk,
             "created_at": datetime.now(timezone.utc),

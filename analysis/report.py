@@ -8,7 +8,7 @@ import html
 import math
 from datetime import datetime, timezone
 
-from phantom import __version__
+from phantom.release import __version__
 
 from analysis import db
 from analysis.figures import FIGURES, png as to_png

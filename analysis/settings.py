@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from phantom.config import PROTOCOLS
+from phantom.protocols import PROTOCOLS, Protocol
 from phantom.errors import ConfigError, unknown
 
 # η_ref per protocol (SPEC §5 "the protocol's standard rate"); prefix tuning has no standard
 # rate in the paper, so its H is NULL until one is given with --lr-ref prefix=X.
-DEFAULT_LR_REF = {"full": 2e-5, "lora": 1e-4, "lora-frozen-head": 1e-4}
+DEFAULT_LR_REF = {Protocol.FULL.value: 2e-5, Protocol.LORA.value: 1e-4, Protocol.LORA_FROZEN_HEAD.value: 1e-4}
 
 
 @dataclass(frozen=True)

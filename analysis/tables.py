@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from statistics import NormalDist
 
-from phantom.config import PROTOCOLS
 from phantom.outcomes import CATAPULT_LIKE, Character, sql_list
+from phantom.protocols import HEAD_ABLATION, Protocol
 
 from analysis.registry import ViewContext, view
 
-FULL = PROTOCOLS[0]  # full fine-tuning: the one protocol that may move the embedding
+EMBEDDING_FROZEN = sql_list(p for p in Protocol if p.embedding_frozen)  # protocols that cannot move E
 
 
 @view("correlation_points", reads=("reference_trials", "fits", "geometry"), snapshot=False, cache=True, internal=True)
@@ -104,7 +104,7 @@ SELECT f.model, f.protocol,
        coalesce(r.n_drift, 0) AS n_drift,
        c.rho AS rho_gmax_R, c.p_value AS p_gmax_R, c.rho_lo AS rho_gmax_R_lo, c.rho_hi AS rho_gmax_R_hi,
        f.max_dG, f.n_dG_trials,
-       CASE WHEN f.protocol <> '{FULL}' AND f.n_dG_trials > 0 THEN f.max_dG = 0 END AS embedding_frozen
+       CASE WHEN f.protocol IN ({EMBEDDING_FROZEN}) AND f.n_dG_trials > 0 THEN f.max_dG = 0 END AS embedding_frozen
 FROM frozen f
 LEFT JOIN ref r USING (model, protocol)
 LEFT JOIN correlations c
@@ -212,7 +212,7 @@ ORDER BY model, protocol
 # standard LoRA freezes the input embedding, not an untied head) against the same LoRA with the
 # head frozen (`lora-frozen-head`). On a tied model the two are the same training.
 
-LORA, FROZEN_HEAD = PROTOCOLS[1], PROTOCOLS[2]
+LORA, FROZEN_HEAD = (p.value for p in HEAD_ABLATION)
 
 # the grid point both trials share (everything but the protocol)
 _PAIR_KEY = ("model", "sentence_id", "lr", "seed", "context_index", "budget")

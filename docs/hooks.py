@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import os
 import re
 import shutil
@@ -113,6 +114,8 @@ def _type_name(tp) -> str:
         return f"list of {_type_name(args[0])}" if args else "list"
     if dataclasses.is_dataclass(tp):
         return "mapping"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):  # a vocabulary (phantom.protocols.Protocol)
+        return "string"
     return {str: "string", int: "integer", float: "number", bool: "true/false"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 

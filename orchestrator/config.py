@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phantom.config import (
-    PROTOCOLS,
     LoraConfig,
     ObservablesConfig,
     StopperConfig,
@@ -24,6 +23,7 @@ from phantom.config import (
     to_dict,
 )
 from phantom.errors import ConfigError, suggest
+from phantom.protocols import Protocol
 from phantom.tracking import check_names as check_tracking
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -139,8 +139,8 @@ class ProtocolRates:
     def get(self, protocol: str) -> tuple[float, ...] | None:
         return getattr(self, self.key(protocol))
 
-    def given(self) -> list[str]:
-        return [p for p in PROTOCOLS if self.get(p) is not None]
+    def given(self) -> list[Protocol]:
+        return [p for p in Protocol if self.get(p) is not None]
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class SweepConfig:
     name: str = field(metadata={"help": "the sweep's folder under the storage root (letters, digits, . _ -)"})
     models: tuple[str, ...] = field(metadata={"help": "registered names, local directories or hub ids"})
     sentences: SentencesConfig = field(default_factory=SentencesConfig)
-    protocols: tuple[str, ...] = field(default=("full",), metadata={"help": "full | lora | lora-frozen-head | prefix"})
+    protocols: tuple[Protocol, ...] = field(default=(Protocol.FULL,), metadata={"help": "full | lora | lora-frozen-head | prefix"})
     learning_rates: tuple[float, ...] | ProtocolRates = field(
         default=(), metadata={"help": "rates of every protocol, or a mapping protocol -> rates"}
     )
@@ -182,12 +182,7 @@ class SweepConfig:
         for model in self.models:
             if not model.strip():
                 raise ConfigError("`models` has an empty name")
-        for protocol in self.protocols:
-            if protocol not in PROTOCOLS:
-                raise ConfigError(
-                    f"Unknown protocol '{protocol}' in `protocols`.{suggest(protocol, PROTOCOLS)}"
-                    f" Available: {', '.join(PROTOCOLS)}"
-                )
+        object.__setattr__(self, "protocols", tuple(Protocol.parse(p, " in `protocols`") for p in self.protocols))
         if isinstance(self.learning_rates, ProtocolRates):
             self._check_protocol_rates(self.learning_rates)
         for protocol in self.protocols:

@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass
 
 from phantom.config import TrialConfig
+from phantom.protocols import Protocol
 from orchestrator.config import SweepConfig
 
 # The default most-trials-per-pack, per device and protocol (``resources.pack: auto``): the one
@@ -35,9 +36,9 @@ from orchestrator.config import SweepConfig
 # LoRA packs are launch-bound and a member costs 7 MB beside the shared base, so 8 is
 # conservative; full FT stays unpacked until a GPU run of the benchmark shows the vmap pack pays.
 # Prefix tuning always runs as a loop pack (workers.packs.pack_engine), so it gains nothing.
-PACK_DEFAULTS: dict[str, dict[str, int]] = {
-    "cpu": {"lora": 8, "lora-frozen-head": 8, "prefix": 1, "full": 1},
-    "cuda": {"lora": 8, "lora-frozen-head": 8, "prefix": 1, "full": 1},
+PACK_DEFAULTS: dict[str, dict[Protocol, int]] = {
+    "cpu": {Protocol.LORA: 8, Protocol.LORA_FROZEN_HEAD: 8, Protocol.PREFIX: 1, Protocol.FULL: 1},
+    "cuda": {Protocol.LORA: 8, Protocol.LORA_FROZEN_HEAD: 8, Protocol.PREFIX: 1, Protocol.FULL: 1},
 }
 # testing knob: "module:function" of an engine factory the trainable hands to run_pack for
 # packs of several trials (orchestrator.testing:loop_engine runs them one model each)
@@ -65,11 +66,12 @@ def untied_head(model: str | None) -> bool:
     return model in EMBEDDED and not EMBEDDED[model].tied
 
 
-def pack_limit(sweep: SweepConfig, protocol: str, model: str | None = None) -> int:
+def pack_limit(sweep: SweepConfig, protocol: Protocol | str, model: str | None = None) -> int:
     """K for this sweep and protocol: ``resources.pack`` when a number, else the table's
     default for the device (1 when no packed engine is installed, announced by ``describe``).
 
-    ``lora`` on an untied head trains the head, so a pack carries one head per member: on
+    ``lora`` on an untied head trains the head (:meth:`Protocol.head_trained
+    <phantom.protocols.Protocol.head_trained>`), so a pack carries one head per member: on
     qwen2.5-coder-0.5b (151 936 x 896) a pack of 2 ran 1.06x and of 3 0.86x the trials alone,
     at 8.4 and 11.1 GB against 7.1 GB (docs/results/cross-architecture.md), so ``auto``
     leaves ``lora`` unpacked on an untied embedded model (``lora-frozen-head`` packs: 3.8x)."""
@@ -78,7 +80,8 @@ def pack_limit(sweep: SweepConfig, protocol: str, model: str | None = None) -> i
         return pack
     if not packed_engines_available():
         return 1
-    if protocol == "lora" and untied_head(model):
+    protocol = Protocol.parse(protocol)
+    if untied_head(model) and protocol.head_trained(tied=False):
         return 1
     return PACK_DEFAULTS[sweep.resources.device].get(protocol, 1)
 
@@ -280,9 +283,10 @@ def describe(sweep: SweepConfig) -> str:
         return "packing off: no packed engines installed (resources.pack: auto)"
     table = PACK_DEFAULTS[sweep.resources.device]
     per = ", ".join(f"{p} {table.get(p, 1)}" for p in sweep.protocols)
-    untied = [m for m in sweep.models if untied_head(m)] if "lora" in sweep.protocols else []
-    if untied:
-        per += f" (lora 1 on the untied {', '.join(untied)}: each member would train its own head)"
+    untied = [m for m in sweep.models if untied_head(m)]
+    for p in sweep.protocols:
+        if untied and table.get(p, 1) > 1 and p.head_trained(tied=False):
+            per += f" ({p} 1 on the untied {', '.join(untied)}: each member would train its own head)"
     return f"up to K trials per pack, K per protocol on {sweep.resources.device} (auto): {per}"
 # ----------------------------------------------------------------------------------------------
 # the units' files: written by the driver before Tune starts, read by the trainable

@@ -1,9 +1,10 @@
 """The live progress view of a sweep: trials done / running / failed / pending, steps/s, ETA.
 
 It follows Tune trials, which are dispatch units (:mod:`orchestrator.packing`): each reports
-its members' counts as they finish (finished, failed, skipped), the members of the pack it is
-running, and member-steps. A unit retried after its worker died keeps what its earlier
-attempts finished (their records are on disk) and counts the new attempt on top.
+(:class:`~orchestrator.unit_report.UnitReport`) its members' counts as they finish (finished,
+failed, skipped), the members of the pack it is running, and member-steps. A unit retried
+after its worker died keeps what its earlier attempts finished (their records are on disk)
+and counts the new attempt on top.
 
 Tune pickles its callbacks into the experiment state, and ``Tuner.restore`` brings back the
 pickled ones; so :class:`ProgressCallback` holds no state and forwards every event to the view
@@ -15,9 +16,12 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ray.tune import Callback
+
+from orchestrator.unit_report import UnitReport
 
 _ACTIVE: ProgressView | None = None
 LIVE_EVERY_S = 0.25  # the terminal's live line is recomputed at most this often
@@ -131,8 +135,10 @@ class ProgressView:
         if key not in self.ignored:
             self.units.setdefault(key, _Unit(self.sizes.get(key, 0) if members is None else members))
 
-    def result(self, key: str, result: dict) -> None:
-        if result.get("existing") or key in self.ignored:  # complete before: a restore re-checks it
+    def result(self, key: str, result: UnitReport | Mapping) -> None:
+        """A unit's report (Tune's result dict: :meth:`UnitReport.from_dict` reads it)."""
+        report = result if isinstance(result, UnitReport) else UnitReport.from_dict(result)
+        if report.existing or key in self.ignored:  # complete before: a restore re-checks it
             unit = self.units.get(key)
             if unit is not None and any(unit.total(k) for k in ("finished", "failed", "skipped")):
                 unit.done = True  # a retry that found its earlier attempts had finished it all
@@ -141,18 +147,12 @@ class ProgressView:
             self.units.pop(key, None)
             return
         unit = self.units.setdefault(key, _Unit(1))
-        if "members" in result:
-            unit.members = int(result["members"])
-        steps = int(result.get("member_steps") or 0)
-        unit.now["member_steps"] = max(unit.now["member_steps"], steps)
-        for k in ("finished", "failed", "skipped"):
-            if k in result:
-                unit.now[k] = int(result[k] or 0)
-        if "running" in result:
-            unit.running, unit.pack_steps = int(result["running"]), int(result.get("pack_steps") or 0)
-        else:  # a unit of one pack that reports only its member-steps
-            unit.pack_steps = steps
-        if result.get("done"):
+        if report.members is not None:
+            unit.members = report.members
+        unit.now["member_steps"] = max(unit.now["member_steps"], report.member_steps)
+        unit.now.update(finished=report.finished, failed=report.failed, skipped=report.skipped)
+        unit.running, unit.pack_steps = report.running, report.pack_steps
+        if report.done:
             unit.done = True
 
     def retried(self, key: str) -> None:

@@ -21,6 +21,7 @@ costs its own members, never the rest of its unit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -30,6 +31,7 @@ from typing import Any
 
 from phantom import layout
 from phantom.outcomes import TrialStatus
+from orchestrator.unit_report import UnitReport
 
 REPORT_EVERY_S = 0.5  # progress results to the driver at most this often (each is a round trip)
 
@@ -98,21 +100,28 @@ def _engine_factory(spec: str | None):
 
 
 class _Progress:
-    """What the unit reports to the driver: cumulative counts of its members, the running
-    pack's member-steps; at most every REPORT_EVERY_S (each report is a round trip)."""
+    """What the unit reports to the driver (:class:`UnitReport`): cumulative counts of its
+    members, the running pack's member-steps; at most every REPORT_EVERY_S (each report is a
+    round trip), and always when ``force``d."""
 
     def __init__(self, members: int) -> None:
-        self.values = {"members": members, "finished": 0, "failed": 0, "skipped": 0, "running": 0,
-                       "member_steps": 0, "pack_steps": 0}
+        self.now = UnitReport(members=members, running=0)
         self.last = 0.0
 
-    def report(self, force: bool = False, **extra) -> None:
+    def add(self, **counts: int) -> None:
+        """Add to the counts (``finished=2``, ``member_steps=1``, ...)."""
+        self.now = dataclasses.replace(self.now, **{k: getattr(self.now, k) + v for k, v in counts.items()})
+
+    def set(self, **values) -> None:
+        self.now = dataclasses.replace(self.now, **values)
+
+    def report(self, force: bool = False) -> None:
         from ray import tune
 
         now = time.monotonic()
         if force or now - self.last >= REPORT_EVERY_S:
             self.last = now
-            tune.report({**self.values, **extra})
+            tune.report(self.now.to_dict())
 
 
 def phantom_trainable(config: dict[str, Any]) -> None:
@@ -131,7 +140,8 @@ def phantom_trainable(config: dict[str, Any]) -> None:
     packs = [p for p in packs if p]
     progress = _Progress(sum(len(p) for p in packs))
     if not packs:
-        progress.report(force=True, existing=True, done=True)
+        progress.set(existing=True, done=True)
+        progress.report(force=True)
         return
 
     import torch
@@ -146,8 +156,8 @@ def phantom_trainable(config: dict[str, Any]) -> None:
             _run_pack(store, todo, config, dispatch, tracking, progress)
     finally:
         tracking.close()
-    progress.values.update(running=0, pack_steps=0)
-    progress.report(force=True, done=True, node_id=_node_id())
+    progress.set(running=0, pack_steps=0, done=True)
+    progress.report(force=True)
 
 
 def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress: _Progress) -> None:
@@ -158,7 +168,6 @@ def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress
     from workers.models import load_model_cached
     from workers.trial import record_failure, resolve_ids, run_pack
 
-    counts = progress.values
     tried = {c.trial_id: read_attempts(store, c.trial_id) for c in todo}
     died = max(sum(a.get("dispatch") == dispatch for a in tried[c.trial_id]) for c in todo)
     retries = int(config.get("retries", 0))
@@ -167,12 +176,12 @@ def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress
                             f"(retries: {retries}; attempts/<trial_id>.json)")
         for c in todo:
             record_failure(c, store, lost)
-        counts["failed"] += len(todo)
+        progress.add(failed=len(todo))
         progress.report()
         return
     for c in todo:
         _record_attempt(store, c.trial_id, tried[c.trial_id], dispatch)
-    counts.update(running=len(todo), pack_steps=0)
+    progress.set(running=len(todo), pack_steps=0)
     first = todo[0]
     try:
         base = load_model_cached(first.model, trust_remote_code=first.trust_remote_code)
@@ -181,13 +190,15 @@ def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress
         for c in todo:
             store.write_text(json.dumps({"model": c.model, "sentence_id": c.sentence_id, "reason": str(exc)}),
                              *layout.skip_file(c.trial_id))
-        counts.update(skipped=counts["skipped"] + len(todo), running=0)
+        progress.add(skipped=len(todo))
+        progress.set(running=0)
         progress.report()
         return
     except Exception as exc:  # the model did not load: every member's record says why
         for c in todo:
             record_failure(c, store, exc)
-        counts.update(failed=counts["failed"] + len(todo), running=0)
+        progress.add(failed=len(todo))
+        progress.set(running=0)
         progress.report()
         return
 
@@ -201,9 +212,8 @@ def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress
         if delay:
             time.sleep(delay)
         if step > 0:
-            counts["member_steps"] += 1
-            counts["pack_steps"] += 1
-        progress.report(step=step, phi=rows[0]["phi"])
+            progress.add(member_steps=1, pack_steps=1)
+        progress.report()
         return None
 
     try:
@@ -215,7 +225,7 @@ def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress
         for c in todo:
             record_failure(c, store, exc)
         results = []
-    failed = sum(r.status == TrialStatus.ERROR.value for r in results) + (len(todo) - len(results))
-    counts.update(finished=counts["finished"] + len(todo) - failed, failed=counts["failed"] + failed,
-                  running=0, pack_steps=0)
+    failed = sum(r.status is TrialStatus.ERROR for r in results) + (len(todo) - len(results))
+    progress.add(finished=len(todo) - failed, failed=failed)
+    progress.set(running=0, pack_steps=0)
     progress.report()

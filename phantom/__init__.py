@@ -7,8 +7,7 @@ for notebooks (:mod:`phantom.api`): :func:`open` results, :func:`run` or :func:`
 Importing it is light: DuckDB, matplotlib, Ray and torch load when a function needs them.
 """
 
-__version__ = "0.1.0"
-
-from phantom.api import Results, RunResult, open, resume, run  # noqa: E402  (after __version__: phantom.cli reads it)
+from phantom.api import Results, RunResult, open, resume, run
+from phantom.release import __version__
 
 __all__ = ["Results", "RunResult", "__version__", "open", "resume", "run"]

@@ -12,7 +12,7 @@ import importlib
 import sys
 import warnings
 
-from phantom import __version__
+from phantom.release import __version__
 from phantom.errors import PhantomError
 
 COMMANDS = [

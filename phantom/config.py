@@ -9,6 +9,7 @@ twice, by a resume or a second dispatch, always gets the same id and the same ou
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 import math
@@ -18,8 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from phantom.errors import ConfigError, suggest
-
-PROTOCOLS = ("full", "lora", "lora-frozen-head", "prefix")
+from phantom.protocols import Protocol
 
 T = TypeVar("T")
 
@@ -68,6 +68,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"`{key}` should be true or false, got {value!r}")
         return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):  # a vocabulary: its own parse names the choices
+        if not isinstance(value, (str, tp)):
+            raise ConfigError(f"`{key}` should be a string, got {value!r}")
+        return value
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"`{key}` should be a string, got {value!r}")
@@ -99,7 +103,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
 
 
 def to_dict(obj: Any) -> Any:
-    """Plain JSON-able structure of a (nested) config dataclass."""
+    """Plain JSON-able structure of a (nested) config dataclass (a vocabulary word: its value)."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, (list, tuple)):
@@ -217,7 +223,7 @@ class TrialConfig:
     target: str
     competitor: str
     contexts: tuple[str, ...]
-    protocol: str = "full"
+    protocol: Protocol = Protocol.FULL
     lr: float = 2e-5
     seed: int = 0
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -230,11 +236,7 @@ class TrialConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(
-                f"Unknown protocol '{self.protocol}'.{suggest(self.protocol, PROTOCOLS)}"
-                f" Available: {', '.join(PROTOCOLS)}"
-            )
+        object.__setattr__(self, "protocol", Protocol.parse(self.protocol))  # a name given: its Protocol
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
             math.isfinite(self.lr) and self.lr > 0
         ):

@@ -6,7 +6,7 @@ Each is an optional extra (``pip install 'phantom-transitions[mlflow]'``, ``[ten
     tracking = open_tracking(["mlflow", "tensorboard"], "runs/lr50")
     tracking.trial_started(cfg)                      # one run per trial, named by its id
     tracking.step(cfg.trial_id, step, row)           # every step: the Parquet columns by name
-    tracking.trial_finished({"trial_id": ..., "status": "ok", "steps_done": 50, ...})
+    tracking.trial_finished(record_of(result))        # the end: status, steps done, ...
     tracking.close()
 
 Metrics are named exactly as the step columns (``phi``, ``signal``, ``drag``, ``loss``,
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from phantom.errors import ConfigError, PhantomError, suggest
+from phantom.outcomes import TrialStatus
 
 TRACKERS = ("mlflow", "tensorboard", "wandb")
 # the import that proves a tracker is installed, and the pip extra that installs it
@@ -123,7 +124,7 @@ def metrics_of(row: dict) -> dict[str, float]:
 
 def record_of(result) -> dict:
     """What ``trial_finished`` takes, from a ``workers.trial.TrialResult``."""
-    return {"trial_id": result.trial_id, "status": result.status, "steps_done": result.steps_done,
+    return {"trial_id": result.trial_id, "status": str(result.status), "steps_done": result.steps_done,
             "stop_reason": result.stop_reason, "error": result.error, "wall_s": result.wall_s}
 
 
@@ -183,7 +184,7 @@ class _MLflow:
         texts = {k: str(v) for k, v in summary.items() if k not in numbers and v is not None}
         self.client.log_batch(run_id, metrics=[Metric(k, v, ts, 0) for k, v in numbers.items()],
                               tags=[RunTag(k, v[:5000]) for k, v in texts.items()])
-        self.client.set_terminated(run_id, "FAILED" if summary.get("status") == "error" else "FINISHED")
+        self.client.set_terminated(run_id, "FAILED" if summary.get("status") == TrialStatus.ERROR else "FINISHED")
 
     def close(self) -> None:
         for run_id in self.runs.values():
@@ -257,7 +258,7 @@ class _WandB:
     def finish(self, trial_id: str, summary: dict) -> None:
         run = self.runs.pop(trial_id)
         run.summary.update({k: v for k, v in summary.items() if v is not None})
-        run.finish(exit_code=1 if summary.get("status") == "error" else 0)
+        run.finish(exit_code=1 if summary.get("status") == TrialStatus.ERROR else 0)
 
     def close(self) -> None:
         for run in self.runs.values():

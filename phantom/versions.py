@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from phantom import __version__
+from phantom.release import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO / "requirements" / "lock.txt"

@@ -9,6 +9,8 @@ import argparse
 import math
 import sys
 
+from phantom.protocols import PROTOCOLS, Protocol
+
 
 def _positive_float(text: str) -> float:
     try:
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("trial", help="run one fine-tuning trial (no Ray) and write Parquet")
     p.add_argument("--model", required=True, help="registered name, local directory or hub id")
     p.add_argument("--sentence", required=True, help="sentence id from the sentences file")
-    p.add_argument("--protocol", default="full", help="full | lora | lora-frozen-head | prefix")
+    p.add_argument("--protocol", default=str(Protocol.FULL), help=" | ".join(PROTOCOLS))
     p.add_argument("--lr", required=True, type=_positive_float, help="learning rate (> 0)")
     p.add_argument("--steps", required=True, type=_positive_int, help="optimizer steps (>= 1)")
     p.add_argument("--seed", type=int, default=0)
@@ -98,6 +100,7 @@ def build_trial_config(args: argparse.Namespace):
 
 
 def run_trial_command(args: argparse.Namespace) -> int:
+    from phantom.outcomes import TrialStatus
     from phantom.tracking import check_installed, open_tracking, record_of
 
     cfg = build_trial_config(args)  # validates protocol, lr, sentence: nothing written yet
@@ -145,7 +148,7 @@ def run_trial_command(args: argparse.Namespace) -> int:
     if result.stop_reason:
         print(f"  stopped early: {result.stop_reason}")
     print(f"wrote {result.steps_path}\n      {result.trial_path}")
-    return 0 if result.status == "ok" else 1
+    return 0 if result.status is TrialStatus.OK else 1
 
 
 def run_sentences_check(args: argparse.Namespace) -> int:

@@ -146,7 +146,7 @@ def take_spare(base: torch.nn.Module, cfg: TrialConfig):
     first trial: 3.46 GB, flat (1.29x, the interpreter's 0.28 GB included). Handing every
     tensor straight back to the OS (a fixed glibc mmap threshold, or jemalloc) also held it
     flat, but the page faults of re-mapping the gradients cost 30–50% of every step."""
-    if cfg.protocol != "full" or plain_memory() or not _SPARE or _SPARE[0][0] is not base:
+    if cfg.protocol.adapter or plain_memory() or not _SPARE or _SPARE[0][0] is not base:
         _SPARE.clear()  # a LoRA trial or another model: the spare would only sit in memory
         return None
     _, model, optimizer = _SPARE.pop()
@@ -245,7 +245,7 @@ class SingleEngine:
 
     def close(self) -> None:
         self.head.remove()
-        if self.cfg.protocol == "full" and self.base_model is not None and not plain_memory():
+        if not self.cfg.protocol.adapter and self.base_model is not None and not plain_memory():
             self.optimizer.zero_grad(set_to_none=True)
             keep_spare(self.base_model, self.accelerator.unwrap_model(self.model), self.optimizer.optimizer)
             self.base_model = None

@@ -33,6 +33,7 @@ from torch.optim.adam import adam as functional_adam
 
 from phantom.config import TrialConfig
 from phantom.errors import ConfigError
+from phantom.protocols import Protocol
 from workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for, drop_spare, logits_dtype
 from workers.models import LoadedModel
 from workers.protocols import count_params, lora_a_init, lora_targets
@@ -60,9 +61,9 @@ def pack_engine(cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g:
     if len(cfgs) == 1:
         return SingleEngine(cfgs[0], base, batch, g)
     protocol = cfgs[0].protocol
-    if mode == "loop" or protocol == "prefix":
+    if mode == "loop" or protocol is Protocol.PREFIX:
         return LoopEngine(cfgs, base, batch, g)
-    if protocol in ("lora", "lora-frozen-head"):
+    if protocol.is_lora:
         return LoraPackEngine(cfgs, base, batch, g)
     if mode == "auto" and not torch.cuda.is_available():
         return LoopEngine(cfgs, base, batch, g)
@@ -254,9 +255,9 @@ class LoraPackEngine(_VectorisedEngine):
             _set_module(model, name, layer)
             self.layers.append(layer)
         lora_numel = sum(x[0].numel() for x in tensors)
-        # ``lora`` trains an untied head: one head per member (the members cannot share it)
+        # a head that trains (``lora``, untied) is one head per member (the members cannot share it)
         head = model.get_output_embeddings()
-        self.own_head = cfg.protocol == "lora" and not base.tied and head is not None
+        self.own_head = cfg.protocol.head_trained(base.tied) and head is not None
         if self.own_head:
             if getattr(head, "bias", None) is not None:
                 raise ConfigError("a LoRA pack trains an untied head without bias only")

@@ -1,4 +1,5 @@
-"""Fine-tuning protocols (SPEC §6), through peft.
+"""Fine-tuning protocols (SPEC §6), through peft (what each trains and freezes, as properties:
+:class:`phantom.protocols.Protocol`).
 
 - ``full``: every parameter trains.
 - ``lora``: LoRA (rank 8, alpha 16, dropout 0 by default) on the attention query/value
@@ -19,6 +20,7 @@ import torch
 
 from phantom.config import LoraConfig
 from phantom.errors import ConfigError
+from phantom.protocols import Protocol
 
 # attention query/value projections per model_type
 LORA_TARGETS = {
@@ -77,17 +79,18 @@ def _seed_lora(wrapped: torch.nn.Module, seed: int) -> None:
 
 
 def apply_protocol(
-    model: torch.nn.Module, protocol: str, cfg: LoraConfig, tied: bool, seed: int = 0
+    model: torch.nn.Module, protocol: Protocol | str, cfg: LoraConfig, tied: bool, seed: int = 0
 ) -> torch.nn.Module:
     """Wrap/freeze ``model`` for ``protocol``; returns the model to train."""
-    if protocol == "full":
+    protocol = Protocol.parse(protocol)
+    if not protocol.adapter:
         for p in model.parameters():
             p.requires_grad_(True)
         return model
     import peft
 
     model_type = model.config.model_type
-    if protocol in ("lora", "lora-frozen-head"):
+    if protocol.is_lora:
         pcfg = peft.LoraConfig(
             r=cfg.r,
             lora_alpha=cfg.alpha,
@@ -100,13 +103,11 @@ def apply_protocol(
         wrapped = peft.get_peft_model(model, pcfg)
         _seed_lora(wrapped, seed)
         head = wrapped.get_output_embeddings()
-        if protocol == "lora" and not tied and head is not None:
-            head.weight.requires_grad_(True)  # the untied head is a second trainable channel
-        if protocol == "lora-frozen-head" and head is not None:
-            head.weight.requires_grad_(False)
+        if head is not None:  # an untied head trained under `lora` is a second trainable channel
+            head.weight.requires_grad_(protocol.head_trained(tied))
         wrapped.get_input_embeddings().weight.requires_grad_(False)
         return wrapped
-    if protocol == "prefix":
+    if protocol is Protocol.PREFIX:
         pcfg = peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.prefix_tokens)
         return peft.get_peft_model(model, pcfg)
     raise ConfigError(f"unknown protocol '{protocol}'")  # validated earlier; defensive

@@ -42,7 +42,7 @@ StepCallback = Callable[[TrialConfig, int, list[dict]], "str | None"]
 @dataclass(frozen=True)
 class TrialResult:
     trial_id: str
-    status: str  # phantom.outcomes.TrialStatus value
+    status: TrialStatus
     steps_done: int
     stop_reason: str | None
     error: str | None
@@ -59,6 +59,17 @@ def resolve_ids(cfg: TrialConfig, tokenizer) -> tuple[int, int]:
         return token_id(tokenizer, cfg.target), token_id(tokenizer, cfg.competitor)
     except SentenceError as exc:
         raise SentenceError(f"sentence '{cfg.sentence_id}' on model '{cfg.model}': {exc}") from None
+
+
+def identity(cfg: TrialConfig) -> dict:
+    """What names a trial in its record (and, the columns among them, in its step rows): the
+    one place a trial's identity is copied from its config."""
+    return dict(
+        trial_id=cfg.trial_id, bracket_id=cfg.bracket_id, model=cfg.model, protocol=str(cfg.protocol),
+        sentence_id=cfg.sentence_id, target=cfg.target, competitor=cfg.competitor,
+        context=cfg.contexts[0], n_contexts=len(cfg.contexts), context_index=cfg.context_index,
+        lr=float(cfg.lr), seed=int(cfg.seed), steps=cfg.training.steps, config=cfg.canonical_json(),
+    )
 
 
 def pack_key(cfg: TrialConfig) -> str:
@@ -81,31 +92,28 @@ class Member:
     rules: list = field(default_factory=list)
     pending: dict = field(default_factory=lambda: {"grad_norm": None, "step_ms": None})
     result: TrialResult | None = None
+    meta: dict = field(default_factory=dict)  # the identity columns its step rows repeat
 
     @classmethod
     def start(cls, cfg: TrialConfig, base: LoadedModel, g: int, c: int, pack_size: int) -> Member:
+        ident = identity(cfg)
         record = TrialRecord(
-            trial_id=cfg.trial_id, bracket_id=cfg.bracket_id, model=cfg.model, protocol=cfg.protocol,
-            sentence_id=cfg.sentence_id, target=cfg.target, competitor=cfg.competitor,
-            context=cfg.contexts[0], n_contexts=len(cfg.contexts), context_index=cfg.context_index,
-            lr=float(cfg.lr), seed=int(cfg.seed), steps=cfg.training.steps, steps_done=0,
+            **ident, steps_done=0,
             gmax=_cosine(base.input_embeddings(), g, c), gmax_head=_cosine(base.head_weights(), g, c),
             tied=base.tied, pack_size=pack_size, started_at=datetime.now(timezone.utc),
-            host=socket.gethostname(), node_id=_ray_node_id(), device="cpu",
-            config=cfg.canonical_json(), versions=_versions(),
+            host=socket.gethostname(), node_id=_ray_node_id(), device="cpu", versions=_versions(),
         )
         rules = []
         if cfg.stopper.at_flip:
             rules.append((FlipStop(), StopReason.FLIP))
         if cfg.stopper.phi_saturation:
             rules.append((PhiSaturation(cfg.stopper.window, cfg.stopper.tol), StopReason.PHI_SATURATION))
-        return cls(cfg, record, time.perf_counter(), rules=rules)
+        meta = {name: ident[name] for name in STEP_COLUMNS if name in ident}
+        return cls(cfg, record, time.perf_counter(), rules=rules, meta=meta)
 
     def add_rows(self, step: int, values: list[dict], obs_ms: float) -> None:
-        meta = dict(trial_id=self.cfg.trial_id, model=self.cfg.model, protocol=self.cfg.protocol,
-                    sentence_id=self.cfg.sentence_id, lr=float(self.cfg.lr), seed=int(self.cfg.seed))
         for i, v in enumerate(values):
-            row = {**meta, **v, **self.pending, "step": step, "context_id": i, "obs_ms": obs_ms}
+            row = {**self.meta, **v, **self.pending, "step": step, "context_id": i, "obs_ms": obs_ms}
             for name in STEP_COLUMNS:
                 self.columns[name].append(row[name])
         self.record.steps_done = step
@@ -124,12 +132,12 @@ class Member:
         rec.status, rec.error, rec.stop_reason = status.value, error, stop_reason
         rec.finished_at = datetime.now(timezone.utc)
         rec.wall_s = time.perf_counter() - self.t0
-        tid = self.cfg.trial_id
+        tid = rec.trial_id
         steps_path = store.write_table(pa.table(self.columns, schema=STEP_SCHEMA), *layout.steps_file(tid))
         trial_path = store.write_table(rec.table(), *layout.trial_file(tid))
         n = len(self.columns["step"])
         final = {name: self.columns[name][-1] for name in STEP_COLUMNS} if n else {}
-        self.result = TrialResult(tid, status.value, rec.steps_done, stop_reason, error, n, rec.wall_s,
+        self.result = TrialResult(tid, status, rec.steps_done, stop_reason, error, n, rec.wall_s,
                                   steps_path, trial_path, final)
         return self.result
 
@@ -251,14 +259,8 @@ def record_failure(cfg: TrialConfig, out: Store | str, exc: BaseException) -> Tr
     """Write an ``error`` record (no rows) for a trial that failed before its loop could start
     (the model did not load, ...): every failure leaves its message on disk."""
     store = out if isinstance(out, Store) else Store.open(out)
-    record = TrialRecord(
-        trial_id=cfg.trial_id, bracket_id=cfg.bracket_id, model=cfg.model, protocol=cfg.protocol,
-        sentence_id=cfg.sentence_id, target=cfg.target, competitor=cfg.competitor,
-        context=cfg.contexts[0], n_contexts=len(cfg.contexts), context_index=cfg.context_index,
-        lr=float(cfg.lr), seed=int(cfg.seed), steps=cfg.training.steps,
-        started_at=datetime.now(timezone.utc), host=socket.gethostname(), node_id=_ray_node_id(),
-        config=cfg.canonical_json(),
-    )
+    record = TrialRecord(**identity(cfg), started_at=datetime.now(timezone.utc), host=socket.gethostname(),
+                         node_id=_ray_node_id())
     member = Member(cfg, record, time.perf_counter())
     return member.finish(store, TrialStatus.ERROR, f"{type(exc).__name__}: {exc}".splitlines()[0])
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "orchestrator"
 RANK = {
     "cli": 6, "runner": 5, "grid": 4, "etac": 4, "bisect": 3, "engine": 3, "trainable": 2,
     "progress": 2, "plan": 2, "capacity": 2, "status": 1, "packing": 1, "expand": 1, "lock": 0,
-    "resolve": 0, "loader": 0, "only": 0, "compactor": 0, "config": -1, "testing": 7, "__init__": 7,
+    "resolve": 0, "loader": 0, "only": 0, "compactor": 0, "config": -1, "lock_backends": -1, "unit_report": -1, "testing": 7, "__init__": 7,
 }
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
 import io
 
+from orchestrator import progress
 from orchestrator.progress import ProgressView
+from orchestrator.unit_report import UnitReport
 
 
 class Clock:
@@ -57,3 +62,40 @@ def test_eta_uses_the_recent_rate():
     # 4 trials x 10 steps left at the last minute's rate, (60 - 54) steps / (1110 - 1050) s = 0.1/s:
     # 400 s (at the rate since the start, 60 steps / 110 s, it would say 73 s)
     assert "0.1 steps/s" in line and "ETA 6m40s" in line, line
+
+
+# ----------------------------------------------------------------------------------------------
+# the unit's report: one dataclass from the trainable to the view
+
+
+def test_a_report_crosses_tune_as_a_dict_and_back():
+    report = UnitReport(members=5, finished=1, failed=1, skipped=1, running=2, member_steps=12, pack_steps=4,
+                        existing=False, done=True)
+    sent = report.to_dict()
+    assert set(sent) == {f.name for f in dataclasses.fields(UnitReport)}
+    # Tune adds keys of its own to the result the driver sees; they are not the unit's
+    tune_result = {**sent, "training_iteration": 7, "time_this_iter_s": 0.5, "trial_id": "abc", "pid": 1}
+    assert UnitReport.from_dict(tune_result) == report
+    assert "members" not in UnitReport().to_dict() and "running" not in UnitReport().to_dict()  # not said
+
+
+def test_the_view_reads_every_field_of_the_report():
+    """A key the unit sends that the driver never reads is dead weight on every round trip
+    (the trainable used to send step, phi and node_id)."""
+    tree = ast.parse(inspect.getsource(progress))
+    read = {n.attr for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "report"}
+    assert read == {f.name for f in dataclasses.fields(UnitReport)}
+
+
+def test_the_view_takes_the_report_or_tunes_dict_alike():
+    reports = [UnitReport(members=4, running=4, member_steps=8, pack_steps=8),
+               UnitReport(members=4, finished=3, failed=1, running=0, member_steps=12, done=True)]
+    lines = []
+    for kind in (lambda r: r, UnitReport.to_dict):
+        view = ProgressView(total=6, budget=3, stream=io.StringIO(), clock=Clock())
+        view.started("u", 4)
+        for r in reports:
+            view.result("u", kind(r))
+        lines.append(view.line())
+    assert lines[0] == lines[1] and "3 done, 0 running, 1 failed, 2 pending" in lines[0]

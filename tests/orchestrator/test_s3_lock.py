@@ -163,7 +163,7 @@ def test_the_heartbeat_is_a_compare_and_swap(s3_server, monkeypatch, capsys):
 
 
 def test_a_store_refusing_conditional_writes_gets_the_advisory_lock_in_one_line(s3_server, monkeypatch, capsys):
-    monkeypatch.setattr(lockmod._Advisory, "READ_BACK_S", 0.0)
+    monkeypatch.setattr(lockmod.AdvisoryLock, "READ_BACK_S", 0.0)
     s3_server.conditional = "refuse"  # 501 NotImplemented, as a store without them answers
     store = Store.open(s3_server.uri("sweeps/plain"))
     with SweepLock(store) as held:
@@ -180,7 +180,7 @@ def test_a_store_refusing_conditional_writes_gets_the_advisory_lock_in_one_line(
 def test_a_store_ignoring_the_conditions_is_found_out(s3_server, monkeypatch, capsys):
     """A store that accepts If-None-Match / If-Match and does not honour them (a client
     stripping them stands in for it: the server cannot, the headers are signed)."""
-    monkeypatch.setattr(lockmod._Advisory, "READ_BACK_S", 0.0)
+    monkeypatch.setattr(lockmod.AdvisoryLock, "READ_BACK_S", 0.0)
     real = lockmod.s3_client
 
     def ignoring(fs):
@@ -205,7 +205,7 @@ def test_a_store_ignoring_the_conditions_is_found_out(s3_server, monkeypatch, ca
 def test_other_object_stores_get_the_advisory_lock_with_a_note(monkeypatch, capsys):
     import pyarrow.fs as pafs
 
-    monkeypatch.setattr(lockmod._Advisory, "READ_BACK_S", 0.0)
+    monkeypatch.setattr(lockmod.AdvisoryLock, "READ_BACK_S", 0.0)
     store = Store(pafs._MockFileSystem(), "bucket/sweeps/tiny", "gs://bucket/sweeps/tiny")
     with SweepLock(store) as held:
         assert held.kind.startswith("advisory")
