@@ -5,7 +5,7 @@ import math
 import pytest
 
 from analysis import db
-from analysis.predict import predict
+from analysis.commands.predict import predict
 
 
 def test_predict_arithmetic():
