@@ -69,3 +69,13 @@ def test_the_report_keeps_its_figures_tables_and_methods():
     assert REPORT.methods()["phase_diagram"].key == "phase" and REPORT.methods()["phi_curves"].key == "phi"
     assert list(REPORT.tables) == ["fits", "uncertainty", "correlations", "isolation", "stopping", "ablation",
                                    "blind", "eta_c_sentence", "eta_c", "extra", "frozen_head_models", "frozen_head"]
+
+
+def test_the_api_figure_methods_come_from_the_registry():
+    from phantom import Results
+
+    assert Results.figure_methods() == {name: f.key for name, f in REPORT.methods().items()}
+    assert Results.figures() == {k: f.caption for k, f in REPORT.figures.items()}
+    # a figure method never hides a view, nor a method of Results
+    assert not set(Results.figure_methods()) & set(Results.views())
+    assert not set(Results.figure_methods()) & set(dir(Results))
