@@ -1,10 +1,11 @@
 """Open one or several results folders as a DuckDB connection with the study's views.
 
 The Parquet is read in place; nothing is copied into a database. The views are those of the
-registry (analysis.registry), defined in dependency order: the raw views of analysis.sources
-(which trials, one record and one set of step rows per trial), ``trial_steps`` and
-``trial_summary`` (analysis.summary, SPEC §4), the fits (analysis.fits, analysis.bootstrap,
-SPEC §5) and the tables (analysis.tables).
+registry (analysis.registry, filled by the package analysis.views), defined in dependency order:
+the raw views of analysis.views.sources (which trials, one record and one set of step rows per
+trial), ``trial_steps`` and ``trial_summary`` (analysis.views.summary, SPEC §4), the fits
+(analysis.views.fits, analysis.views.bootstrap, SPEC §5), the tables (analysis.views.tables) and
+the claims (analysis.views.claims).
 
 Every connection opened here owns a private temporary folder (DuckDB's spill files, and for
 ``phantom query`` the catalog of views) that is removed when it is closed, whatever happened:
@@ -23,11 +24,9 @@ from pathlib import Path
 from phantom.errors import QueryError, StorageError
 from phantom.storage import Store
 
-# importing the view modules registers their views
-from analysis import bootstrap, claims, fits, sources, summary, tables  # noqa: F401
-from analysis.registry import REGISTRY, View, ViewContext, ViewRegistry
 from analysis.settings import AnalysisSettings
-from analysis.sources import Source, open_sources, resolve_results  # noqa: F401  (re-exported)
+from analysis.views import REGISTRY, View, ViewContext, ViewRegistry  # the face: every view registered
+from analysis.views.sources import Source, open_sources, quote, resolve_results  # noqa: F401  (re-exported)
 
 
 def snapshot_views(registry: ViewRegistry = REGISTRY) -> list[str]:
@@ -186,7 +185,7 @@ def connect_readonly(
     """A connection that cannot write: the views live in a catalog attached read-only, file
     access is limited to the results folders (enable_external_access = false with
     allowed_directories), and the configuration is locked. ``phantom query`` also refuses
-    non-SELECT statements before they run (:mod:`analysis.query`). With ``only_for`` (the
+    non-SELECT statements before they run (:mod:`analysis.commands.query`). With ``only_for`` (the
     query), only the views it names and their dependencies are defined.
 
     A path to a ``phantom.duckdb`` written by ``phantom analyze`` is opened as is."""
@@ -241,7 +240,7 @@ def _open_database_file(path: Path) -> Connection:
 
 
 def _lock(conn, roots: list[str]) -> None:
-    dirs = "[" + ", ".join(sources.quote(r.rstrip("/") + "/") for r in roots) + "]"
+    dirs = "[" + ", ".join(quote(r.rstrip("/") + "/") for r in roots) + "]"
     conn.execute(f"SET allowed_directories = {dirs}")
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")

@@ -13,9 +13,11 @@ they cannot drift from it:
 - ``sweep-keys``: every sweep file key, from the configuration dataclasses
   (:class:`orchestrator.config.SweepConfig` and the dataclasses it nests): type, default, the
   field's ``help`` metadata and the dataclass docstring;
-- ``views`` / ``helper-views``: the SQL views of :data:`analysis.registry.REGISTRY`, each with
+- ``views`` / ``helper-views``: the SQL views of :data:`analysis.views.REGISTRY`, each with
   its docstring, what it reads and its columns (``DESCRIBE`` on an in-memory connection over a
   one-trial synthetic folder, :mod:`analysis.testing`);
+- ``report``: the report's figures and tables, from :data:`analysis.report.REPORT` (key,
+  caption, the views each reads, the Python API's method);
 - ``step-columns`` / ``trial-columns``: the Parquet column contract (:mod:`phantom.schema`);
 - ``sweep-files``: each shipped ``sweeps/*.yaml`` with the comment block that opens it.
 
@@ -183,8 +185,7 @@ def helper_view(view) -> bool:
 
 
 def _views():
-    from analysis import db  # noqa: F401  (registers every view)
-    from analysis.registry import REGISTRY
+    from analysis.views import REGISTRY  # the face: every view registered
 
     return REGISTRY.order()
 
@@ -239,6 +240,28 @@ def gen_helper_views() -> str:
     return "\n".join(out)
 
 
+def gen_report() -> str:
+    """The report's figures, then its tables, in the report's order."""
+    from analysis.report import REPORT
+
+    def reads(names) -> str:
+        return ", ".join(f"[`{r}`](../reference/views.md#{'helper-view' if helper_view(_by_name()[r]) else 'view'}-{r})"
+                         for r in names)
+
+    def caption(text: str) -> str:
+        return _cell(text).replace("*", "\\*")  # θ*_shape is not emphasis
+
+    out = ["| figure | caption | reads | Python API |", "| --- | --- | --- | --- |"]
+    for f in REPORT.figures.values():
+        method = f"`res.{f.method}()`" if f.method else f"`res.figure(\"{f.key}\")`"
+        out.append(f"| `{f.key}` | {caption(f.caption)}{' (when the folder has it)' if f.optional else ''} | "
+                   f"{reads(f.reads)} | {method} |")
+    out += ["", "| table | caption | reads |", "| --- | --- | --- |"]
+    for t in REPORT.tables.values():
+        out.append(f"| `{t.key}` | {caption(t.caption)} | {reads(t.reads)} |")
+    return "\n".join(out)
+
+
 # ----------------------------------------------------------------------------------------------
 # the Parquet contract
 
@@ -284,6 +307,7 @@ GENERATORS = {
     "sweep-keys": gen_sweep_keys,
     "views": gen_views,
     "helper-views": gen_helper_views,
+    "report": gen_report,
     "step-columns": gen_step_columns,
     "trial-columns": gen_trial_columns,
 }

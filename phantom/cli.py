@@ -16,9 +16,9 @@ from phantom.release import __version__
 from phantom.errors import PhantomError
 
 COMMANDS = [
-    "workers.cli",  # trial, sentences, models
+    "workers.cli",  # trial, sentences, models, geometry, predict
     "orchestrator.cli",  # sweep run|resume|status|validate
-    "analysis.cli",  # query, analyze, geometry, predict
+    "analysis.commands.cli",  # query, analyze
 ]
 
 

@@ -1,4 +1,6 @@
-"""``phantom trial``, ``phantom sentences check`` and ``phantom models``.
+"""``phantom trial``, ``phantom sentences check``, ``phantom models``, and the commands that run
+a model to read its geometry: ``phantom geometry`` and ``phantom predict`` (workers.geometry;
+predict's arithmetic and reference are analysis's, analysis.commands.predict).
 
 Module-level imports stay light: torch/transformers load inside the run functions.
 """
@@ -70,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ins.add_argument("names", nargs="+", metavar="NAME", help="embedded model name(s), or 'all'")
     ins.add_argument("--convert", action="store_true", help="also de-quantize and cache them now")
     ins.set_defaults(run=run_models_install)
+
+    register_geometry(sub)
 
 
 def build_trial_config(args: argparse.Namespace):
@@ -240,3 +244,68 @@ def run_models_install(args: argparse.Namespace) -> int:
             load_model(name, progress=lambda m: print(f"{name}: {m}", flush=True))
             print(f"{name}: cached")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# phantom geometry / phantom predict: inference only (workers.geometry)
+
+
+def register_geometry(sub: argparse._SubParsersAction) -> None:
+    from analysis.commands.cli import add_settings  # the analysis settings' options (light)
+
+    p = sub.add_parser(
+        "geometry",
+        help="inference only: bulk embedding geometry, class, and per-sentence base values",
+        description="Bulk statistics of the input embedding (SPEC §5: mean G², fraction above τ, "
+        "KS distances, class A/B) and, per sentence, G_max, base Born rank, B0, eps0, Phi0. "
+        "Writes OUT/geometry/<model>.parquet (the `geometry` view reads it).",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder to write into")
+    p.add_argument("--pairs", type=int, default=100_000, help="random token pairs (default %(default)s)")
+    p.add_argument("--tau", type=float, default=0.3, help="τ of the fraction G > τ (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sentences", metavar="YAML", help="sentence file (default sweeps/sentences.yaml)")
+    p.add_argument("--sentence", action="append", metavar="ID", help="only these sentences (repeatable)")
+    p.add_argument("--no-sentences", action="store_true", help="bulk statistics only")
+    p.add_argument("--pool-mass", type=float, default=0.9)
+    p.add_argument("--pool-cap", type=int, default=1024)
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.set_defaults(run=run_geometry_command)
+
+    p = sub.add_parser(
+        "predict",
+        help="blind prediction of η_c and θ* for a model that was never fine-tuned",
+        description="Classify MODEL from its bulk geometry, take the mean H of the other models "
+        "of its class under PROTOCOL in the reference results, and predict η_c, θ* and, per "
+        "sentence, whether rate LR is above threshold (SPEC §5, Eq. 22).",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--protocol", default="lora")
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--reference", action="append", required=True, metavar="PATH",
+                   help="results folder(s) with other models' sweeps and geometry (repeatable)")
+    p.add_argument("--geometry", metavar="PATH",
+                   help="geometry Parquet of MODEL (default: from the reference, else computed now)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--pairs", type=int, default=100_000)
+    p.add_argument("--tau", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sentences", metavar="YAML")
+    p.add_argument("--trust-remote-code", action="store_true")
+    add_settings(p)
+    p.set_defaults(run=run_predict_command)
+
+
+def run_geometry_command(args: argparse.Namespace) -> int:
+    from workers.geometry import run_geometry
+
+    return run_geometry(args)
+
+
+def run_predict_command(args: argparse.Namespace) -> int:
+    from analysis.commands.cli import settings_from
+    from analysis.commands.predict import run_predict
+    from workers.geometry import measure_rows
+
+    return run_predict(args, settings_from(args), measure=measure_rows(args))

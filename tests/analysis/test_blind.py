@@ -5,7 +5,7 @@ import math
 import pytest
 
 from analysis import db
-from analysis.predict import predict
+from analysis.commands.predict import predict
 
 
 def test_predict_arithmetic():
@@ -147,3 +147,24 @@ def test_no_other_model_no_prediction_and_why(memdb):
     # a1 has no other class-A model with an H ('new' has none): all others, i.e. x
     assert got["a1", "lora"]["reference"] == "all others (no class peer)"
     assert got["a1", "lora"]["reference_models"] == "x"
+
+
+def test_predict_without_geometry_or_a_probe_says_how_to_get_one(folder):
+    """analysis never runs a model: without ``--geometry``, without the model's geometry in the
+    reference and without a probe handed in (workers.geometry), the command says what to run."""
+    import argparse
+
+    from analysis.commands.predict import run_predict
+    from analysis.settings import AnalysisSettings
+    from phantom.errors import StorageError
+
+    args = argparse.Namespace(model="held-out", protocol="lora", lr=1e-3, reference=[str(folder)],
+                              geometry=None, format="json")
+    with pytest.raises(StorageError, match=r"^no geometry of 'held-out' in the reference: run "
+                                           r"`phantom geometry --model held-out --out DIR` or give --geometry$"):
+        run_predict(args, AnalysisSettings())
+    asked = []
+    with pytest.raises(StorageError, match=r"^no other model has an H under 'lora'"):
+        run_predict(args, AnalysisSettings(),
+                    measure=lambda m: asked.append(m) or [{"model": m, "class": "A", "sentence_id": "s", "gmax": 0.5}])
+    assert asked == ["held-out"]  # the probe was asked for the held-out model, once

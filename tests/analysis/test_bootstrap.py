@@ -4,7 +4,8 @@ configurable; the intervals themselves are recomputed independently in test_reco
 import numpy as np
 import pytest
 
-from analysis import bootstrap, db
+from analysis import db
+from analysis.views import bootstrap
 from analysis.settings import AnalysisSettings
 from analysis.testing import random_grid
 from phantom.errors import ConfigError

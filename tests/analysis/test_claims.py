@@ -174,7 +174,7 @@ def test_planted_claims_hold_and_fail(tmp_path):
 
 
 def test_report_and_summary_lead_with_the_claims(tmp_path):
-    from analysis.analyze import analyze
+    from analysis.commands.analyze import analyze
 
     random_grid(tmp_path / "g", seed=0)
     result = analyze([str(tmp_path / "g")], settings=SETTINGS, progress=None)

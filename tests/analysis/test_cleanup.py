@@ -8,7 +8,7 @@ import tempfile
 import pytest
 
 from analysis import db
-from analysis.analyze import analyze
+from analysis.commands.analyze import analyze
 from analysis.testing import step_table, trial_record, write_trial
 from phantom.cli import main
 from phantom.errors import QueryError

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import db, fits
+from analysis import db
+from analysis.views import fits
 
 COLS = ("trial_id VARCHAR, model VARCHAR, protocol VARCHAR, sentence_id VARCHAR, lr DOUBLE, "
         "seed BIGINT, status VARCHAR, evaluations BIGINT, flip_step INTEGER, character VARCHAR, "

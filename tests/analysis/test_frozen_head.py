@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from analysis import db
-from analysis.figures import png as to_png
-from analysis.figures_arch import NO_FROZEN_HEAD, frozen_head
+from analysis.report import png as to_png
+from analysis.report.figures_arch import NO_FROZEN_HEAD, frozen_head
 from analysis.report import build_report
 from analysis.settings import AnalysisSettings
 from analysis.testing import step_table, trial_record, write_trial

@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from analysis.analyze import analyze
+from analysis.commands.analyze import analyze
 from analysis.testing import geometry_table, step_table, trial_record, write_trial
 from phantom import layout
 from phantom.storage import Store

@@ -107,7 +107,7 @@ def test_ks_class(samples):
 def test_bulk_statistics_of_planted_embedding():
     import torch
 
-    from analysis.geometry import bulk_statistics, sample_pairs
+    from workers.geometry import bulk_statistics, sample_pairs
 
     i, j = sample_pairs(50, 10_000, seed=1)  # more than exist: all 1225 pairs
     assert len(i) == 50 * 49 // 2 and np.all(i < j)

@@ -267,7 +267,7 @@ def test_bad_paths_and_settings_fail_as_the_cli_does(small, tmp_path, capsys):
 
 
 def test_open_the_duckdb_file_of_phantom_analyze(small):
-    from analysis.analyze import analyze
+    from analysis.commands.analyze import analyze
     from analysis.settings import AnalysisSettings
 
     analyze([str(small)], AnalysisSettings(bootstrap=20), report=False, progress=None)
@@ -329,7 +329,7 @@ def test_figures_are_the_reports_as_matplotlib_figures(res):
     assert n > 0 and sum(len(c.get_offsets()) for ax in phase.axes for c in ax.collections) == n
     assert plt.get_fignums() == []  # not registered with pyplot: nothing to close, nothing leaks
     # the same drawing code as the report: its PNG comes from the same Figure
-    from analysis.figures import png
+    from analysis.report import png
 
     assert png(phase)[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(res.figures()) >= {"phase", "phi", "flip", "bulk", "H", "burial"}

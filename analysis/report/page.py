@@ -1,5 +1,8 @@
 """The self-contained HTML report: figures embedded as base64 PNG, tables inline, no scripts
-and no external resources (it opens from a file, an e-mail or an artifact store as is)."""
+and no external resources (it opens from a file, an e-mail or an artifact store as is).
+
+Its sections are the claims, then the entries of the report's registry
+(analysis.report.registry): every figure, then every table, in registration order."""
 
 from __future__ import annotations
 
@@ -11,34 +14,11 @@ from datetime import datetime, timezone
 from phantom.release import __version__
 
 from analysis import db
-from analysis.figures import FIGURES, png as to_png
+from analysis.report.draw import png as to_png
+from analysis.report.registry import REPORT  # complete: the face of analysis.report registers every entry
 from analysis.settings import AnalysisSettings
 
 MAX_ROWS = 200
-# figures of extensions beyond the paper's grid (the frozen-head ablation): left out, with one
-# line saying so, when the folder has no data for them — the paper's figures always get a section
-OPTIONAL_FIGURES = {"frozen-head"}
-
-TABLES = [
-    ("fits", "Fits per model and protocol (θ*_shape, θ*_resolve, H, B_FT)", "SELECT * FROM fits"),
-    ("uncertainty", "Bootstrap intervals over sentences (percentile)",
-     "SELECT model, protocol, n_sentences, n_boot, theta_shape, theta_shape_ci_lo, theta_shape_ci_hi, "
-     "theta_shape_boot_defined, "
-     "theta_resolve, theta_resolve_ci_lo, theta_resolve_ci_hi, H, H_ci_lo, H_ci_hi, "
-     "B_FT, B_FT_ci_lo, B_FT_ci_hi FROM fits"),
-    ("correlations", "Spearman rank correlations (interval: Fisher z, Bonett–Wright SE)",
-     "SELECT * FROM correlations"),
-    ("isolation", "Causal isolation (Table 3), at the reference rate", "SELECT * FROM isolation"),
-    ("stopping", "Φ-saturation stopping (Table 1), at the reference rate", "SELECT * FROM stopping"),
-    ("ablation", "Competitor ablation (Table 5), at the reference rate", "SELECT * FROM ablation"),
-    ("blind", "Blind prediction (§7)", "SELECT * FROM blind_prediction"),
-    ("eta_c_sentence", "Critical learning rate per sentence (Table 6)", "SELECT * FROM eta_c_sentence"),
-    ("eta_c", "η_c brackets (one per seed and context run)", "SELECT * FROM eta_c"),
-    ("extra", "Complete trials outside the plan (not analysed unless --all-trials)", "SELECT * FROM extra_trials"),
-    ("frozen_head_models", "LoRA against LoRA with the LM head frozen, per model; "
-     "gmax_head − gmax at step 0 (how far the two heads differ)", "SELECT * FROM frozen_head_models"),
-    ("frozen_head", "LoRA against LoRA with the LM head frozen: the paired trials", "SELECT * FROM frozen_head"),
-]
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -116,10 +96,13 @@ def build_report(conn, settings: AnalysisSettings) -> str:
         claims_html(conn),
     ]
     left_out = []
-    for key, title, fn, missing in FIGURES:
-        fig = fn(conn)
+    # figures of extensions beyond the paper's grid (the frozen-head ablation): left out, with one
+    # line saying so, when the folder has no data for them — the paper's figures always get a section
+    for f in REPORT.figures.values():
+        key, title, missing = f.key, f.caption, f.missing
+        fig = f.draw(conn)
         png = to_png(fig) if fig is not None else None
-        if not png and key in OPTIONAL_FIGURES:  # an extension the grid does not run: no section
+        if not png and f.optional:  # an extension the grid does not run: no section
             left_out.append(f"{title} ({missing})")
             continue
         parts.append(f"<h2 id='fig-{key}'>{html.escape(title)}</h2>")
@@ -130,8 +113,8 @@ def build_report(conn, settings: AnalysisSettings) -> str:
             parts.append(f"<p class='note'>No data for this figure: {html.escape(missing)}.</p>")
     if left_out:
         parts.append("<p class='note'>Not in this grid: " + html.escape("; ".join(left_out)) + ".</p>")
-    for key, title, sql in TABLES:
-        parts.append(f"<h2 id='table-{key}'>{html.escape(title)}</h2>")
-        parts.append(table_html(conn, sql))
+    for t in REPORT.tables.values():
+        parts.append(f"<h2 id='table-{t.key}'>{html.escape(t.caption)}</h2>")
+        parts.append(table_html(conn, t.sql))
     parts.append("</body></html>")
     return "\n".join(parts)

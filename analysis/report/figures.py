@@ -1,61 +1,28 @@
-"""The paper's figures for one grid, as matplotlib figures.
+"""The paper's figures for one grid, as matplotlib figures, registered in the report's registry
+(analysis.report.registry) with the views each reads.
 
 Each function takes a DuckDB connection with the analysis views and returns a
 :class:`matplotlib.figure.Figure`, or None when the grid has no data for that figure (the report
-then says what is missing). The report embeds them as PNG (:func:`png`); the Python API
-(phantom.api) returns them as they are. The figures are built without pyplot: no backend is
-chosen or forced (a notebook keeps its own), and nothing stays registered once a figure is
-dropped.
+then says what is missing). The report embeds them as PNG (analysis.report.draw ``png``); the
+Python API (phantom.Results) returns them as they are.
 """
 
 from __future__ import annotations
 
-import io
-import math
 from typing import TYPE_CHECKING
 
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, sql_list
 from phantom.protocols import Protocol
 
 from analysis import db
-from analysis.figures_arch import FIGURES_ARCH
+from analysis.report.draw import MAX_LINES, MAX_PANELS, figure as _figure, grid as _grid, in_list as _in_list
+from analysis.report.registry import REPORT
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 # trials whose trajectory shape was judged (no immediate flips, no stops at the flip)
 _SHAPED = f"character IN ({sql_list(SHAPED)})"
-
-MAX_PANELS = 6
-MAX_LINES = 10
-
-
-def _figure(**kw):
-    from matplotlib.figure import Figure
-
-    return Figure(**kw)
-
-
-def png(fig) -> bytes:
-    """``fig`` as PNG bytes (as the report embeds it)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _grid(n: int, w: float = 4.2, h: float = 3.2):
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig = _figure(figsize=(w * cols, h * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    flat = [ax for row in axes for ax in row]
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n]
-
-
-def _in_list(ids: list[str]) -> str:
-    return ", ".join("'" + str(i).replace("'", "''") + "'" for i in ids) or "NULL"
 
 
 def _groups(conn, table: str = "reference_trials") -> list[tuple[str, str]]:
@@ -257,13 +224,19 @@ def burial(conn) -> Figure | None:
     return fig
 
 
-FIGURES = [
-    ("phase", "Phase diagram: η·G_max against the flip step, by character, with θ*_shape and θ*_resolve",
-     phase_diagram, "needs trials"),
-    ("phi", "Φ(t) per sentence, flip steps marked (Figure 3)", phi_traces, "needs trials"),
-    ("flip", "Δ, ψ_g·h, ψ_c·h and Φ through the flip (Figure 5)", through_flip, "needs a trial that flips during training"),
-    ("bulk", "Bulk embedding geometry per model (Figure 6)", bulk_histograms, "needs `phantom geometry --model M` results"),
-    ("H", "Reduced field H per model and protocol, bootstrap interval and per-sentence range (Figure 7)", reduced_field, "needs sentences with an η_c (some rates flip, some do not) and an η_ref"),
-    ("burial", "B_FT against bulk density and against H (Figure 8)", burial, "needs trials at the reference rate"),
-    *FIGURES_ARCH,  # analysis/figures_arch.py: the frozen-head ablation
-]
+# ----------------------------------------------------------------------------------------------
+# the report's figures, in the report's order (the frozen-head ablation: analysis.report.figures_arch)
+
+REPORT.figure("phase", "Phase diagram: η·G_max against the flip step, by character, with θ*_shape and θ*_resolve",
+              reads=("trial_summary", "fits"), missing="needs trials", method="phase_diagram")(phase_diagram)
+REPORT.figure("phi", "Φ(t) per sentence, flip steps marked (Figure 3)", reads=("reference_trials", "trial_steps"),
+              missing="needs trials", method="phi_curves")(phi_traces)
+REPORT.figure("flip", "Δ, ψ_g·h, ψ_c·h and Φ through the flip (Figure 5)", reads=("trial_summary", "trial_steps"),
+              missing="needs a trial that flips during training", method="through_flip")(through_flip)
+REPORT.figure("bulk", "Bulk embedding geometry per model (Figure 6)", reads=("geometry",),
+              missing="needs `phantom geometry --model M` results", method="bulk_histograms")(bulk_histograms)
+REPORT.figure("H", "Reduced field H per model and protocol, bootstrap interval and per-sentence range (Figure 7)",
+              reads=("fits",), missing="needs sentences with an η_c (some rates flip, some do not) and an η_ref",
+              method="reduced_field")(reduced_field)
+REPORT.figure("burial", "B_FT against bulk density and against H (Figure 8)", reads=("fits", "geometry"),
+              missing="needs trials at the reference rate", method="burial")(burial)

@@ -1,10 +1,10 @@
 """Cross-architecture figures: the frozen-head ablation (`lora` against `lora-frozen-head`).
 
-Registered in :data:`analysis.figures.FIGURES` (which imports :data:`FIGURES_ARCH`); like every
-figure function, each takes a DuckDB connection with the analysis views and returns a matplotlib
-Figure, or None when the folder has no data for it (the report then prints the entry's note).
-The helpers of :mod:`analysis.figures` are imported when a figure is drawn, not at import time,
-so the two modules can import each other in either order.
+Registered in the report's registry (analysis.report.registry) after the paper's figures
+(analysis.report.figures), as optional: a folder without the ablation gets one line, not a
+section. Like every figure function, each takes a DuckDB connection with the analysis views and
+returns a matplotlib Figure, or None when the folder has no data for it (the report then prints
+the entry's note). The panels come from analysis.report.draw, as the paper's figures' do.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from analysis import db
-from analysis.tables import FROZEN_HEAD, LORA
+from analysis.report.draw import grid
+from analysis.report.registry import REPORT
+from analysis.views.tables import FROZEN_HEAD, LORA
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -30,8 +32,6 @@ def frozen_head(conn) -> Figure | None:
                               "WHERE protocol = ? AND flipped IS NOT NULL", [FROZEN_HEAD])
     if not frozen:
         return None
-    from analysis.figures import _grid
-
     lora = db.records(
         conn,
         "SELECT t.model, t.lr, t.flipped FROM trial_summary t "
@@ -40,7 +40,7 @@ def frozen_head(conn) -> Figure | None:
         [LORA, FROZEN_HEAD],
     )
     models = sorted({r["model"] for r in frozen})
-    fig, (a, b) = _grid(2, 4.8, 3.6)
+    fig, (a, b) = grid(2, 4.8, 3.6)
     colours = {}
     for k, m in enumerate(models):
         colour = f"C{k % 10}"
@@ -79,7 +79,6 @@ def frozen_head(conn) -> Figure | None:
     return fig
 
 
-FIGURES_ARCH = [
-    ("frozen-head", "LoRA with the LM head trainable against frozen (the frozen-head ablation)",
-     frozen_head, NO_FROZEN_HEAD),
-]
+REPORT.figure("frozen-head", "LoRA with the LM head trainable against frozen (the frozen-head ablation)",
+              reads=("frozen_head", "trial_summary"), missing=NO_FROZEN_HEAD, optional=True,
+              method="frozen_head_figure")(frozen_head)

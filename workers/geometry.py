@@ -1,5 +1,9 @@
 """``phantom geometry``: inference only, no training (SPEC §5 "bulk embedding geometry").
 
+The probe runs a model, so it lives where models run (workers/); analysis reads what it writes
+(the ``geometry`` views of analysis.views.sources) and never imports it. ``phantom predict``
+measures a model its reference has not with :func:`measure_rows`.
+
 Bulk statistics of the input embedding E: N random distinct token pairs (seeded), G = ψ_i·ψ_j,
 mean G², the fraction with G > τ, the KS distance of the G² sample to a fitted normal and to a
 fitted exponential, and the class (A: normal fits better, B: exponential). Per sentence: G_max
@@ -127,11 +131,11 @@ def measure(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int =
     import torch
 
     from phantom.errors import SentenceError, unknown
-    from workers.models import load_model
+    from workers.models import load_model_cached
     from workers.sentences import load_sentences
 
     warn = warn or (lambda m: print(f"phantom geometry: {m}", file=sys.stderr))
-    loaded = load_model(model, trust_remote_code=trust_remote_code)
+    loaded = load_model_cached(model, trust_remote_code=trust_remote_code)  # read only, never trained
     with torch.no_grad():
         bulk = bulk_statistics(loaded.input_embeddings(), n_pairs=n_pairs, tau=tau, seed=seed)
         rows = []
@@ -146,6 +150,16 @@ def measure(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int =
                 except SentenceError as exc:  # said out loud, and the sentence is left out
                     warn(f"skipping sentence '{sid}': {exc}")
     return geometry_table(model, bulk, rows, loaded.family, loaded.tied)
+
+
+def measure_rows(args):
+    """``phantom predict``'s probe: ``model -> its geometry rows`` with the command's options."""
+
+    def rows(model: str) -> list[dict]:
+        return measure(model, n_pairs=args.pairs, tau=args.tau, seed=args.seed,
+                       sentences_path=args.sentences, trust_remote_code=args.trust_remote_code).to_pylist()
+
+    return rows
 
 
 def run_geometry(args) -> int:

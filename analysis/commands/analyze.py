@@ -25,8 +25,8 @@ from phantom.layout import ANALYSIS_DIR, DATABASE_FILE, PARQUET, REPORT_FILE, TM
 from phantom.storage import Store
 
 from analysis import db
-from analysis.registry import REGISTRY, ViewContext
 from analysis.settings import AnalysisSettings
+from analysis.views import REGISTRY, ViewContext
 
 
 @dataclass
@@ -70,7 +70,7 @@ def analyze(
                 t0 = time.perf_counter()
         i += 1
         if report:
-            from analysis.report import build_report
+            from analysis.report import build_report  # figures and tables: the report's registry
 
             t0 = time.perf_counter()
             say(f"[{i}/{total}] {REPORT_FILE} (figures) ...")
@@ -78,7 +78,7 @@ def analyze(
             result.seconds["report"] = time.perf_counter() - t0
             say(f"[{i}/{total}] {REPORT_FILE} in {result.seconds['report']:.1f} s")
             i += 1
-        from analysis.summary_text import summary_text
+        from analysis.report.summary_text import summary_text
 
         result.summary = summary_text(conn, out)
         # the tables are complete: move them into place, then the database that reads them

@@ -6,12 +6,17 @@ has one (as the ``blind_prediction`` view does); then
     η_c = η_ref / H̄,   θ*_pred = η_ref·Ḡ_max / H̄,   per sentence η_c(s) = θ*_pred / G_max(s),
 
 and rate X is above threshold for sentence s when X > η_c(s) (X·G_max(s) > θ*_pred).
+
+The command itself (its options, and the geometry of a model the reference has not measured,
+which loads the model) is in workers/cli.py beside ``phantom geometry``: analysis reads files
+and never runs a model, so the probe is handed in as ``measure``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from phantom.errors import ConfigError, StorageError
@@ -38,7 +43,7 @@ class Prediction:
     eta_c: float
     theta: float
     sentences: tuple[SentencePrediction, ...]
-    reference: str = "class peers"  # or "all others (no class peer)" (analysis.tables)
+    reference: str = "class peers"  # or "all others (no class peer)" (analysis.views.tables)
 
 
 def predict(model: str, protocol: str, model_class: str, lr: float, lr_ref: float,
@@ -64,7 +69,7 @@ def predict(model: str, protocol: str, model_class: str, lr: float, lr_ref: floa
                       tuple(sorted(reference_H)), gbar, lr_ref / h_class, theta, per, reference)
 
 
-def _geometry_rows(args, conn) -> list[dict]:
+def _geometry_rows(args, conn, measure: Callable[[str], list[dict]] | None) -> list[dict]:
     from analysis import db
 
     if args.geometry:
@@ -77,14 +82,15 @@ def _geometry_rows(args, conn) -> list[dict]:
     rows = db.records(conn, "SELECT model, class, sentence_id, gmax FROM geometry_rows WHERE model = ?", [args.model])
     if rows:
         return rows
-    from analysis.geometry import measure
+    if measure is None:
+        raise StorageError(f"no geometry of '{args.model}' in the reference: run "
+                           f"`phantom geometry --model {args.model} --out DIR` or give --geometry")
+    return measure(args.model)
 
-    return measure(args.model, n_pairs=args.pairs, tau=args.tau, seed=args.seed,
-                   sentences_path=args.sentences,
-                   trust_remote_code=args.trust_remote_code).to_pylist()
 
-
-def run_predict(args, settings) -> int:
+def run_predict(args, settings, measure: Callable[[str], list[dict]] | None = None) -> int:
+    """``phantom predict``: ``measure(model)`` -> its geometry rows, for a model that neither the
+    reference nor ``--geometry`` has (workers.geometry measures it)."""
     from analysis import db
 
     lr_ref = settings.lr_ref_map.get(args.protocol)
@@ -92,7 +98,7 @@ def run_predict(args, settings) -> int:
         raise ConfigError(f"no η_ref for protocol '{args.protocol}': give --lr-ref {args.protocol}=RATE")
     conn = db.connect(args.reference, settings)
     try:
-        rows = _geometry_rows(args, conn)
+        rows = _geometry_rows(args, conn, measure)
         cls = rows[0]["class"]
         others = db.fetch(
             conn,
@@ -103,7 +109,7 @@ def run_predict(args, settings) -> int:
         )
     finally:
         conn.close()
-    from analysis.tables import ALL_OTHERS, CLASS_PEERS
+    from analysis.views.tables import ALL_OTHERS, CLASS_PEERS
 
     peers = {m: h for m, h, same in others if same}
     reference = CLASS_PEERS if peers else ALL_OTHERS
