@@ -44,7 +44,7 @@ def test_dockerfile_installs_the_project_and_its_packages():
     assert f"WORKDIR {IMAGE_DIR}" in text
     assert re.search(r"pip install --no-cache-dir --no-deps --no-build-isolation -e \.", text)
     packages = re.findall(r'"(\w+)\*"', (REPO / "pyproject.toml").read_text().split("packages.find")[1].split("\n")[1])
-    assert set(packages) == {"phantom", "workers", "orchestrator", "analysis"}
+    assert set(packages) == {"phantom", "models", "workers", "orchestrator", "analysis"}
     for pkg in [*packages, "sweeps"]:
         assert f"COPY --chown=ray:users {pkg} ./{pkg}" in text, pkg
     assert "phantom sweep validate sweeps/lr50.yaml" in text  # the build proves the entrypoint runs
