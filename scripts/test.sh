@@ -10,4 +10,12 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     || echo "test: could not install chromium; the report-rendering test will be skipped" >&2
 fi
 export PHANTOM_CACHE=${PHANTOM_CACHE:-$HOME/.cache/phantom}
-exec "${PHANTOM_VENV:-.venv}/bin/python" -m pytest "$@"
+# the tests run in parallel, one pytest-xdist worker a core up to 4 (PHANTOM_TEST_WORKERS sets
+# it; 0 runs them in this process, as does an explicit -n/-p no:xdist among the arguments)
+workers=${PHANTOM_TEST_WORKERS:-$(n=$(nproc 2>/dev/null || echo 1); echo $(( n < 4 ? n : 4 )))}
+parallel=()
+case " $* " in
+  *" -n "*|*" -n="*|*" --numprocesses"*|*"no:xdist"*) ;;
+  *) if [ "$workers" -gt 1 ]; then parallel=(-n "$workers"); fi ;;
+esac
+exec "${PHANTOM_VENV:-.venv}/bin/python" -m pytest "${parallel[@]}" "$@"
