@@ -19,6 +19,7 @@ stays small however many trials are planned.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -132,6 +133,32 @@ def _session_dir() -> str | None:
 # Tune
 
 
+@contextlib.contextmanager
+def callback_telemetry_off():
+    """Skip Tune's count of the run's callback classes while usage stats are off.
+
+    ``tune.run`` counts them for Ray's usage telemetry (``ray.air._internal.usage.tag_callbacks``,
+    Ray 2.x) by importing the MLflow, W&B, Comet and Aim integrations, which import mlflow and
+    wandb where they are installed (Phantom's tracking extras): 3.3 s before the first trial
+    starts, on every run, even with telemetry off. With ``RAY_USAGE_STATS_ENABLED=0`` (set by
+    :class:`RaySession` unless ``--verbose``, or by the user) the count goes nowhere, so it is
+    skipped; with telemetry on, or on a Ray without that function, nothing changes."""
+    try:
+        from ray.air._internal import usage
+    except ImportError:  # pragma: no cover - a Ray that moved it
+        yield
+        return
+    original = getattr(usage, "tag_callbacks", None)
+    if original is None or os.environ.get("RAY_USAGE_STATS_ENABLED") != "0":
+        yield
+        return
+    usage.tag_callbacks = lambda callbacks: False
+    try:
+        yield
+    finally:
+        usage.tag_callbacks = original
+
+
 def unit_id(config: dict) -> str:
     """The unit a Tune trial's config names (an experiment of an older Phantom: its pack)."""
     return config["unit"] if "unit" in config else config["pack"]["id"]
@@ -202,7 +229,8 @@ def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
             callbacks=[ProgressCallback()], verbose=0,
         ),
     )
-    results = tuner.fit()
+    with callback_telemetry_off():
+        results = tuner.fit()
     _finish(store, results, folder)
     return results
 
@@ -242,7 +270,8 @@ def _restore(store: Store, sweep: SweepConfig):
     try:
         tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True,
                                    resume_errored=True)
-        results = tuner.fit()
+        with callback_telemetry_off():
+            results = tuner.fit()
     except Exception as exc:  # noqa: BLE001 - Tune's own state, not a trial: dispatch afresh
         # e.g. a driver killed while Tune was starting leaves an experiment whose restored
         # search state has no trial configs (KeyError 'pack' in the trial namer). Records are

@@ -30,3 +30,31 @@ def test_a_ray_started_here_leaves_no_session_folder_after_a_clean_run():
             raise RuntimeError("a failed run")
     assert os.path.isdir(kept)
     shutil.rmtree(kept, ignore_errors=True)
+
+
+def test_a_run_with_usage_stats_off_does_not_count_its_callbacks(ray_local, write_sweep, tmp_path, monkeypatch):
+    """Tune counts a run's callback classes for Ray's usage telemetry by importing the MLflow
+    and W&B integrations (mlflow and wandb: 3.3 s before the first trial where Phantom's
+    tracking extras are installed). With usage stats off the count goes nowhere: a sweep run
+    never calls it, and the count is back in place after the run."""
+    from ray.air._internal import usage
+
+    from orchestrator.loader import load_sweep
+    from orchestrator.runner import run_sweep
+    from orchestrator.testing import assert_complete, tiny_sweep
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    counted = []
+    monkeypatch.setattr(usage, "_count_callbacks", lambda callbacks: counted.append(callbacks) or {})
+    original = usage.tag_callbacks
+    sweep, sentences = load_sweep(write_sweep(tiny_sweep(learning_rates=[1.0e-3], training={"steps": 1},
+                                                         sentences={"file": tiny_sweep()["sentences"]["file"],
+                                                                    "ids": ["longing"]})))
+    run_sweep(sweep, sentences, storage=str(tmp_path / "st"))
+    assert_complete(tmp_path / "st" / "tiny", n_trials=1, steps=1)
+    assert counted == []
+    assert usage.tag_callbacks is original
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "1")  # telemetry on: Tune counts as it always did
+    run_sweep(sweep, sentences, storage=str(tmp_path / "st2"))
+    assert len(counted) == 1
