@@ -11,11 +11,12 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
 fi
 export PHANTOM_CACHE=${PHANTOM_CACHE:-$HOME/.cache/phantom}
 # the tests run in parallel, one pytest-xdist worker a core up to 4 (PHANTOM_TEST_WORKERS sets
-# it; 0 runs them in this process, as does an explicit -n/-p no:xdist among the arguments)
+# it; 0 runs them in this process, as does an explicit -n/-p no:xdist among the arguments); an
+# idle worker takes tests queued for a busy one (--dist worksteal: a few tests take a minute)
 workers=${PHANTOM_TEST_WORKERS:-$(n=$(nproc 2>/dev/null || echo 1); echo $(( n < 4 ? n : 4 )))}
 parallel=()
 case " $* " in
   *" -n "*|*" -n="*|*" --numprocesses"*|*"no:xdist"*) ;;
-  *) if [ "$workers" -gt 1 ]; then parallel=(-n "$workers"); fi ;;
+  *) if [ "$workers" -gt 1 ]; then parallel=(-n "$workers" --dist worksteal); fi ;;
 esac
 exec "${PHANTOM_VENV:-.venv}/bin/python" -m pytest "${parallel[@]}" "$@"
