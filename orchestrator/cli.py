@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = ssub.add_parser("run", help="run a sweep file; only what is missing from storage runs")
     r.add_argument("file", help="sweep YAML (e.g. sweeps/lr50.yaml)")
-    r.add_argument("--address", default=None, help="Ray cluster to attach to (default: start Ray here)")
+    r.add_argument("--address", default=None, help="Ray cluster to attach to (default: RAY_ADDRESS if set, else start Ray here)")
     r.add_argument("--storage", default=None, help="results root (path or URI); data goes to STORAGE/NAME")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML",
                    help="override a key, e.g. --set training.steps=20 --set models=[tiny-llama]")
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ssub.add_parser("resume", help="continue an interrupted sweep from its folder STORAGE/NAME")
     s.add_argument("path", help="the sweep folder (STORAGE/NAME)")
     s.add_argument("--errored", action="store_true", help="also re-run trials that failed")
-    s.add_argument("--address", default=None, help="Ray cluster to attach to")
+    s.add_argument("--address", default=None, help="Ray cluster to attach to (default: RAY_ADDRESS if set, else start Ray here)")
     s.add_argument("--only", action="append", default=[], metavar="KEY=V[,V...]", help=ONLY_HELP)
     s.add_argument("--verbose", action="store_true", help="show Ray's own logs, warnings and worker output")
     s.set_defaults(run=resume_command)

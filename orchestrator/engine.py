@@ -68,8 +68,15 @@ class Outcome:
 
 
 class RaySession:
-    """Context manager: Ray attached (``address``) or started here, checked against
-    ``request`` (one Tune trial's resources); shut down on exit if this session started it."""
+    """Context manager: Ray attached (``address``, else where ``RAY_ADDRESS`` points) or started
+    here, checked against ``request`` (one Tune trial's resources). On exit this session
+    disconnects if it connected, and shuts down the Ray it started.
+
+    Without an address Ray is started here even when a ``ray start`` cluster runs on this
+    machine: ``ray.init()`` with no address would attach to the latest such cluster (Ray's
+    default), which the CLI's "default: start Ray here" does not mean. Only the session folder
+    of a Ray started here is removed after a clean run; an attached cluster's is never touched.
+    """
 
     def __init__(self, address: str | None, request: dict[str, float], *, verbose: bool = False,
                  stream=None) -> None:
@@ -77,7 +84,8 @@ class RaySession:
         self.request = request
         self.verbose = verbose
         self.stream = stream or sys.stderr
-        self.started = False
+        self.connected = False  # ray.init was called here: ray.shutdown on exit
+        self.started = False  # ... and it started the local Ray (its session folder is ours)
 
     def __enter__(self) -> RaySession:
         if not self.verbose:
@@ -92,9 +100,12 @@ class RaySession:
             kwargs = dict(logging_level=level, log_to_driver=self.verbose)
             if self.address:
                 ray.init(address=self.address, **kwargs)
+            elif os.environ.get("RAY_ADDRESS"):  # Ray's own variable (`ray job submit` sets it)
+                ray.init(**kwargs)
             else:
-                ray.init(include_dashboard=False, **kwargs)
-            self.started = True
+                ray.init(address="local", include_dashboard=False, **kwargs)
+            self.connected = True
+            self.started = _started_here()
         try:
             note = check_capacity(self.request)
         except BaseException:
@@ -105,17 +116,29 @@ class RaySession:
         return self
 
     def __exit__(self, exc_type=None, *exc) -> None:
-        if self.started:
+        if self.connected:
             import ray
 
-            session_dir = _session_dir()
+            session_dir = _session_dir() if self.started else None
             ray.shutdown()
-            self.started = False
+            self.connected = self.started = False
             # a Ray started here leaves its session folder (logs, sockets: a few MB a run) in
             # /tmp/ray for good; Phantom records every trial's outcome and error itself, so the
             # folder goes after a clean run and stays (for Ray's own logs) after a failed one
             if session_dir and exc_type is None and not self.verbose:
                 shutil.rmtree(session_dir, ignore_errors=True)
+
+
+def _started_here() -> bool:
+    """Whether this process's ``ray.init`` started the Ray it is connected to (the head node of
+    a new local instance) rather than attaching to a running one (Ray has no public accessor)."""
+    try:
+        from ray._private import worker
+
+        node = worker._global_node
+        return bool(node is not None and node.head)
+    except Exception:  # noqa: BLE001 - a Ray without this internal: treat it as not ours
+        return False
 
 
 def _session_dir() -> str | None:

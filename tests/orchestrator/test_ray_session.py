@@ -32,6 +32,37 @@ def test_a_ray_started_here_leaves_no_session_folder_after_a_clean_run():
     shutil.rmtree(kept, ignore_errors=True)
 
 
+def test_a_running_cluster_on_this_machine_is_left_alone(monkeypatch):
+    """A `ray start` cluster runs on this machine. Without an address phantom starts its own Ray
+    (the CLI's "default: start Ray here"; `ray.init()` alone would attach to that cluster), and
+    attached with an address it leaves the cluster's session folder (its logs and sockets)
+    where it is after a clean run: only the folder of a Ray started here goes."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from orchestrator.engine import RaySession, _session_dir
+
+    if ray.is_initialized():
+        ray.shutdown()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    theirs = cluster.head_node.get_session_dir_path()
+    try:
+        with RaySession(None, {"CPU": 1.0}) as session:
+            ours = _session_dir()
+            assert session.started and ours != theirs
+            assert ray.get_runtime_context().gcs_address != cluster.address
+        assert not os.path.exists(ours) and os.path.isdir(theirs)
+
+        with RaySession(cluster.address, {"CPU": 1.0}) as session:
+            assert not session.started
+            assert ray.get_runtime_context().gcs_address == cluster.address
+        assert os.path.isdir(theirs) and os.path.exists(os.path.join(theirs, "sockets"))
+        assert not ray.is_initialized()
+    finally:
+        cluster.shutdown()
+
+
 def test_a_run_with_usage_stats_off_does_not_count_its_callbacks(ray_local, write_sweep, tmp_path, monkeypatch):
     """Tune counts a run's callback classes for Ray's usage telemetry by importing the MLflow
     and W&B integrations (mlflow and wandb: 3.3 s before the first trial where Phantom's
