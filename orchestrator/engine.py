@@ -98,10 +98,9 @@ class RaySession:
         if not ray.is_initialized():
             level = "WARNING" if self.verbose else "ERROR"
             kwargs = dict(logging_level=level, log_to_driver=self.verbose)
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            elif os.environ.get("RAY_ADDRESS"):  # Ray's own variable (`ray job submit` sets it)
-                ray.init(**kwargs)
+            address = self.address or os.environ.get("RAY_ADDRESS")  # `ray job submit` sets it
+            if address:
+                ray.init(address=address, **kwargs)
             else:
                 ray.init(address="local", include_dashboard=False, **kwargs)
             self.connected = True
@@ -129,27 +128,27 @@ class RaySession:
                 shutil.rmtree(session_dir, ignore_errors=True)
 
 
-def _started_here() -> bool:
-    """Whether this process's ``ray.init`` started the Ray it is connected to (the head node of
-    a new local instance) rather than attaching to a running one (Ray has no public accessor)."""
+def _node():
+    """This process's Ray node (Ray has no public accessor), or None."""
     try:
         from ray._private import worker
 
-        node = worker._global_node
-        return bool(node is not None and node.head)
-    except Exception:  # noqa: BLE001 - a Ray without this internal: treat it as not ours
-        return False
+        return worker._global_node
+    except Exception:  # noqa: BLE001 - a Ray without this internal
+        return None
+
+
+def _started_here() -> bool:
+    """Whether this process's ``ray.init`` started the Ray it is connected to (the head node of
+    a new local instance) rather than attaching to a running one."""
+    node = _node()
+    return bool(node is not None and getattr(node, "head", False))
 
 
 def _session_dir() -> str | None:
-    """The folder of the Ray session this process started (Ray has no public accessor)."""
-    try:
-        from ray._private import worker
-
-        node = worker._global_node
-        return node.get_session_dir_path() if node is not None else None
-    except Exception:  # noqa: BLE001 - a Ray without this internal: leave the folder
-        return None
+    """The session folder of this process's Ray node."""
+    node = _node()
+    return node.get_session_dir_path() if node is not None else None
 
 
 # ----------------------------------------------------------------------------------------------

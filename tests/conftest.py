@@ -19,6 +19,20 @@ def tiny_models():
     return {name: load_model(name) for name in ("tiny-gpt2", "tiny-neox", "tiny-llama")}
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray (2 CPUs) per test module, shut down after it. ``address="local"``: a new
+    instance even when another Ray runs on this machine (another xdist worker's test cluster),
+    which a bare ``ray.init()`` would attach to. Phantom's sessions attach to it (and leave it up)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def _s3_session():
     """One S3-compatible server (moto, on 127.0.0.1) for the whole session: it starts in ~5 s."""

@@ -1,4 +1,5 @@
-"""Fixtures for the orchestrator tests: sweep files in tmp_path and a local Ray instance."""
+"""Fixtures for the orchestrator tests: sweep files in tmp_path (the local Ray, ``ray_local``, is
+tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,3 @@ def write_sweep(tmp_path):
         return path
 
     return write
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray (2 CPUs) per test module, shut down after it."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-

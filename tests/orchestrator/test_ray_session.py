@@ -72,15 +72,14 @@ def test_a_run_with_usage_stats_off_does_not_count_its_callbacks(ray_local, writ
 
     from orchestrator.loader import load_sweep
     from orchestrator.runner import run_sweep
-    from orchestrator.testing import assert_complete, tiny_sweep
+    from orchestrator.testing import SENTENCES, assert_complete, tiny_sweep
 
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     counted = []
     monkeypatch.setattr(usage, "_count_callbacks", lambda callbacks: counted.append(callbacks) or {})
     original = usage.tag_callbacks
-    sweep, sentences = load_sweep(write_sweep(tiny_sweep(learning_rates=[1.0e-3], training={"steps": 1},
-                                                         sentences={"file": tiny_sweep()["sentences"]["file"],
-                                                                    "ids": ["longing"]})))
+    one = tiny_sweep(learning_rates=[1.0e-3], training={"steps": 1}, sentences={"file": str(SENTENCES), "ids": ["longing"]})
+    sweep, sentences = load_sweep(write_sweep(one))
     run_sweep(sweep, sentences, storage=str(tmp_path / "st"))
     assert_complete(tmp_path / "st" / "tiny", n_trials=1, steps=1)
     assert counted == []

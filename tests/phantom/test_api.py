@@ -346,18 +346,6 @@ def test_figure_errors(res):
 # running sweeps
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray (2 CPUs) for the module; phantom.run attaches to it (and leaves it up)."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _sweep_file(tmp_path, **over) -> Path:
     import yaml
 
