@@ -100,16 +100,20 @@ def ablate_competitor(pt: torch.Tensor, G2: torch.Tensor, ig: int, ic: int) -> t
     return born_gap(w, G2, ig, ic)
 
 
-def vocab_drive(
-    p: torch.Tensor, E: torch.Tensor, psi_g: torch.Tensor, psi_c: torch.Tensor, g: int, c: int, gmax: torch.Tensor
-) -> torch.Tensor:
-    """Eq. 10: (1 − G_gc)(1 − p_g + p_c) − D_lin, D_lin = Σ_{k∉{g,c}} p_k (G_kg − G_kc) over
-    the full vocabulary."""
+def vocab_cosines(E: torch.Tensor, psi_g: torch.Tensor, psi_c: torch.Tensor) -> torch.Tensor:
+    """cos(E_k, ψ_g) − cos(E_k, ψ_c) for every token k (V,), float64: the weights of Eq. 10's
+    D_lin. Two passes over E (V x d); on a CPU most of an :func:`observe`."""
     pair = torch.stack([psi_g, psi_c]).to(E.dtype)  # (2, d)
     # F.linear is several times faster than E @ pair.T for this skinny product on CPU
     dots = torch.nn.functional.linear(E, pair).to(F64)  # (V, 2)
     cos = dots / torch.linalg.vector_norm(E, dim=1).to(F64).clamp_min(1e-300)[:, None]
-    terms = p * (cos[:, 0] - cos[:, 1])
+    return cos[:, 0] - cos[:, 1]
+
+
+def vocab_drive(p: torch.Tensor, cos_gc: torch.Tensor, g: int, c: int, gmax: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: (1 − G_gc)(1 − p_g + p_c) − D_lin, D_lin = Σ_{k∉{g,c}} p_k (G_kg − G_kc) over
+    the full vocabulary; ``cos_gc`` is :func:`vocab_cosines`."""
+    terms = p * cos_gc
     d_lin = terms.sum() - terms[g] - terms[c]
     return (1.0 - gmax) * (1.0 - p[g] + p[c]) - d_lin
 
@@ -142,6 +146,15 @@ def geometry_drift(E: torch.Tensor, ref: GeometryReference, g: int) -> tuple[tor
     return dG, 2.0 * torch.asin(torch.clamp(chord / 2.0, max=1.0))
 
 
+def _cosines(E: torch.Tensor, psi_g: torch.Tensor, psi_c: torch.Tensor, g: int, c: int, frozen: dict | None):
+    if frozen is None:
+        return vocab_cosines(E, psi_g, psi_c)
+    key = (E.data_ptr(), E._version, tuple(E.shape), E.dtype, g, c)
+    if frozen.get("key") != key:
+        frozen.update(key=key, cos_gc=vocab_cosines(E, psi_g, psi_c))
+    return frozen["cos_gc"]
+
+
 # ----------------------------------------------------------------------------------------------
 # everything at once
 
@@ -156,11 +169,17 @@ def observe(
     pool_mass: float = 0.9,
     pool_cap: int = 1024,
     reference: GeometryReference | None = None,
+    frozen: dict | None = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """All SPEC §3 observables of one context. Returns (values by column, the pool's token ids).
 
     ``reference`` is the step-0 geometry; without one, dG_max and the rotation are 0 (this *is*
-    step 0: the pool returned is P₀, to capture a reference from)."""
+    step 0: the pool returned is P₀, to capture a reference from).
+
+    ``frozen`` is a dict the caller keeps across the steps of a trial whose E does not train
+    (every protocol but full FT): :func:`vocab_cosines` is computed into it once and read back
+    after, the same numbers from the same E. It is keyed by E's storage and version counter as
+    well as (g, c), so an E changed in place is computed afresh."""
     z64 = z.detach().to(F64)
     logp = torch.log_softmax(z64, dim=0)
     p = logp.exp()
@@ -184,7 +203,7 @@ def observe(
     k_not_g = torch.ones_like(pt, dtype=torch.bool)
     k_not_g[ig] = False
     efficiency = G2[ig, ic] / G2[k_not_g, ig].sum()
-    drive = vocab_drive(p, E.detach(), psi[ig], psi[ic], g, c, gmax)
+    drive = vocab_drive(p, _cosines(E.detach(), psi[ig], psi[ic], g, c, frozen), g, c, gmax)
     h64 = h.detach().to(F64)
     if reference is None:
         dG = torch.zeros((), dtype=F64, device=z.device)

@@ -89,6 +89,7 @@ class Member:
     t0: float
     columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in STEP_COLUMNS})
     references: dict[int, obs.GeometryReference] = field(default_factory=dict)
+    frozen: dict | None = None  # observe's memo of what a frozen E gives every step (None: E trains)
     rules: list = field(default_factory=list)
     pending: dict = field(default_factory=lambda: {"grad_norm": None, "step_ms": None})
     result: TrialResult | None = None
@@ -109,7 +110,8 @@ class Member:
         if cfg.stopper.phi_saturation:
             rules.append((PhiSaturation(cfg.stopper.window, cfg.stopper.tol), StopReason.PHI_SATURATION))
         meta = {name: ident[name] for name in STEP_COLUMNS if name in ident}
-        return cls(cfg, record, time.perf_counter(), rules=rules, meta=meta)
+        frozen = {} if cfg.protocol.embedding_frozen else None
+        return cls(cfg, record, time.perf_counter(), rules=rules, meta=meta, frozen=frozen)
 
     def add_rows(self, step: int, values: list[dict], obs_ms: float) -> None:
         for i, v in enumerate(values):
@@ -279,7 +281,7 @@ def _observe(m: Member, fwd: Forward, j: int, E: torch.Tensor, g: int, c: int) -
     values = []
     for i in range(fwd.z.shape[1]):
         v, pool = obs.observe(fwd.z[j, i], fwd.h[j, i], E, g, c, pool_mass=o.pool_mass,
-                              pool_cap=o.pool_cap, reference=m.references.get(i))
+                              pool_cap=o.pool_cap, reference=m.references.get(i), frozen=m.frozen)
         if i not in m.references:
             m.references[i] = obs.GeometryReference.capture(E.detach(), pool, g)
         values.append(v)

@@ -218,3 +218,23 @@ def test_drift_is_exactly_zero_for_identical_rows_and_measured_otherwise():
     M = moved.double().numpy()
     U1 = np.stack([M[t] / np.linalg.norm(M[t]) for t in toks])
     assert float(dG) == pytest.approx(np.abs(U1 @ U1.T - U0 @ U0.T).max(), rel=1e-6)
+
+
+# -- the memo of a frozen embedding ------------------------------------------------------------
+
+
+def test_a_frozen_memo_gives_the_numbers_of_a_fresh_observe_and_follows_an_e_changed_in_place():
+    z, h, E, g, c = random_case(3, V=3000, d=32)
+    zt, ht, Et = torch.tensor(z), torch.tensor(h), torch.tensor(E)
+    memo: dict = {}
+    first, _ = obs.observe(zt, ht, Et, g, c, frozen=memo)
+    again, _ = obs.observe(zt * 0.5, ht, Et, g, c, frozen=memo)  # read back, not recomputed
+    assert first == obs.observe(zt, ht, Et, g, c)[0]
+    assert again == obs.observe(zt * 0.5, ht, Et, g, c)[0]
+    assert again["drive_pred"] == pytest.approx(reference(z * 0.5, h, E, g, c)["drive_pred"], rel=1e-9, abs=1e-12)
+    with torch.no_grad():  # E trained in place: the memo must not answer for the old E
+        Et.add_(torch.tensor(np.random.default_rng(5).normal(scale=0.5, size=E.shape)))  # cosines move
+    moved, _ = obs.observe(zt, ht, Et, g, c, frozen=memo)
+    assert moved == obs.observe(zt, ht, Et, g, c)[0]
+    assert moved["drive_pred"] == pytest.approx(reference(z, h, Et.numpy(), g, c)["drive_pred"], rel=1e-9, abs=1e-12)
+    assert moved["drive_pred"] != first["drive_pred"]

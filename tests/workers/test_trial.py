@@ -133,9 +133,11 @@ def test_what_a_seed_changes(tmp_path, tiny_models):
     assert any(x["loss"] != y["loss"] for x, y in zip(a[1:], b[1:]))
 
 
+TWO_CONTEXTS = ("Far from home for years , she felt a deep and aching", "He stared at the sea with")
+
+
 def test_several_contexts_give_one_row_per_context(tmp_path, tiny_models):
-    ctx = ("Far from home for years , she felt a deep and aching", "He stared at the sea with")
-    res = run_trial(make_cfg(contexts=ctx, steps=2), tmp_path, base=tiny_models["tiny-llama"])
+    res = run_trial(make_cfg(contexts=TWO_CONTEXTS, steps=2), tmp_path, base=tiny_models["tiny-llama"])
     rows = read_steps(res)
     assert [(r["step"], r["context_id"]) for r in rows] == [(s, i) for s in range(3) for i in range(2)]
     assert rows[0]["loss"] != rows[1]["loss"]
@@ -312,3 +314,41 @@ def test_logits_at_the_last_position_equal_the_full_forward(tiny_models):
     kept32, full32 = got["f32"]
     bound = float32_bound(full32, [full])
     assert max(abs(a - b) for a, b in zip(kept32, full32)) <= bound
+
+
+@pytest.mark.parametrize("protocol,model", [("lora", "tiny-llama"), ("prefix", "tiny-gpt2"), ("full", "tiny-llama")])
+def test_the_full_vocabulary_cosines_are_computed_once_per_trial_where_the_embedding_is_frozen(
+        tmp_path, tiny_models, monkeypatch, protocol, model):
+    import workers.trial as wt
+
+    calls = {"n": 0}
+    real = wt.obs.vocab_cosines
+
+    def counted(*a, **k):
+        calls["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(wt.obs, "vocab_cosines", counted)
+    cfg = make_cfg(model, protocol, lr=5e-2, steps=4, contexts=TWO_CONTEXTS)  # they share (g, c) and the memo
+    run_trial(cfg, tmp_path, base=tiny_models[model])
+    assert calls["n"] == (1 if protocol != "full" else 5 * len(cfg.contexts))
+
+
+@pytest.mark.parametrize("protocol", ["lora", "lora-frozen-head", "prefix"])
+def test_a_frozen_embedding_trial_observes_what_a_fresh_observe_gives(tmp_path, tiny_models, monkeypatch, protocol):
+    import workers.trial as wt
+
+    real, checked = wt.obs.observe, []
+
+    def both(*a, **k):
+        got = real(*a, **k)
+        assert k["frozen"] is not None
+        fresh = real(*a, **{**k, "frozen": None})
+        assert got[0] == fresh[0] and torch.equal(got[1], fresh[1])
+        checked.append(got[0]["drive_pred"])
+        return got
+
+    monkeypatch.setattr(wt.obs, "observe", both)
+    cfg = make_cfg("tiny-neox", protocol, lr=5e-2, steps=4, contexts=TWO_CONTEXTS)
+    res = run_trial(cfg, tmp_path, base=tiny_models["tiny-neox"])
+    assert res.status == "ok" and len(checked) == 5 * len(cfg.contexts)
