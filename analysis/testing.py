@@ -255,7 +255,7 @@ def synthetic_grid(
 def geometry_table(model: str, *, mean_g2: float, cls: str, sentences: dict[str, float],
                    ks_norm: float = 0.05, ks_exp: float = 0.2) -> pa.Table:
     """A geometry file's rows for a model (``sentences``: id → G_max)."""
-    from analysis.schema import GEOMETRY_SCHEMA
+    from phantom.schema import GEOMETRY_SCHEMA
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     base = {

@@ -3,7 +3,8 @@
 ``steps/<trial_id>.parquet`` holds STEP_SCHEMA (one row per step and context);
 ``trials/<trial_id>.parquet`` holds one :class:`TrialRecord` (TRIAL_SCHEMA is generated from
 the dataclass, so the record the worker writes, the schema and the test fixtures cannot drift
-apart). Where the files live: :mod:`phantom.layout`.
+apart); ``geometry/<model>.parquet`` holds GEOMETRY_SCHEMA. Where the files live:
+:mod:`phantom.layout`.
 """
 
 from __future__ import annotations
@@ -126,3 +127,42 @@ class TrialRecord:
 
 TRIAL_SCHEMA = pa.schema([(f.name, f.metadata["arrow"]) for f in dataclasses.fields(TrialRecord)])
 TRIAL_COLUMNS = TRIAL_SCHEMA.names
+
+
+# ----------------------------------------------------------------------------------------------
+# the geometry Parquet (``DIR/geometry/<model>.parquet``), written by ``phantom geometry``
+# (workers.geometry) and read by the analysis: one row per (model, sentence); the model-level
+# bulk statistics repeat on every row, so one file per model is self-contained. A model none of
+# whose sentences could be evaluated still gets one row, with ``sentence_id`` NULL.
+
+GEOMETRY_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("model", pa.string()),
+    ("family", pa.string()),
+    ("tied", pa.bool_()),
+    ("vocab_size", pa.int64()),
+    ("dim", pa.int64()),
+    ("n_pairs", pa.int64()),
+    ("tau", pa.float64()),
+    ("seed", pa.int64()),
+    ("mean_g2", pa.float64()),  # bulk density: mean G² over the sampled pairs
+    ("frac_above_tau", pa.float64()),  # fraction of pairs with G > τ
+    ("ks_norm", pa.float64()),  # KS distance of the G² sample to a fitted normal
+    ("ks_exp", pa.float64()),  # ... and to a fitted exponential (origin 0)
+    ("class", pa.string()),  # 'A' (normal fits better) or 'B'
+    ("class_index", pa.float64()),  # ks_exp − ks_norm: > 0 leans A
+    ("hist_edges", pa.list_(pa.float64())),  # histogram of the G² sample (Figure 6)
+    ("hist_counts", pa.list_(pa.int64())),
+    ("sentence_id", pa.string()),
+    ("target", pa.string()),
+    ("competitor", pa.string()),
+    ("n_contexts", pa.int32()),
+    ("gmax", pa.float64()),  # G_gc from the input embedding
+    ("gmax_head", pa.float64()),  # G_gc from the LM-head rows
+    ("born_rank0", pa.float64()),  # base-model Born rank of g (mean over contexts)
+    ("B0", pa.float64()),
+    ("eps0", pa.float64()),
+    ("phi0", pa.float64()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("versions", pa.string()),
+]
+GEOMETRY_SCHEMA = pa.schema(GEOMETRY_FIELDS)

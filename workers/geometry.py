@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from analysis import stats
-from analysis.schema import GEOMETRY_SCHEMA
+from phantom.schema import GEOMETRY_SCHEMA
 
 HIST_BINS = 60
 

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from phantom.errors import StorageError
 from phantom.layout import GEOMETRY_DIR, PARTS_DIR, PLAN_FILE, STEPS_DIR, TRIALS_DIR
 from phantom.outcomes import TrialStatus
-from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
+from phantom.schema import GEOMETRY_SCHEMA, STEP_SCHEMA, TRIAL_SCHEMA
 from phantom.results import LOOSE, committed_parts, keep_order_sql, part_files
 from phantom.storage import Store
 
 from analysis.registry import ViewContext, view
-from analysis.schema import GEOMETRY_SCHEMA, MODEL_COLUMNS, SENTENCE_COLUMNS, empty_select
+from analysis.schema import MODEL_COLUMNS, SENTENCE_COLUMNS, empty_select
 
 
 @dataclass(frozen=True)
