@@ -156,6 +156,77 @@ def write_trial(store: Store | str, steps: pa.Table | None, record: pa.Table | N
 # a whole grid (benchmark)
 
 
+def synthetic_block(
+    rng: np.random.Generator,
+    *,
+    ids: Sequence[str],
+    models: Sequence[str],
+    protocols: Sequence[str],
+    sentences: Sequence[str],
+    lrs: np.ndarray,
+    seeds: np.ndarray,
+    gmax: np.ndarray,
+    steps: int,
+) -> tuple[pa.Table, pa.Table]:
+    """k trials (one entry each in ``ids`` ... ``gmax``) x (steps + 1) rows: Φ(t) a logistic flip
+    of random sharpness and timing, drawn from ``rng``. Returns (step rows, trial records), the
+    steps member-major: trial j owns rows ``j*(steps+1) .. j*(steps+1)+steps``."""
+    k, T = len(ids), steps + 1
+    t = np.arange(T, dtype=np.float64)
+    sharp = np.exp(rng.normal(0.0, 1.5, k))
+    flip_at = rng.uniform(1, steps * 1.3, k)
+    with np.errstate(over="ignore"):
+        phi = -0.2 + 0.5 / (1 + np.exp(-sharp[:, None] * (t[None, :] - flip_at[:, None])))
+    phi += rng.normal(0, 1e-3, (k, T))
+    drag = -0.1 + 0.05 * rng.standard_normal((k, 1)) * t[None, :] / T
+    delta = -1.0 + 2.0 * t[None, :] / T * np.ones((k, 1))
+    n = k * T
+    rep = lambda a: np.repeat(np.asarray(a), T)  # noqa: E731
+    flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731
+    res = flat(phi) > 0
+    cols = {
+        "trial_id": rep(ids), "step": np.tile(t.astype(np.int32), k),
+        "context_id": np.zeros(n, np.int32), "model": rep(models),
+        "protocol": rep(protocols), "sentence_id": rep(sentences),
+        "lr": rep(lrs), "seed": rep(seeds).astype(np.int64),
+        "loss": flat(3.0 - 2.0 * t[None, :] / T * np.ones((k, 1))),
+        "grad_norm": np.ones(n), "step_ms": np.full(n, 10.0), "obs_ms": np.ones(n),
+        "p_g": np.full(n, 0.3), "p_c": np.full(n, 0.2), "z_g": flat(delta),
+        "z_c": np.zeros(n), "logit_gap": flat(delta),
+        "rank_g": np.where(res, 1, 2).astype(np.int64),
+        "rank_c": np.where(res, 2, 1).astype(np.int64),
+        "pool_size": np.full(n, 12, np.int32), "pool_mass": np.full(n, 0.9),
+        "pool_capped": np.zeros(n, bool), "born_g": 0.5 + flat(phi) / 2,
+        "born_c": 0.5 - flat(phi) / 2, "phi": flat(phi), "signal": flat(phi - drag),
+        "drag": flat(drag), "born_rank": np.where(res, 1, 2).astype(np.int32),
+        "phi_ablated": flat(phi) * 0.9, "purity": np.full(n, 0.5), "pr": np.full(n, 2.0),
+        "ipr": np.full(n, 0.4), "pr_classical": np.full(n, 2.5), "xi": np.full(n, 0.6),
+        "xi_pair": np.full(n, 0.8),
+        "burial": flat(1.5 - t[None, :] / T * np.ones((k, 1))),
+        "efficiency": np.full(n, 0.3), "drive_pred": np.full(n, 0.1),
+        "h_norm": np.full(n, 10.0), "h_dot_g": flat(delta) / 2,
+        "h_dot_c": -flat(delta) / 2, "gmax": rep(gmax),
+        "dG_max": np.where(rep(protocols) == "full", 1e-4, 0.0),
+        "psi_g_rotation": np.zeros(n),
+    }
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rec = {
+        "trial_id": list(ids), "model": list(models), "protocol": list(protocols),
+        "sentence_id": list(sentences), "target": [" t"] * k,
+        "competitor": [" c"] * k, "context": ["ctx"] * k, "n_contexts": np.ones(k, np.int32),
+        "lr": lrs, "seed": np.asarray(seeds).astype(np.int64), "steps": np.full(k, steps, np.int32),
+        "steps_done": np.full(k, steps, np.int32), "status": ["ok"] * k, "error": [None] * k,
+        "stop_reason": [None] * k, "gmax": gmax, "gmax_head": gmax, "tied": np.ones(k, bool),
+        "trainable_params": np.ones(k, np.int64), "total_params": np.ones(k, np.int64),
+        "started_at": [now] * k, "finished_at": [now] * k, "wall_s": np.ones(k),
+        "host": ["bench"] * k, "device": ["cpu"] * k, "config": ["{}"] * k,
+        "versions": ["{}"] * k, "node_id": [None] * k, "context_index": [None] * k,
+        "pack_size": np.ones(k, np.int32),
+        "bracket_id": [f"{m}|{p}|{s}|{sd}" for m, p, s, sd in zip(models, protocols, sentences, seeds)],
+    }
+    return pa.table(cols, schema=STEP_SCHEMA), pa.table(rec, schema=TRIAL_SCHEMA)
+
+
 def synthetic_grid(
     store: Store | str,
     *,
@@ -169,84 +240,30 @@ def synthetic_grid(
     seed: int = 0,
     plan: bool = False,
 ) -> int:
-    """Write ``n_trials`` trials x (steps + 1) rows: Φ(t) a logistic flip of random sharpness
-    and timing (``plan``: and a plan.json naming them all, as a sweep has). Returns the number
-    of step rows written."""
+    """Write ``n_trials`` trials x (steps + 1) rows (:func:`synthetic_block`) in files of
+    ``trials_per_file`` trials (``plan``: and a plan.json naming them all, as a sweep has).
+    Returns the number of step rows written."""
     import pyarrow.parquet as pq
 
     store = store if isinstance(store, Store) else Store.open(store)
     rng = np.random.default_rng(seed)
     grid = [(m, p, s, r) for m in models for p in protocols for s in range(n_sentences) for r in rates]
     gmax_of = {(m, s): 0.3 + 0.6 * rng.random() for m in models for s in range(n_sentences)}
-    T = steps + 1
     rows = 0
-    t = np.arange(T, dtype=np.float64)
     for start in range(0, n_trials, trials_per_file):
         k = min(trials_per_file, n_trials - start)
         idx = np.arange(start, start + k)
         pts = [grid[i % len(grid)] for i in idx]
-        seeds = idx // len(grid)
-        ids = np.array([f"{i:016x}" for i in idx])
-        lr = np.array([p[3] for p in pts])
-        gm = np.array([gmax_of[(p[0], p[2])] for p in pts])
-        sharp = np.exp(rng.normal(0.0, 1.5, k))
-        flip_at = rng.uniform(1, steps * 1.3, k)
-        with np.errstate(over="ignore"):
-            phi = -0.2 + 0.5 / (1 + np.exp(-sharp[:, None] * (t[None, :] - flip_at[:, None])))
-        phi += rng.normal(0, 1e-3, (k, T))
-        drag = -0.1 + 0.05 * rng.standard_normal((k, 1)) * t[None, :] / T
-        delta = -1.0 + 2.0 * t[None, :] / T * np.ones((k, 1))
-        n = k * T
-        rep = lambda a: np.repeat(np.asarray(a), T)  # noqa: E731
-        flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731
-        res = flat(phi) > 0
-        cols = {
-            "trial_id": rep(ids), "step": np.tile(t.astype(np.int32), k),
-            "context_id": np.zeros(n, np.int32), "model": rep([p[0] for p in pts]),
-            "protocol": rep([p[1] for p in pts]), "sentence_id": rep([f"s{p[2]}" for p in pts]),
-            "lr": rep(lr), "seed": rep(seeds).astype(np.int64),
-            "loss": flat(3.0 - 2.0 * t[None, :] / T * np.ones((k, 1))),
-            "grad_norm": np.ones(n), "step_ms": np.full(n, 10.0), "obs_ms": np.ones(n),
-            "p_g": np.full(n, 0.3), "p_c": np.full(n, 0.2), "z_g": flat(delta),
-            "z_c": np.zeros(n), "logit_gap": flat(delta),
-            "rank_g": np.where(res, 1, 2).astype(np.int64),
-            "rank_c": np.where(res, 2, 1).astype(np.int64),
-            "pool_size": np.full(n, 12, np.int32), "pool_mass": np.full(n, 0.9),
-            "pool_capped": np.zeros(n, bool), "born_g": 0.5 + flat(phi) / 2,
-            "born_c": 0.5 - flat(phi) / 2, "phi": flat(phi), "signal": flat(phi - drag),
-            "drag": flat(drag), "born_rank": np.where(res, 1, 2).astype(np.int32),
-            "phi_ablated": flat(phi) * 0.9, "purity": np.full(n, 0.5), "pr": np.full(n, 2.0),
-            "ipr": np.full(n, 0.4), "pr_classical": np.full(n, 2.5), "xi": np.full(n, 0.6),
-            "xi_pair": np.full(n, 0.8),
-            "burial": flat(1.5 - t[None, :] / T * np.ones((k, 1))),
-            "efficiency": np.full(n, 0.3), "drive_pred": np.full(n, 0.1),
-            "h_norm": np.full(n, 10.0), "h_dot_g": flat(delta) / 2,
-            "h_dot_c": -flat(delta) / 2, "gmax": rep(gm),
-            "dG_max": np.where(rep([p[1] for p in pts]) == "full", 1e-4, 0.0),
-            "psi_g_rotation": np.zeros(n),
-        }
-        table = pa.table(cols, schema=STEP_SCHEMA)
+        steps_table, records = synthetic_block(
+            rng, ids=[f"{i:016x}" for i in idx], models=[p[0] for p in pts], protocols=[p[1] for p in pts],
+            sentences=[f"s{p[2]}" for p in pts], lrs=np.array([p[3] for p in pts]), seeds=idx // len(grid),
+            gmax=np.array([gmax_of[(p[0], p[2])] for p in pts]), steps=steps)
         name = f"bulk-{start // trials_per_file:05d}"
-        final = store.path("steps", f"{name}.parquet")
         store.fs.create_dir(store.path("steps"), recursive=True)
-        pq.write_table(table, final, filesystem=store.fs, row_group_size=1 << 20)
-        rows += n
-        now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        rec = {
-            "trial_id": ids, "model": [p[0] for p in pts], "protocol": [p[1] for p in pts],
-            "sentence_id": [f"s{p[2]}" for p in pts], "target": [" t"] * k,
-            "competitor": [" c"] * k, "context": ["ctx"] * k, "n_contexts": np.ones(k, np.int32),
-            "lr": lr, "seed": seeds.astype(np.int64), "steps": np.full(k, steps, np.int32),
-            "steps_done": np.full(k, steps, np.int32), "status": ["ok"] * k, "error": [None] * k,
-            "stop_reason": [None] * k, "gmax": gm, "gmax_head": gm, "tied": np.ones(k, bool),
-            "trainable_params": np.ones(k, np.int64), "total_params": np.ones(k, np.int64),
-            "started_at": [now] * k, "finished_at": [now] * k, "wall_s": np.ones(k),
-            "host": ["bench"] * k, "device": ["cpu"] * k, "config": ["{}"] * k,
-            "versions": ["{}"] * k, "node_id": [None] * k, "context_index": [None] * k,
-            "pack_size": np.ones(k, np.int32),
-            "bracket_id": [f"{p[0]}|{p[1]}|s{p[2]}|{s}" for p, s in zip(pts, seeds)],
-        }
-        store.write_table(pa.table(rec, schema=TRIAL_SCHEMA), "trials", f"{name}.parquet")
+        pq.write_table(steps_table, store.path("steps", f"{name}.parquet"), filesystem=store.fs,
+                       row_group_size=1 << 20)
+        rows += steps_table.num_rows
+        store.write_table(records, "trials", f"{name}.parquet")
     if plan:
         write_plan(store, [f"{i:016x}" for i in range(n_trials)], name="bench")
     return rows

@@ -34,7 +34,6 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 import numpy as np
 
@@ -66,12 +65,10 @@ def run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
 
 
 def write_grid(root: str, n: int, steps: int = 25, seed: int = 0) -> int:
-    """N trials x (steps + 1) rows, one file pair per trial (as workers.trial writes them)."""
-    import pyarrow as pa
-
-    from analysis.testing import write_plan
+    """N trials x (steps + 1) rows (analysis.testing.synthetic_block), one file pair per trial
+    as workers.trial writes them: the steps first, then the record."""
+    from analysis.testing import synthetic_block, write_plan
     from phantom import layout
-    from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
     from phantom.storage import Store
 
     store = Store.open(root)
@@ -82,9 +79,7 @@ def write_grid(root: str, n: int, steps: int = 25, seed: int = 0) -> int:
     n_sentences = 100
     gmax_of = rng.uniform(0.3, 0.9, (len(models), n_sentences))
     T = steps + 1
-    t = np.arange(T, dtype=np.float64)
     ids = [f"{i:016x}" for i in range(n)]
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     pool = ThreadPoolExecutor(max_workers=4)
     for start in range(0, n, 2_000):
         k = min(2_000, n - start)
@@ -93,53 +88,16 @@ def write_grid(root: str, n: int, steps: int = 25, seed: int = 0) -> int:
         p = (idx // len(models)) % len(protocols)
         s = (idx // (len(models) * len(protocols))) % n_sentences
         r = (idx // (len(models) * len(protocols) * n_sentences)) % len(rates)
-        sd = idx // (len(models) * len(protocols) * n_sentences * len(rates))
-        lr = np.array(rates)[r]
-        gm = gmax_of[m, s]
-        sharp = np.exp(rng.normal(0.0, 1.5, k))
-        flip_at = rng.uniform(1, steps * 1.3, k)
-        with np.errstate(over="ignore"):
-            phi = -0.2 + 0.5 / (1 + np.exp(-sharp[:, None] * (t[None, :] - flip_at[:, None])))
-        phi += rng.normal(0, 1e-3, (k, T))
-        drag = -0.1 + 0.05 * rng.standard_normal((k, 1)) * t[None, :] / T
-        delta = -1.0 + 2.0 * t[None, :] / T * np.ones((k, 1))
-        loss = 3.0 - 2.0 * t[None, :] / T * np.ones((k, 1))
-        burial = 1.5 - t[None, :] / T * np.ones((k, 1))
+        block_steps, records = synthetic_block(
+            rng, ids=ids[start:start + k], models=[models[i] for i in m], protocols=[protocols[i] for i in p],
+            sentences=[f"s{i:03d}" for i in s], lrs=np.array(rates)[r],
+            seeds=idx // (len(models) * len(protocols) * n_sentences * len(rates)), gmax=gmax_of[m, s],
+            steps=steps)
 
         def one(j: int) -> None:
-            i, tid = idx[j], ids[idx[j]]
-            res = phi[j] > 0
-            full = np.full
-            cols = {
-                "trial_id": [tid] * T, "step": t.astype(np.int32), "context_id": np.zeros(T, np.int32),
-                "model": [models[m[j]]] * T, "protocol": [protocols[p[j]]] * T,
-                "sentence_id": [f"s{s[j]:03d}"] * T, "lr": full(T, lr[j]), "seed": full(T, sd[j], np.int64),
-                "loss": loss[j], "grad_norm": np.ones(T), "step_ms": full(T, 10.0), "obs_ms": np.ones(T),
-                "p_g": full(T, 0.3), "p_c": full(T, 0.2), "z_g": delta[j], "z_c": np.zeros(T),
-                "logit_gap": delta[j], "rank_g": np.where(res, 1, 2).astype(np.int64),
-                "rank_c": np.where(res, 2, 1).astype(np.int64), "pool_size": full(T, 12, np.int32),
-                "pool_mass": full(T, 0.9), "pool_capped": np.zeros(T, bool), "born_g": 0.5 + phi[j] / 2,
-                "born_c": 0.5 - phi[j] / 2, "phi": phi[j], "signal": phi[j] - drag[j], "drag": drag[j],
-                "born_rank": np.where(res, 1, 2).astype(np.int32), "phi_ablated": phi[j] * 0.9,
-                "purity": full(T, 0.5), "pr": full(T, 2.0), "ipr": full(T, 0.4), "pr_classical": full(T, 2.5),
-                "xi": full(T, 0.6), "xi_pair": full(T, 0.8), "burial": burial[j], "efficiency": full(T, 0.3),
-                "drive_pred": full(T, 0.1), "h_norm": full(T, 10.0), "h_dot_g": delta[j] / 2,
-                "h_dot_c": -delta[j] / 2, "gmax": full(T, gm[j]),
-                "dG_max": full(T, 1e-4 if p[j] == 0 else 0.0), "psi_g_rotation": np.zeros(T),
-            }
-            rec = {
-                "trial_id": [tid], "model": [models[m[j]]], "protocol": [protocols[p[j]]],
-                "sentence_id": [f"s{s[j]:03d}"], "target": [" t"], "competitor": [" c"], "context": ["ctx"],
-                "n_contexts": [1], "lr": [lr[j]], "seed": [int(sd[j])], "steps": [steps], "steps_done": [steps],
-                "status": ["ok"], "error": [None], "stop_reason": [None], "gmax": [gm[j]], "gmax_head": [gm[j]],
-                "tied": [True], "trainable_params": [1], "total_params": [1], "started_at": [now],
-                "finished_at": [now], "wall_s": [1.0], "host": ["bench"], "device": ["cpu"],
-                "config": [json.dumps({"i": int(i)})], "versions": ["{}"], "node_id": [None],
-                "context_index": [None], "pack_size": [1],
-                "bracket_id": [f"{models[m[j]]}|{protocols[p[j]]}|s{s[j]:03d}|{sd[j]}"],
-            }
-            store.write_table(pa.table(cols, schema=STEP_SCHEMA), *layout.steps_file(tid))  # steps first
-            store.write_table(pa.Table.from_pydict(rec, schema=TRIAL_SCHEMA), *layout.trial_file(tid))
+            tid = ids[start + j]
+            store.write_table(block_steps.slice(j * T, T), *layout.steps_file(tid))  # steps first
+            store.write_table(records.slice(j, 1), *layout.trial_file(tid))
 
         list(pool.map(one, range(k)))
     pool.shutdown()
@@ -255,7 +213,9 @@ def main() -> int:
     ap.add_argument("--dir", help="where to write the grids (default: a temporary folder, removed)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
-    analyze_args = args.analyze_args.split() + (["--bootstrap", "0"] if args.smoke else [])
+    analyze_args = args.analyze_args.split()
+    if args.smoke:  # no bootstrap: the given count is replaced, not followed by a second flag
+        analyze_args = re.sub(r"--bootstrap[ =]\S+", "", args.analyze_args).split() + ["--bootstrap", "0"]
     base = args.dir or tempfile.mkdtemp(prefix="phantom-bench-analysis-")
     report: list[str] = []
     try:
