@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from phantom import layout
+from phantom.outcomes import StopReason, TrialStatus
+from phantom.protocols import Protocol
 from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA, TrialRecord
 from phantom.storage import Store
 
@@ -25,7 +27,7 @@ def step_table(
     phi: Sequence[float],
     *,
     model: str = "m",
-    protocol: str = "full",
+    protocol: str = Protocol.FULL,
     sentence_id: str = "s",
     lr: float = 1e-4,
     seed: int = 0,
@@ -106,13 +108,13 @@ def trial_record(
     trial_id: str,
     *,
     model: str = "m",
-    protocol: str = "full",
+    protocol: str = Protocol.FULL,
     sentence_id: str = "s",
     lr: float = 1e-4,
     seed: int = 0,
     steps: int = 10,
     steps_done: int | None = None,
-    status: str = "ok",
+    status: str = TrialStatus.OK,
     gmax: float = 0.5,
     gmax_head: float | None = None,
     n_contexts: int = 1,
@@ -206,7 +208,7 @@ def synthetic_block(
         "efficiency": np.full(n, 0.3), "drive_pred": np.full(n, 0.1),
         "h_norm": np.full(n, 10.0), "h_dot_g": flat(delta) / 2,
         "h_dot_c": -flat(delta) / 2, "gmax": rep(gmax),
-        "dG_max": np.where(rep(protocols) == "full", 1e-4, 0.0),
+        "dG_max": np.where(rep(protocols) == Protocol.FULL.value, 1e-4, 0.0),
         "psi_g_rotation": np.zeros(n),
     }
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -215,7 +217,7 @@ def synthetic_block(
         "sentence_id": list(sentences), "target": [" t"] * k,
         "competitor": [" c"] * k, "context": ["ctx"] * k, "n_contexts": np.ones(k, np.int32),
         "lr": lrs, "seed": np.asarray(seeds).astype(np.int64), "steps": np.full(k, steps, np.int32),
-        "steps_done": np.full(k, steps, np.int32), "status": ["ok"] * k, "error": [None] * k,
+        "steps_done": np.full(k, steps, np.int32), "status": [TrialStatus.OK.value] * k, "error": [None] * k,
         "stop_reason": [None] * k, "gmax": gmax, "gmax_head": gmax, "tied": np.ones(k, bool),
         "trainable_params": np.ones(k, np.int64), "total_params": np.ones(k, np.int64),
         "started_at": [now] * k, "finished_at": [now] * k, "wall_s": np.ones(k),
@@ -233,7 +235,7 @@ def synthetic_grid(
     n_trials: int,
     steps: int = 99,
     models: Sequence[str] = ("model-a", "model-b", "model-c", "model-d"),
-    protocols: Sequence[str] = ("full", "lora"),
+    protocols: Sequence[str] = (Protocol.FULL, Protocol.LORA),
     n_sentences: int = 10,
     rates: Sequence[float] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4),
     trials_per_file: int = 10_000,
@@ -326,7 +328,7 @@ def random_grid(
     seed: int = 0,
     budget: int = 20,
     models: Sequence[str] = ("m1", "m2"),
-    protocols: Sequence[str] = ("full", "lora"),
+    protocols: Sequence[str] = (Protocol.FULL, Protocol.LORA),
     n_sentences: int = 4,
     rates: Sequence[float] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
     seeds: Sequence[int] = (0, 1),
@@ -369,16 +371,16 @@ def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, nulls
     # flips above θ on x = η·G_max, with noise: sometimes non-monotone
     flips = lr * gmax * float(rng.lognormal(0, 0.4)) > theta
     flip = (1 if rng.random() < 0.2 else int(rng.integers(2, budget + 1))) if flips else None
-    status, stop, rows = "ok", None, budget + 1
+    status, stop, rows = TrialStatus.OK, None, budget + 1
     u = rng.random()
     if u < 0.06:
-        status, rows = "error", int(rng.integers(0, budget))
+        status, rows = TrialStatus.ERROR, int(rng.integers(0, budget))
     elif top_rate and u < 0.35:
-        status, rows = "diverged", int(rng.integers(2, budget))
+        status, rows = TrialStatus.DIVERGED, int(rng.integers(2, budget))
     elif flip is not None and u < 0.5:
-        stop, rows = "flip", flip + 1  # the η_c search's stop at the flip
+        stop, rows = StopReason.FLIP, flip + 1  # the η_c search's stop at the flip
     elif flip is not None and u < 0.6:
-        stop, rows = "phi-saturation", min(budget + 1, flip + 4)
+        stop, rows = StopReason.PHI_SATURATION, min(budget + 1, flip + 4)
     tables = []
     base = _trajectory(rng, budget, flip, pre)
     null_at = (int(nulls.integers(0, n_ctx)), int(nulls.integers(1, budget + 1))) if nulls.random() < 0.15 else None
@@ -389,7 +391,7 @@ def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, nulls
         delta = np.cumsum(rng.normal(0.1, 0.2, budget + 1))
         drag = -0.1 + np.cumsum(rng.normal(0, 0.01, budget + 1))
         burial = 1.5 + np.cumsum(rng.normal(-0.03, 0.02, budget + 1))
-        dG = np.zeros(budget + 1) if meta["protocol"] != "full" else np.abs(rng.normal(0, 1e-4, budget + 1))
+        dG = np.zeros(budget + 1) if Protocol.parse(meta["protocol"]) is not Protocol.FULL else np.abs(rng.normal(0, 1e-4, budget + 1))
         loss = [3.0 - 2.0 * t / budget for t in range(budget + 1)]
         if null_at is not None and null_at[0] == c:
             loss[null_at[1]] = None
@@ -397,7 +399,7 @@ def _random_trial(store, rng, tid, budget, pre, n_ctx, theta, *, top_rate, nulls
                        **{k: meta[k] for k in ("model", "protocol", "sentence_id", "lr", "seed", "gmax")})
         tables.append(t.slice(0, rows))
     steps = pa.concat_tables(tables) if rows else None
-    if status == "diverged" and rng.random() < 0.5:
+    if status is TrialStatus.DIVERGED and rng.random() < 0.5:
         # an older worker wrote the non-finite row too
         bad = step_table(tid, [np.nan] * (rows + 1), **{k: meta[k] for k in ("model", "protocol", "sentence_id", "lr", "seed", "gmax")})
         steps = pa.concat_tables([steps, bad.slice(rows, 1)])
