@@ -107,14 +107,16 @@ def fit_replicates(ctx: ViewContext) -> str:
 WITH reps AS (SELECT DISTINCT model, protocol, r FROM resamples),
 shape AS ({shape_fit_sql(points)}),
 resolve AS (
-    -- θ*_resolve: mean of θ(s) over the sentences with an η_c; Ḡ_max over the same sentences
+    -- θ*_resolve: mean of θ(s) over the sentences with an η_c; Ḡ_max over the same sentences.
+    -- The float sums add their terms in one order (ORDER BY the term): a parallel sum adds in
+    -- whatever order its threads finish, and the same data would give CIs differing in the last bit
     SELECT e.model, e.protocol, s.r,
-           sum(s.w * e.theta) / sum(s.w) FILTER (WHERE e.theta IS NOT NULL) AS theta_resolve,
+           sum(s.w * e.theta ORDER BY s.w * e.theta) / sum(s.w) FILTER (WHERE e.theta IS NOT NULL) AS theta_resolve,
            min(e.theta) AS theta_min,
            max(e.theta) AS theta_max,
-           sum(s.w * e.gmax) FILTER (WHERE e.theta IS NOT NULL)
+           sum(s.w * e.gmax ORDER BY s.w * e.gmax) FILTER (WHERE e.theta IS NOT NULL)
                / sum(s.w) FILTER (WHERE e.theta IS NOT NULL) AS gmax_resolved,
-           sum(s.w * e.gmax) / sum(s.w) FILTER (WHERE e.gmax IS NOT NULL) AS gmax_all,
+           sum(s.w * e.gmax ORDER BY s.w * e.gmax) / sum(s.w) FILTER (WHERE e.gmax IS NOT NULL) AS gmax_all,
            min(e.H) AS H_min,
            max(e.H) AS H_max
     FROM eta_c_sentence e JOIN resamples s USING (model, protocol, sentence_id)
@@ -123,7 +125,7 @@ resolve AS (
 burial AS (
     -- B_FT: burial at the last step, mean over a sentence's reference trials, then over sentences
     SELECT b.model, b.protocol, s.r,
-           sum(s.w * b.B_FT) / sum(s.w) FILTER (WHERE b.B_FT IS NOT NULL) AS B_FT,
+           sum(s.w * b.B_FT ORDER BY s.w * b.B_FT) / sum(s.w) FILTER (WHERE b.B_FT IS NOT NULL) AS B_FT,
            min(b.lr_min) AS ref_lr_min, max(b.lr_max) AS ref_lr_max
     FROM sentence_burial b JOIN resamples s USING (model, protocol, sentence_id)
     GROUP BY b.model, b.protocol, s.r

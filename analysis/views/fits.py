@@ -38,6 +38,7 @@ QUALIFY rank() OVER (
 ) = 1
 -- a trial stopped at its flip has no final state to tabulate (a pre-resolved one stops at step 0)
 AND ts.stop_reason IS DISTINCT FROM '{StopReason.FLIP}'
+ORDER BY ts.model, ts.protocol, ts.sentence_id, ts.context_index, ts.seed, ts.lr, ts.trial_id
 """
 
 
@@ -67,7 +68,7 @@ WITH per AS (
            any_value(model) AS model, any_value(protocol) AS protocol,
            any_value(sentence_id) AS sentence_id, any_value(seed) AS seed,
            any_value(context_index) AS context_index, any_value(budget) AS budget,
-           avg(gmax) AS gmax,
+           avg(gmax ORDER BY gmax) AS gmax,
            count(*) AS n_trials,
            count(flipped) AS n_outcomes,
            count(*) FILTER (WHERE status = {ERROR}) AS n_errors,
@@ -109,11 +110,11 @@ SELECT model, protocol, sentence_id,
        count(*) AS n_brackets,
        count(eta_c) AS n_eta_c,
        count(*) FILTER (WHERE non_monotone) AS n_non_monotone,
-       avg(gmax) AS gmax,
-       avg(theta) AS theta,
-       avg(theta) / avg(gmax) FILTER (WHERE eta_c IS NOT NULL) AS eta_c,
+       avg(gmax ORDER BY gmax) AS gmax,
+       avg(theta ORDER BY theta) AS theta,
+       avg(theta ORDER BY theta) / avg(gmax ORDER BY gmax) FILTER (WHERE eta_c IS NOT NULL) AS eta_c,
        any_value(lr_ref) AS lr_ref,
-       any_value(lr_ref) * avg(gmax) FILTER (WHERE eta_c IS NOT NULL) / avg(theta) AS H
+       any_value(lr_ref) * avg(gmax ORDER BY gmax) FILTER (WHERE eta_c IS NOT NULL) / avg(theta ORDER BY theta) AS H
 FROM eta_c
 GROUP BY model, protocol, sentence_id
 ORDER BY model, protocol, sentence_id
@@ -124,7 +125,9 @@ ORDER BY model, protocol, sentence_id
 def sentence_burial(ctx: ViewContext) -> str:
     """B at the last step per sentence, mean over its reference trials (seeds, contexts)."""
     return """
-SELECT model, protocol, sentence_id, avg(B_T) AS B_FT, min(lr) AS lr_min, max(lr) AS lr_max
+-- avg(x ORDER BY x): one summation order, so the same trials give B_FT (and the fits, the
+-- bootstrap's intervals) to the last bit; a parallel avg adds in whatever order threads finish
+SELECT model, protocol, sentence_id, avg(B_T ORDER BY B_T) AS B_FT, min(lr) AS lr_min, max(lr) AS lr_max
 FROM reference_trials
 GROUP BY model, protocol, sentence_id
 """

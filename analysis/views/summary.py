@@ -169,4 +169,6 @@ SELECT
         OR b.rank_resolved_stop IS DISTINCT FROM b.rank_resolved_T
     END AS ranking_changed_after_stop
 FROM base b
+-- one row order every run (the CSV a user diffs between runs), grid order first
+ORDER BY b.model, b.protocol, b.sentence_id, b.context_index, b.seed, b.lr, b.trial_id
 """

@@ -65,7 +65,9 @@ ranked AS (
 ),
 rho AS (
     SELECT scope, model, protocol, x_name AS x, y_name AS y, count(*) AS n,
-           CASE WHEN var_pop(rx) > 0 AND var_pop(ry) > 0 THEN corr(rx, ry) END AS rho
+           -- ORDER BY: one summation order, so the same points give ρ to the last bit (a
+           -- parallel corr() sums in whatever order its threads finish)
+           CASE WHEN var_pop(rx) > 0 AND var_pop(ry) > 0 THEN corr(rx, ry ORDER BY rx, ry) END AS rho
     FROM ranked GROUP BY scope, model, protocol, x_name, y_name
 )
 SELECT *, spearman_p(rho, n) AS p_value,

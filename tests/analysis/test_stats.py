@@ -123,3 +123,23 @@ def test_bulk_statistics_of_planted_embedding():
     assert b["frac_above_tau"] == pytest.approx((G > 0.3).mean())
     assert b["ks_norm"] == pytest.approx(scipy.stats.kstest(G**2, "norm", args=((G**2).mean(), (G**2).std())).statistic)
     assert sum(b["hist_counts"]) == 3000
+
+
+def test_spearman_sql_gives_the_same_rho_every_time_on_several_threads(memdb):
+    """Re-running the query gives ρ to the last bit (the main job's correlations.csv differed in
+    the 16th digit between two `phantom analyze` runs of the same trials: DuckDB's parallel
+    corr() sums in whatever order its threads finish)."""
+    from analysis.registry import ViewContext
+    from analysis.settings import AnalysisSettings
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=400)
+    y = 0.3 * x + rng.normal(size=400)
+    db.fetch(memdb, "CREATE TABLE correlation_points AS SELECT 'model' AS scope, 'm' AS model, "
+             "'full' AS protocol, 'gmax' AS x_name, 'R' AS y_name, x, y FROM (SELECT unnest(?) AS x, unnest(?) AS y)",
+             [x.tolist(), y.tolist()])
+    db.fetch(memdb, "SET threads = 4")
+    db.define_views(memdb, ViewContext((), AnalysisSettings()), ["correlations"], given=["correlation_points"])
+    got = {db.records(memdb, "SELECT rho FROM correlations")[0]["rho"] for _ in range(30)}
+    assert len(got) == 1, sorted(got)
+    assert got.pop() == pytest.approx(scipy.stats.spearmanr(x, y).statistic, abs=1e-12)
