@@ -59,18 +59,25 @@ def fisher_bonett_wright(rho, n, level=0.95):
     return np.tanh(np.arctanh(rho) - z * se), np.tanh(np.arctanh(rho) + z * se)
 
 
-def test_spearman_interval_against_scipy_bootstrap(memdb):
-    """On a large sample the Fisher-z interval and SciPy's bootstrap interval of ρ agree."""
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=300)
-    y = 0.6 * x + rng.normal(size=300)
-    db.fetch(memdb, "CREATE TABLE correlation_points AS SELECT 'model' AS scope, 'm' AS model, "
-             "'full' AS protocol, 'gmax' AS x_name, 'R' AS y_name, x, y FROM (SELECT unnest(?) AS x, unnest(?) AS y)",
-             [x.tolist(), y.tolist()])
+def correlated_points(memdb, *, seed: int, n: int, slope: float):
+    """n points y = slope·x + noise as the correlation_points of one (model, protocol), and the
+    correlations view over them; returns (x, y)."""
     from analysis.registry import ViewContext
     from analysis.settings import AnalysisSettings
 
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = slope * x + rng.normal(size=n)
+    db.fetch(memdb, "CREATE TABLE correlation_points AS SELECT 'model' AS scope, 'm' AS model, "
+             "'full' AS protocol, 'gmax' AS x_name, 'R' AS y_name, x, y FROM (SELECT unnest(?) AS x, unnest(?) AS y)",
+             [x.tolist(), y.tolist()])
     db.define_views(memdb, ViewContext((), AnalysisSettings()), ["correlations"], given=["correlation_points"])
+    return x, y
+
+
+def test_spearman_interval_against_scipy_bootstrap(memdb):
+    """On a large sample the Fisher-z interval and SciPy's bootstrap interval of ρ agree."""
+    x, y = correlated_points(memdb, seed=3, n=300, slope=0.6)
     row = db.records(memdb, "SELECT * FROM correlations")[0]
     boot = scipy.stats.bootstrap((x, y), lambda a, b: scipy.stats.spearmanr(a, b).statistic, paired=True,
                                  vectorized=False, n_resamples=2000, method="percentile",
@@ -129,17 +136,8 @@ def test_spearman_sql_gives_the_same_rho_every_time_on_several_threads(memdb):
     """Re-running the query gives ρ to the last bit (the main job's correlations.csv differed in
     the 16th digit between two `phantom analyze` runs of the same trials: DuckDB's parallel
     corr() sums in whatever order its threads finish)."""
-    from analysis.registry import ViewContext
-    from analysis.settings import AnalysisSettings
-
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=400)
-    y = 0.3 * x + rng.normal(size=400)
-    db.fetch(memdb, "CREATE TABLE correlation_points AS SELECT 'model' AS scope, 'm' AS model, "
-             "'full' AS protocol, 'gmax' AS x_name, 'R' AS y_name, x, y FROM (SELECT unnest(?) AS x, unnest(?) AS y)",
-             [x.tolist(), y.tolist()])
     db.fetch(memdb, "SET threads = 4")
-    db.define_views(memdb, ViewContext((), AnalysisSettings()), ["correlations"], given=["correlation_points"])
+    x, y = correlated_points(memdb, seed=11, n=400, slope=0.3)
     got = {db.records(memdb, "SELECT rho FROM correlations")[0]["rho"] for _ in range(30)}
     assert len(got) == 1, sorted(got)
     assert got.pop() == pytest.approx(scipy.stats.spearmanr(x, y).statistic, abs=1e-12)
