@@ -1,11 +1,11 @@
 """Open one or several results folders as a DuckDB connection with the study's views.
 
 The Parquet is read in place; nothing is copied into a database. The views are those of the
-registry (analysis.registry, filled by the package analysis.views), defined in dependency order:
-the raw views of analysis.views.sources (which trials, one record and one set of step rows per
-trial), ``trial_steps`` and ``trial_summary`` (analysis.views.summary, SPEC §4), the fits
-(analysis.views.fits, analysis.views.bootstrap, SPEC §5), the tables (analysis.views.tables) and
-the claims (analysis.views.claims).
+registry (phantom.analysis.registry, filled by the package phantom.analysis.views), defined in dependency order:
+the raw views of phantom.analysis.views.sources (which trials, one record and one set of step rows per
+trial), ``trial_steps`` and ``trial_summary`` (phantom.analysis.views.summary, SPEC §4), the fits
+(phantom.analysis.views.fits, phantom.analysis.views.bootstrap, SPEC §5), the tables (phantom.analysis.views.tables) and
+the claims (phantom.analysis.views.claims).
 
 Every connection opened here owns a private temporary folder (DuckDB's spill files, and for
 ``phantom query`` the catalog of views) that is removed when it is closed, whatever happened:
@@ -24,9 +24,9 @@ from pathlib import Path
 from phantom.errors import QueryError, StorageError
 from phantom.storage import Store
 
-from analysis.settings import AnalysisSettings
-from analysis.views import REGISTRY, View, ViewContext, ViewRegistry  # the face: every view registered
-from analysis.views.sources import Source, open_sources, quote, resolve_results  # noqa: F401  (re-exported)
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.views import REGISTRY, View, ViewContext, ViewRegistry  # the face: every view registered
+from phantom.analysis.views.sources import Source, open_sources, quote, resolve_results  # noqa: F401  (re-exported)
 
 
 def snapshot_views(registry: ViewRegistry = REGISTRY) -> list[str]:
@@ -103,7 +103,7 @@ def one_line(exc: BaseException) -> str:
 def register_functions(conn) -> None:
     """Python functions the views call (only ``spearman_p``; SciPy is imported lazily). NULL
     in, NULL out: the function sees every row and answers None where ρ has no p-value."""
-    from analysis.stats import spearman_p
+    from phantom.analysis.stats import spearman_p
 
     conn.create_function("spearman_p", spearman_p, ["DOUBLE", "BIGINT"], "DOUBLE",
                          null_handling="special", side_effects=False)
@@ -185,7 +185,7 @@ def connect_readonly(
     """A connection that cannot write: the views live in a catalog attached read-only, file
     access is limited to the results folders (enable_external_access = false with
     allowed_directories), and the configuration is locked. ``phantom query`` also refuses
-    non-SELECT statements before they run (:mod:`analysis.commands.query`). With ``only_for`` (the
+    non-SELECT statements before they run (:mod:`phantom.analysis.commands.query`). With ``only_for`` (the
     query), only the views it names and their dependencies are defined.
 
     A path to a ``phantom.duckdb`` written by ``phantom analyze`` is opened as is."""

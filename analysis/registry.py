@@ -11,7 +11,7 @@ DuckDB file by absolute path); ``derived`` views read other views; those with ``
 materialised by ``phantom analyze`` (Parquet + CSV) and read from that snapshot in its file.
 
 ``cache``: a view that others read is computed once into a table when a connection is opened
-(:mod:`analysis.db`), instead of being inlined into every reader (DuckDB expands a view at each
+(:mod:`phantom.analysis.db`), instead of being inlined into every reader (DuckDB expands a view at each
 reference, so a chain of views that read ``trial_summary`` several times would recompute it,
 and bind it, that many times). Snapshot views are cached; so are a few small derived hubs.
 The raw views are not: they are shallow, and caching the records (with their config JSON)
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.settings import AnalysisSettings
-    from analysis.views.sources import Source
+    from phantom.analysis.settings import AnalysisSettings
+    from phantom.analysis.views.sources import Source
 
 
 class RegistryError(ValueError):
@@ -139,7 +139,7 @@ class ViewRegistry:
         return [name for name in self.views if name.lower() in words]
 
 
-# The project's registry; the modules of analysis.views register into it when imported, and
-# the face of that package imports them all: `from analysis.views import REGISTRY` is complete.
+# The project's registry; the modules of phantom.analysis.views register into it when imported, and
+# the face of that package imports them all: `from phantom.analysis.views import REGISTRY` is complete.
 REGISTRY = ViewRegistry()
 view = REGISTRY.register

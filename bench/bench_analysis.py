@@ -65,9 +65,9 @@ def run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
 
 
 def write_grid(root: str, n: int, steps: int = 25, seed: int = 0) -> int:
-    """N trials x (steps + 1) rows (analysis.testing.synthetic_block), one file pair per trial
-    as workers.trial writes them: the steps first, then the record."""
-    from analysis.testing import synthetic_block, write_plan
+    """N trials x (steps + 1) rows (phantom.analysis.testing.synthetic_block), one file pair per trial
+    as phantom.workers.trial writes them: the steps first, then the record."""
+    from phantom.analysis.testing import synthetic_block, write_plan
     from phantom import layout
     from phantom.storage import Store
 
@@ -124,7 +124,7 @@ def measure(root: str, label: str, out: list[str], analyze_args: list[str]) -> N
 
 TABLES = """
 import json, sys
-from analysis import db
+from phantom.analysis import db
 with db.connect([sys.argv[1]]) as conn:
     out = {v: db.records(conn, f"SELECT * FROM {v} ORDER BY ALL") for v in ("trial_summary", "fits", "claims")}
 json.dump(out, sys.stdout, default=str)

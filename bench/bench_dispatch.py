@@ -36,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.testing import descendants
+from phantom.orchestrator.testing import descendants
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -50,8 +50,8 @@ def _rates(n: int) -> list[float]:
 
 
 def sweep_data(n_trials: int) -> dict:
-    from orchestrator.testing import SENTENCES
-    from workers.sentences import load_sentences
+    from phantom.orchestrator.testing import SENTENCES
+    from phantom.workers.sentences import load_sentences
 
     sentences = sorted(load_sentences(SENTENCES))
     if n_trials % len(sentences):
@@ -67,13 +67,13 @@ def plan_seconds(data: dict, work: Path) -> tuple[float, int]:
     """Expanding the grid and forming the dispatch units, in this process: (seconds, units)."""
     import yaml
 
-    from orchestrator.expand import expand
-    from orchestrator.packing import dispatch_units
-    from orchestrator.loader import load_sweep
+    from phantom.orchestrator.expand import expand
+    from phantom.orchestrator.packing import dispatch_units
+    from phantom.orchestrator.loader import load_sweep
 
     path = work / "plan.yaml"
     path.write_text(yaml.safe_dump(data))
-    import workers.trial  # noqa: F401 - torch: imported once, not counted (the driver has it too)
+    import phantom.workers.trial  # noqa: F401 - torch: imported once, not counted (the driver has it too)
 
     t0 = time.perf_counter()
     sweep, sentences = load_sweep(path)

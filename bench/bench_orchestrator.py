@@ -43,7 +43,7 @@ def _sh(cmd: list[str], log) -> float:
 def tiny_comparison(n_trials: int, steps: int, work: Path, log) -> dict:
     import yaml
 
-    from workers.sentences import load_sentences
+    from phantom.workers.sentences import load_sentences
 
     sentences = sorted(load_sentences())
     rates = RATES[: max(1, min(len(RATES), -(-n_trials // len(sentences))))]
@@ -88,8 +88,8 @@ def _step_seconds(folder: Path) -> float:
     """Σ step_ms of every trial's rows (forward + backward + optimizer), in seconds: a trial's
     contexts share one step, so one context's rows count; the members of a pack share theirs
     (each row holds the pack's step), so a member counts 1/pack_size of it."""
-    from analysis import db
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis import db
+    from phantom.analysis.settings import AnalysisSettings
 
     with db.connect([str(folder)], AnalysisSettings(all_trials=True, bootstrap=0), views=["steps", "trials"]) as conn:
         total = db.scalar(conn, """SELECT sum(s.step_ms / coalesce(t.pack_size, 1)) FROM steps s

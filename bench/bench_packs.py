@@ -62,14 +62,14 @@ def _status_gb(key: str) -> float:
 
 
 def load_base(spec: dict):
-    from workers.models import LoadedModel, load_model
+    from phantom.workers.models import LoadedModel, load_model
 
     if not spec.get("shape"):
         return load_model(spec["model"])
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from workers import tiny
+    from phantom.workers import tiny
 
     d, layers, heads, kv, inter, vocab, theta = SHAPES[spec["shape"]]
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=d, intermediate_size=inter, num_hidden_layers=layers,
@@ -83,7 +83,7 @@ def load_base(spec: dict):
 
 def configs(spec: dict, base) -> list:
     from phantom.config import TrainingConfig, TrialConfig
-    from workers.sentences import get_sentence
+    from phantom.workers.sentences import get_sentence
 
     s = get_sentence("longing")
     return [TrialConfig(model=base.name, sentence_id=s.id, target=s.target, competitor=s.competitor,
@@ -97,8 +97,8 @@ def measure(spec: dict) -> dict:
     import pyarrow.parquet as pq
     import torch
 
-    from workers.packs import pack_engine
-    from workers.trial import run_pack, run_trial
+    from phantom.workers.packs import pack_engine
+    from phantom.workers.trial import run_pack, run_trial
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
@@ -142,7 +142,7 @@ def sweep(spec: dict, base) -> dict:
     """LoRA packs of K = 1, 2, ... in one worker: seconds of a pack step (the step_ms column)."""
     import pyarrow.parquet as pq
 
-    from workers.trial import run_pack
+    from phantom.workers.trial import run_pack
 
     out, ks = tempfile.mkdtemp(), spec["ks"]
     rates = [LORA_RATES[i % len(LORA_RATES)] for i in range(max(ks))]
@@ -163,10 +163,10 @@ def kernels(spec: dict, base) -> dict:
     import peft
     import torch
 
-    from workers.engines import SingleEngine, encode
-    from workers.packs import LoraPackEngine
-    from workers.protocols import lora_targets
-    from workers.trial import resolve_ids
+    from phantom.workers.engines import SingleEngine, encode
+    from phantom.workers.packs import LoraPackEngine
+    from phantom.workers.protocols import lora_targets
+    from phantom.workers.trial import resolve_ids
 
     cfgs = configs(spec, base)
     g, _ = resolve_ids(cfgs[0], base.tokenizer)

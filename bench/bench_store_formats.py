@@ -109,7 +109,7 @@ def ingest(src: Store, ours: Store, delta: str, commit_max: int, tail: int) -> d
     for i, tid in enumerate(ids):
         steps, record = read_pair(src, tid)
         t0 = time.perf_counter()
-        ours.write_table(steps, *layout.steps_file(tid))  # as workers.trial: steps first, record last
+        ours.write_table(steps, *layout.steps_file(tid))  # as phantom.workers.trial: steps first, record last
         ours.write_table(record, *layout.trial_file(tid))
         t_ours.append(time.perf_counter() - t0)
         if i in per_commit:

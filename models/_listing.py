@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phantom.errors import ModelError, unknown
-from models._embedded import missing_requirements, read_marker
-from models._registry import registered
-from models._source import resolve
+from phantom.models._embedded import missing_requirements, read_marker
+from phantom.models._registry import registered
+from phantom.models._source import resolve
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The registered model names: the embedded real models and the tiny test models.
 
 A name that is not registered can still be a model: a local folder or a Hugging Face hub id
-(:func:`models.resolve`). Registering records the kind and its spec: the :class:`Embedded`
+(:func:`phantom.models.resolve`). Registering records the kind and its spec: the :class:`Embedded`
 of an embedded model, the transformers family of a tiny one.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from models import tiny
-from models._embedded import EMBEDDED, Embedded
+from phantom.models import tiny
+from phantom.models._embedded import EMBEDDED, Embedded
 
 KINDS = ("tiny", "embedded", "local", "hub")
 _REGISTRY: dict[str, tuple[str, Embedded | str]] = {}  # name -> ('embedded', spec) | ('tiny', family)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phantom.errors import ModelError, suggest, unknown
-from models import tiny
-from models._embedded import MARKER, Embedded
-from models._hub import hub_cached, is_hub_id
-from models._registry import cache_target, registered, registered_spec
+from phantom.models import tiny
+from phantom.models._embedded import MARKER, Embedded
+from phantom.models._hub import hub_cached, is_hub_id
+from phantom.models._registry import cache_target, registered, registered_spec
 
 TYPO_CUTOFF = 0.85  # difflib ratio above which an unregistered plain name is a typo of a registered one
 
@@ -60,7 +60,7 @@ class ModelSource:
 
 def resolve(name: str) -> ModelSource:
     """The :class:`ModelSource` of ``name``; a one-line :class:`ModelError` when ``name``
-    cannot be a model (the hub is not contacted: see :func:`models.hub_reachable`)."""
+    cannot be a model (the hub is not contacted: see :func:`phantom.models.hub_reachable`)."""
     entry = registered_spec(name)
     if entry is not None:
         kind, spec = entry

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from models import tiny
-from models._hub import hub_file
-from models._source import ModelSource
+from phantom.models import tiny
+from phantom.models._hub import hub_file
+from phantom.models._source import ModelSource
 
 TOKENIZER_FILE = "tokenizer.json"
 

@@ -1,6 +1,6 @@
 """Tiny test models of three families: their spec, vocabulary and tokenizer (no torch).
 
-A tiny model is built offline from a config in milliseconds (:mod:`workers.tiny`, where the
+A tiny model is built offline from a config in milliseconds (:mod:`phantom.workers.tiny`, where the
 weights are made). Its tokenizer is word-level over a filler vocabulary plus every word of
 the sentences it is built for, so every target and competitor is exactly one token; the
 builder plants the paper's G_max (:data:`PAPER_GMAX`) between each sentence's pair.

@@ -77,3 +77,33 @@ class Compactor:
                   f"it is retried later (phantom sweep compact {self.store.uri})", file=self.stream, flush=True)
             return
         self.compacted += out.trials
+
+
+def compact_folder(path: str, *, part_trials: int | None = None, stream=None) -> list[str]:
+    """``phantom sweep compact``: every complete loose trial of a results folder (a sweep folder
+    or a ``phantom trial --out`` folder) moved into a few large parts, under the folder's lock
+    (one compactor at a time, never beside a driver); progress to ``stream``. Returns what is
+    left to say once it is done."""
+    from phantom import layout
+    from phantom.errors import StorageError
+    from phantom.orchestrator.lock import SweepLock
+    from phantom.storage import Store
+    from phantom.storage_errors import check_store, translated
+
+    stream = stream or sys.stdout
+    store = Store.open(path)
+    options = {"part_trials": part_trials} if part_trials else {}
+    with translated(store.uri):  # an unreachable or refusing store: one line
+        check_store(store)
+        if not (store.exists(layout.TRIALS_DIR) or store.exists(layout.PARTS_DIR)):
+            raise StorageError(f"no results in {store.uri}: expected a trials/ or parts/ folder")
+        with SweepLock(store, stream=stream):
+            out = results.compact(store, progress=lambda m: print(m, file=stream, flush=True), **options)
+        said = []
+        if not out.parts and not out.leftovers:
+            said.append(f"{store.uri}: nothing to compact ({len(results.committed_parts(store))} parts, no loose trials)")
+        elif out.leftovers:
+            said.append(f"removed {out.leftovers} leftovers of an interrupted compaction")
+        if out.kept_loose:
+            said.append(f"left {out.kept_loose} trials loose: their files have columns this version does not know")
+        return said

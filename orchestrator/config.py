@@ -4,7 +4,7 @@ A sweep file names the grid's dimensions (models x sentences x protocols x learn
 seeds), the per-trial settings shared by every point (``training``, ``lora``, ``observables``,
 exactly the sub-configs of a :class:`~phantom.config.TrialConfig`), and how to dispatch it
 (``resources``, ``retries``, ``storage``, ``stopper``, ``search``). Reading the YAML (``include:``
-and ``--set``) lives in :mod:`orchestrator.loader`; expanding the grid in :mod:`orchestrator.grid`.
+and ``--set``) lives in :mod:`phantom.orchestrator.loader`; expanding the grid in :mod:`phantom.orchestrator.grid`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class ResourcesConfig:
     """What one Ray Tune trial reserves on a node. A Tune trial runs a *pack*: up to ``pack``
     worker trials that differ only in learning rate or seed, trained as one vectorised loop
     (``pack: 1`` turns packing off; ``auto`` takes the measured default of the device and
-    protocol, :data:`orchestrator.packing.PACK_DEFAULTS`). Fractions of a GPU share it."""
+    protocol, :data:`phantom.orchestrator.packing.PACK_DEFAULTS`). Fractions of a GPU share it."""
 
     cpus_per_trial: float = field(default=1.0, metadata={"help": "CPUs reserved per Tune trial (pack)"})
     gpus_per_trial: float = field(default=0.0, metadata={"help": "GPUs per Tune trial (0.25 = 4 per GPU)"})

@@ -1,17 +1,16 @@
-"""The dispatch engine: a Ray session, and Tune runs of the pending trials as packs.
+"""The dispatch engine: Tune runs of the pending trials as packs (the Ray session they run in is
+:mod:`phantom.orchestrator.session`).
 
-:class:`RaySession` connects to (or starts) Ray, quietly unless asked (``--verbose``), and
-refuses a resource request no node can ever meet (:mod:`orchestrator.capacity`).
 :func:`dispatch` runs what is pending among a list of trials: it finishes an interrupted Tune
 experiment first when Ray can restore one (``ray/current.json`` names it; the
 ``Tuner.can_restore`` / ``Tuner.restore`` pattern), then groups what is still pending into
-packs and the packs into units (:mod:`orchestrator.packing`), one Tune trial each. A pack whose
+packs and the packs into units (:mod:`phantom.orchestrator.packing`), one Tune trial each. A pack whose
 worker died in ``retries + 1`` attempts gets an ``error`` record per member (written by the
 trainable, which goes on with the unit's next pack); a unit Tune gives up on has one written
-for each member without a record, so every failure says why. The search modes (:mod:`orchestrator.grid`, :mod:`orchestrator.etac`) call
+for each member without a record, so every failure says why. The search modes (:mod:`phantom.orchestrator.grid`, :mod:`phantom.orchestrator.etac`) call
 this; it never calls them.
 
-A Tune trial is a *unit* (:mod:`orchestrator.packing`): one pack, or a batch of packs when a
+A Tune trial is a *unit* (:mod:`phantom.orchestrator.packing`): one pack, or a batch of packs when a
 sweep has more packs than Tune should track (``unit_count``). The units' members go to small
 files under ``ray/<run>.units/``; Tune's experiment state holds each unit's id only, so it
 stays small however many trials are planned.
@@ -22,16 +21,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from phantom import layout
+from phantom.errors import ClusterError
 from phantom.storage import Store
-from orchestrator.config import SweepConfig
-from orchestrator.packing import (
+from phantom.orchestrator.config import SweepConfig
+from phantom.orchestrator.packing import (
     PACK_ENGINE_ENV,
     Unit,
     delete_units,
@@ -40,15 +39,9 @@ from orchestrator.packing import (
     units_folder,
     write_units,
 )
-from orchestrator.plan import pending_trials
+from phantom.orchestrator.plan import pending_trials
 
 STEP_DELAY_ENV = "PHANTOM_STEP_DELAY"  # testing knob: seconds to sleep after each step
-QUIET_ENV = {  # set before Ray is imported: its constants read them at import
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AIR_NEW_OUTPUT": "0",  # our own progress view, not Tune's tables
-    "RAY_SCHEDULER_EVENTS": "0",  # autoscaler events and tips
-    "RAY_DEDUP_LOGS": "0",
-}
 # set before a Tune run: Phantom writes every result itself, so Tune's own per-trial loggers
 # (result.json, progress.csv, TensorBoard events: ~40 KB a trial) are left out
 TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
@@ -61,94 +54,6 @@ class Outcome:
     already: int  # complete before it
     restored: bool  # whether a Tune experiment was restored
     selected: tuple[str, ...] | None = None  # the trial ids `--only` selected (None: the whole sweep)
-
-
-# ----------------------------------------------------------------------------------------------
-# the Ray session
-
-
-class RaySession:
-    """Context manager: Ray attached (``address``, else where ``RAY_ADDRESS`` points) or started
-    here, checked against ``request`` (one Tune trial's resources). On exit this session
-    disconnects if it connected, and shuts down the Ray it started.
-
-    Without an address Ray is started here even when a ``ray start`` cluster runs on this
-    machine: ``ray.init()`` with no address would attach to the latest such cluster (Ray's
-    default), which the CLI's "default: start Ray here" does not mean. Only the session folder
-    of a Ray started here is removed after a clean run; an attached cluster's is never touched.
-    """
-
-    def __init__(self, address: str | None, request: dict[str, float], *, verbose: bool = False,
-                 stream=None) -> None:
-        self.address = address
-        self.request = request
-        self.verbose = verbose
-        self.stream = stream or sys.stderr
-        self.connected = False  # ray.init was called here: ray.shutdown on exit
-        self.started = False  # ... and it started the local Ray (its session folder is ours)
-
-    def __enter__(self) -> RaySession:
-        if not self.verbose:
-            for key, value in QUIET_ENV.items():
-                os.environ.setdefault(key, value)
-        import ray
-
-        from orchestrator.capacity import check_capacity
-
-        if not ray.is_initialized():
-            level = "WARNING" if self.verbose else "ERROR"
-            kwargs = dict(logging_level=level, log_to_driver=self.verbose)
-            address = self.address or os.environ.get("RAY_ADDRESS")  # `ray job submit` sets it
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(address="local", include_dashboard=False, **kwargs)
-            self.connected = True
-            self.started = _started_here()
-        try:
-            note = check_capacity(self.request)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        if note:
-            print(note, file=self.stream, flush=True)
-        return self
-
-    def __exit__(self, exc_type=None, *exc) -> None:
-        if self.connected:
-            import ray
-
-            session_dir = _session_dir() if self.started else None
-            ray.shutdown()
-            self.connected = self.started = False
-            # a Ray started here leaves its session folder (logs, sockets: a few MB a run) in
-            # /tmp/ray for good; Phantom records every trial's outcome and error itself, so the
-            # folder goes after a clean run and stays (for Ray's own logs) after a failed one
-            if session_dir and exc_type is None and not self.verbose:
-                shutil.rmtree(session_dir, ignore_errors=True)
-
-
-def _node():
-    """This process's Ray node (Ray has no public accessor), or None."""
-    try:
-        from ray._private import worker
-
-        return worker._global_node
-    except Exception:  # noqa: BLE001 - a Ray without this internal
-        return None
-
-
-def _started_here() -> bool:
-    """Whether this process's ``ray.init`` started the Ray it is connected to (the head node of
-    a new local instance) rather than attaching to a running one."""
-    node = _node()
-    return bool(node is not None and getattr(node, "head", False))
-
-
-def _session_dir() -> str | None:
-    """The session folder of this process's Ray node."""
-    node = _node()
-    return node.get_session_dir_path() if node is not None else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -208,7 +113,7 @@ def _param_space(store: Store, sweep: SweepConfig, units: list[Unit], folder: st
 def _trainable(sweep: SweepConfig):
     from ray import tune
 
-    from orchestrator.trainable import phantom_trainable
+    from phantom.orchestrator.trainable import phantom_trainable
 
     r = sweep.resources
     return tune.with_resources(phantom_trainable, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
@@ -229,7 +134,8 @@ def max_failures(retries: int, units: list[Unit]) -> int:
 def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
     from ray import tune
 
-    from orchestrator.progress import ProgressCallback
+    from phantom.orchestrator.progress import ProgressCallback
+    from phantom.orchestrator.watch import StartCallback, StartWatch
 
     for key, value in TUNE_ENV.items():
         os.environ.setdefault(key, value)
@@ -248,19 +154,31 @@ def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
         run_config=tune.RunConfig(
             name=name, storage_path=_ray_path(store),
             failure_config=tune.FailureConfig(max_failures=max_failures(sweep.retries, units)),
-            callbacks=[ProgressCallback()], verbose=0,
+            callbacks=[ProgressCallback(), StartCallback()], verbose=0,
         ),
     )
-    with callback_telemetry_off():
+    with callback_telemetry_off(), StartWatch() as watch:
         results = tuner.fit()
+    if watch.failure:
+        _cannot_start(store, folder, watch.failure)
     _finish(store, results, folder)
     return results
+
+
+def _cannot_start(store: Store, folder: str | None, cause: str) -> None:
+    """The workers could not load Phantom: nothing was recorded, and the next run plans afresh
+    (the units and the restore marker go; Tune's own folder stays, as Ray leaves it)."""
+    if folder:
+        delete_units(store, folder)
+    store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
+    raise ClusterError(f"the workers could not start the trials: {cause}; nothing was recorded. Install this "
+                       f"Phantom on every node, then: phantom sweep resume {store.uri}")
 
 
 def _finish(store: Store, results, folder: str | None) -> None:
     """After a Tune run: the lost units' members written down, the units' files and the
     restore marker gone (Tune's own folder stays, as Ray leaves it)."""
-    record_lost(store, results)
+    record_lost(store, results, folder)
     if folder:
         delete_units(store, folder)
     store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
@@ -279,6 +197,8 @@ def _restore(store: Store, sweep: SweepConfig):
     """Finish the interrupted Tune experiment, if there is one Ray can restore (its results)."""
     from ray import tune
 
+    from phantom.orchestrator.watch import StartWatch
+
     if not store.exists(layout.RAY_DIR, layout.CURRENT_FILE):
         return None
     name = json.loads(store.read_text(layout.RAY_DIR, layout.CURRENT_FILE))["name"]
@@ -292,7 +212,7 @@ def _restore(store: Store, sweep: SweepConfig):
     try:
         tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True,
                                    resume_errored=True)
-        with callback_telemetry_off():
+        with callback_telemetry_off(), StartWatch() as watch:
             results = tuner.fit()
     except Exception as exc:  # noqa: BLE001 - Tune's own state, not a trial: dispatch afresh
         # e.g. a driver killed while Tune was starting leaves an experiment whose restored
@@ -304,11 +224,23 @@ def _restore(store: Store, sweep: SweepConfig):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
         delete_units(store, units_folder(name))
         return []
+    if watch.failure:
+        _cannot_start(store, units_folder(name), watch.failure)
     _finish(store, results, units_folder(name))
     return results
 
 
-def record_lost(store: Store, results) -> int:
+def _unit_config(result, folder: str | None) -> dict:
+    """What names a Tune result's unit: its config, or — when Tune has none (a worker that never
+    ran the trial) — its folder, which Tune names after the unit (``trial_dirname_creator``)."""
+    if result.config:
+        return result.config
+    if folder is None or not getattr(result, "path", None):
+        raise KeyError("unit")
+    return {"unit": os.path.basename(str(result.path).rstrip("/")), "units": folder}
+
+
+def record_lost(store: Store, results, folder: str | None = None) -> int:
     """Write an ``error`` record for each member of a unit that Tune gave up on and that has
     no record: the failure is on disk. (A unit whose worker keeps dying is not given up on:
     the trainable writes the dying pack's members itself and goes on with the rest.)"""
@@ -321,14 +253,14 @@ def record_lost(store: Store, results) -> int:
         message = str(result.error).strip().splitlines()
         reason = f"the worker was lost ({message[-1] if message else type(result.error).__name__})"
         try:
-            packs = read_unit(store, result.config)
+            packs = read_unit(store, _unit_config(result, folder))
         except (OSError, ValueError, KeyError):  # its file is gone: its members stay pending
             continue
         for cfg in (c for pack in packs for c in pack):
             if cfg.trial_id not in done:
                 lost.append((cfg, reason))
     if lost:
-        from workers.trial import record_failure  # imports torch: only when there is a loss
+        from phantom.workers.trial import record_failure  # imports torch: only when there is a loss
 
         for cfg, reason in lost:
             record_failure(cfg, store, RuntimeError(reason))
@@ -339,9 +271,9 @@ def dispatch(store: Store, sweep: SweepConfig, trials, *, rerun_errored: bool = 
              ids: list[str] | None = None) -> Outcome:
     """Run the trials among ``trials`` that have no complete result (restoring Tune first).
     ``ids``: their trial ids, when the caller has them (each costs ~90 us to compute)."""
-    from orchestrator.capacity import worker_slots
-    from orchestrator.packing import describe
-    from orchestrator.progress import ProgressView
+    from phantom.orchestrator.capacity import worker_slots
+    from phantom.orchestrator.packing import describe
+    from phantom.orchestrator.progress import ProgressView
 
     stream = stream or sys.stderr
     since = datetime.now(timezone.utc)

@@ -8,8 +8,8 @@ trial only has to answer "does it flip?", so it stops at its flip (``stopper.at_
 stop reason ``flip``, part of its config and id).
 
 All brackets advance together, one round at a time, each round one dispatch (packs and all)
-through :mod:`orchestrator.engine`. The state lives in an Optuna study per bracket in
-``optuna.journal`` (:mod:`orchestrator.bisect`; ``optuna-dashboard optuna.journal`` shows it):
+through :mod:`phantom.orchestrator.engine`. The state lives in an Optuna study per bracket in
+``optuna.journal`` (:mod:`phantom.orchestrator.bisect`; ``optuna-dashboard optuna.journal`` shows it):
 each round asks the studies for the next rates and tells them the outcomes, read from the
 records through the analysis' SQL. The records are the ground truth: a lost journal is
 re-synced from them, a rate asked but never answered (a killed driver) is dispatched again,
@@ -30,11 +30,11 @@ from pathlib import Path
 from phantom import layout
 from phantom.outcomes import BracketStatus
 from phantom.storage import Store
-from orchestrator.bisect import PARAM, TRIAL_ID_ATTR, Bracket, Observation, SearchState, distribution
-from orchestrator.config import SweepConfig
-from orchestrator.engine import Outcome, dispatch
-from orchestrator.expand import Grid, expand
-from orchestrator.plan import write_plan
+from phantom.orchestrator.bisect import PARAM, TRIAL_ID_ATTR, Bracket, Observation, SearchState, distribution
+from phantom.orchestrator.config import SweepConfig
+from phantom.orchestrator.engine import Outcome, dispatch
+from phantom.orchestrator.expand import Grid, expand
+from phantom.orchestrator.plan import write_plan
 
 OUTCOMES_SQL = """
 SELECT ts.trial_id, ts.bracket_id, ts.lr, ts.status, ts.flip_step, t.error
@@ -65,8 +65,8 @@ def read_outcomes(store: Store) -> dict[str, list[Observation]]:
 
     if not store.list(layout.TRIALS_DIR):
         return {}
-    from analysis.db import connect
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.db import connect
+    from phantom.analysis.settings import AnalysisSettings
 
     # every record of the folder (a round's trials may not be in plan.json yet), no bootstrap
     conn = connect([store.uri], AnalysisSettings(all_trials=True, bootstrap=0), views=["trial_summary"])
@@ -110,7 +110,7 @@ class Journal:
     def study(self, b: Bracket, sweep: SweepConfig):
         import optuna
 
-        from orchestrator.bisect import BisectionSampler
+        from phantom.orchestrator.bisect import BisectionSampler
 
         study = optuna.create_study(study_name=b.study_name, storage=self.storage, load_if_exists=True,
                                     direction="minimize", sampler=BisectionSampler())

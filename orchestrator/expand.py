@@ -8,7 +8,7 @@ ids agree and a repeated dispatch or a resume can never create a second copy of 
 With ``sentences.contexts: each`` a sentence with n contexts gives n trials per point, each
 training on one context (``context_index`` set), so the contexts give a spread.
 
-A model that cannot be resolved is refused (:mod:`orchestrator.resolve`); a (model, sentence)
+A model that cannot be resolved is refused (:mod:`phantom.orchestrator.resolve`); a (model, sentence)
 pair whose target or competitor is not a single token of that model's tokenizer is *skipped*,
 with the reason, before anything starts. No torch is imported for either.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from phantom.config import StopperConfig, TrialConfig
 from phantom.errors import ConfigError, SentenceError, unknown
-from orchestrator.config import SweepConfig
-from orchestrator.resolve import check_models, load_tokenizer
+from phantom.orchestrator.config import SweepConfig
+from phantom.orchestrator.resolve import check_models, load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Grid:
 
 
 def select_sentences(sweep: SweepConfig, sentences_file: Path) -> list:
-    from workers.sentences import load_sentences
+    from phantom.workers.sentences import load_sentences
 
     sentences = load_sentences(sentences_file)
     if sweep.sentences.ids is None:
@@ -61,8 +61,8 @@ def select_sentences(sweep: SweepConfig, sentences_file: Path) -> list:
 
 def single_token_problem(tokenizer, model: str, s) -> str | None:
     """Why the sentence cannot run on this tokenizer (the message of
-    :func:`workers.trial.resolve_ids`), or None."""
-    from workers.sentences import token_id
+    :func:`phantom.workers.trial.resolve_ids`), or None."""
+    from phantom.workers.sentences import token_id
 
     try:
         token_id(tokenizer, s.target)

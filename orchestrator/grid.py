@@ -1,4 +1,4 @@
-"""Search mode ``grid``: every point of the sweep's grid (:mod:`orchestrator.expand`), once.
+"""Search mode ``grid``: every point of the sweep's grid (:mod:`phantom.orchestrator.expand`), once.
 
 The plan (every trial id, the skipped pairs) is written before dispatch, so ``sweep status``
 knows what the sweep consists of while it runs and after it was interrupted.
@@ -11,10 +11,10 @@ from pathlib import Path
 
 from phantom.config import TrialConfig
 from phantom.storage import Store
-from orchestrator.config import SweepConfig
-from orchestrator.engine import Outcome, dispatch
-from orchestrator.expand import Grid, expand
-from orchestrator.plan import write_plan
+from phantom.orchestrator.config import SweepConfig
+from phantom.orchestrator.engine import Outcome, dispatch
+from phantom.orchestrator.expand import Grid, expand
+from phantom.orchestrator.plan import write_plan
 
 
 def plan_grid(sweep: SweepConfig, sentences_file: Path) -> Grid:
@@ -24,7 +24,7 @@ def plan_grid(sweep: SweepConfig, sentences_file: Path) -> Grid:
 def run_grid(store: Store, sweep: SweepConfig, sentences_file: Path, grid: Grid, *,
              rerun_errored: bool = False, stream=None, subset: list[TrialConfig] | None = None) -> Outcome:
     """Write the plan (the whole grid), then dispatch what is missing of it, or of ``subset``
-    (the trials ``--only`` chose: :mod:`orchestrator.only`)."""
+    (the trials ``--only`` chose: :mod:`phantom.orchestrator.only`)."""
     stream = stream or sys.stderr
     write_plan(store, sweep, sentences_file, grid.ids, grid.skipped)
     for s in grid.skipped:

@@ -1,7 +1,9 @@
 """Read a sweep YAML: ``include:`` chains (local keys win, cycles raise) and ``--set`` overrides.
 
 The result is a plain dict for :meth:`SweepConfig.from_dict` plus where the sentences file is.
-Every problem is a one-line :class:`ConfigError` naming the file and the key.
+Every problem is a one-line :class:`ConfigError` naming the file and the key. A sweep is a path
+or the name of a built-in sweep (:mod:`phantom.sweeps`: :func:`locate_sweep`); :func:`builtin`
+lists those, :func:`init_sweep` copies one, with the files it reads, to edit.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from phantom.errors import ConfigError
-from orchestrator.config import SweepConfig
+from phantom import sweeps
+from phantom.errors import ConfigError, suggest
+from phantom.orchestrator.config import SweepConfig
 
 
 class _Loader(yaml.SafeLoader):
@@ -121,9 +124,77 @@ def resolve_sentences_file(file: str, sweep_file: Path | None) -> Path:
     return Path(os.getcwd(), p).resolve()
 
 
+def locate_sweep(spec: str | os.PathLike) -> Path:
+    """The file of a sweep given as a path (``sweeps/lr50.yaml``, ``my.yaml``) or as the name of
+    a built-in sweep (``lr50``); a path that exists wins. A ConfigError names both kinds."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    shipped = sweeps.path(str(spec))
+    if shipped is not None:
+        return shipped
+    names = sweeps.names()
+    stem = Path(str(spec)).name.removesuffix(sweeps.SUFFIX)
+    hint = f" Did you mean '{stem}'?" if stem in names else suggest(stem, names)
+    raise ConfigError(f"sweep file not found: {spec}.{hint} Built-in sweeps: {', '.join(names)} "
+                      "(`phantom sweeps` lists them)")
+
+
+def builtin() -> list[tuple[str, str]]:
+    """(name, description) of each built-in sweep, by name."""
+    out = []
+    for name in sweeps.names():
+        described = read_tree(sweeps.path(name)).get("description")
+        out.append((name, str(described) if described else ""))
+    return out
+
+
+def init_sweep(name: str, dest: str | os.PathLike = ".", *, force: bool = False) -> list[Path]:
+    """Copy the built-in sweep ``name`` into the folder ``dest``, with the files it reads (the
+    files it includes and its sentences file), to edit; returns the files written. An existing
+    file is refused (nothing is written) unless ``force``."""
+    source = sweeps.path(name)
+    if source is None:
+        from phantom.errors import unknown
+
+        raise ConfigError(unknown("built-in sweep", name, sweeps.names()))
+    files = _reads(source)
+    dest = Path(dest).expanduser()
+    targets = [dest / f.name for f in files]
+    clash = [str(t) for t in targets if t.exists()]
+    if clash and not force:
+        raise ConfigError(f"{', '.join(clash)} {'exists' if len(clash) == 1 else 'exist'} already: edit, or pass --force to overwrite")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f, target in zip(files, targets):
+        target.write_bytes(f.read_bytes())
+    return targets
+
+
+def _reads(path: Path) -> list[Path]:
+    """``path``, the files it includes (recursively) and its sentences file, once each: the
+    built-in sweeps sit in one folder and name one another by file name."""
+    out: list[Path] = []
+
+    def visit(p: Path) -> None:
+        if p in out:
+            return
+        out.append(p)
+        includes = (parse_yaml(p.read_text(encoding="utf-8"), p.name) or {}).get("include") or []
+        for inc in [includes] if isinstance(includes, str) else includes:
+            visit(p.parent / inc)
+
+    visit(path)
+    file = SweepConfig.from_dict(read_tree(path)).sentences.file
+    sentences = resolve_sentences_file(file, path)
+    if sentences.parent == path.resolve().parent and sentences.is_file() and sentences not in out:
+        out.append(sentences)
+    return out
+
+
 def load_sweep(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> tuple[SweepConfig, Path]:
-    """(the validated sweep, the absolute sentences file) for a sweep YAML and ``--set``s."""
-    path = Path(path)
+    """(the validated sweep, the absolute sentences file) for a sweep YAML — a path or a
+    built-in sweep's name — and ``--set``s."""
+    path = locate_sweep(path)
     data = read_tree(path)
     for assignment in overrides:
         data = apply_set(data, assignment)

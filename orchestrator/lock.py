@@ -22,7 +22,7 @@ How the lock is made atomic depends on the storage:
   second later to detect a concurrent writer, honoured through its heartbeat. One line says so.
 
 The backends (each storage's create, read, take-over, heartbeat and release) live in
-:mod:`orchestrator.lock_backends`; this module holds the lock and decides when it is stale.
+:mod:`phantom.orchestrator.lock_backends`; this module holds the lock and decides when it is stale.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from phantom import layout
 from phantom.errors import PhantomError
 from phantom.storage import Store
-from orchestrator.lock_backends import (  # read_lock and s3_client: part of this module's face
+from phantom.orchestrator.lock_backends import (  # read_lock and s3_client: part of this module's face
     AdvisoryLock,
     FileLock,
     NoConditionalWrites,

@@ -1,5 +1,5 @@
 """How the sweep lock file is created, refreshed, taken over and released, by storage
-(:mod:`orchestrator.lock` holds the lock and decides; the guarantees are described there).
+(:mod:`phantom.orchestrator.lock` holds the lock and decides; the guarantees are described there).
 
 - :class:`FileLock`: a local or shared filesystem, ``O_CREAT | O_EXCL``, a rename aside for a
   takeover;

@@ -1,7 +1,7 @@
 """Trial packs and dispatch units.
 
-A *pack* is what one worker trains at a time (:func:`workers.trial.run_pack`): up to K trials
-that share :func:`workers.trial.pack_key` (model, sentence, contexts, protocol, budget,
+A *pack* is what one worker trains at a time (:func:`phantom.workers.trial.run_pack`): up to K trials
+that share :func:`phantom.workers.trial.pack_key` (model, sentence, contexts, protocol, budget,
 settings) and differ in learning rate or seed, trained as one vectorised loop. Each member
 keeps its own id, rows and record; a stopped or diverged member leaves the pack and the rest go
 on. A *unit* is one Ray Tune trial: one pack, or when a sweep has many packs a batch of
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from phantom.config import TrialConfig
 from phantom.protocols import Protocol
-from orchestrator.config import SweepConfig
+from phantom.orchestrator.config import SweepConfig
 
 # The default most-trials-per-pack, per device and protocol (``resources.pack: auto``): the one
 # table, from bench/bench_packs.py (docs/design/packs.md, docs/results/benchmarks.md). CPU, measured on smollm2-135m: a LoRA
@@ -35,23 +35,23 @@ from orchestrator.config import SweepConfig
 # 0.4-0.5x (vmap) or ~1x (loop), so full FT stays unpacked. CUDA, not measured (no GPU was lent):
 # LoRA packs are launch-bound and a member costs 7 MB beside the shared base, so 8 is
 # conservative; full FT stays unpacked until a GPU run of the benchmark shows the vmap pack pays.
-# Prefix tuning always runs as a loop pack (workers.packs.pack_engine), so it gains nothing.
+# Prefix tuning always runs as a loop pack (phantom.workers.packs.pack_engine), so it gains nothing.
 PACK_DEFAULTS: dict[str, dict[Protocol, int]] = {
     "cpu": {Protocol.LORA: 8, Protocol.LORA_FROZEN_HEAD: 8, Protocol.PREFIX: 1, Protocol.FULL: 1},
     "cuda": {Protocol.LORA: 8, Protocol.LORA_FROZEN_HEAD: 8, Protocol.PREFIX: 1, Protocol.FULL: 1},
 }
 # testing knob: "module:function" of an engine factory the trainable hands to run_pack for
-# packs of several trials (orchestrator.testing:loop_engine runs them one model each)
+# packs of several trials (phantom.orchestrator.testing:loop_engine runs them one model each)
 PACK_ENGINE_ENV = "PHANTOM_PACK_ENGINE"
 
 
 def packed_engines_available() -> bool:
-    """Whether packs of several trials can run here: the packed engines (``workers.packs``)
+    """Whether packs of several trials can run here: the packed engines (``phantom.workers.packs``)
     are installed, or a test engine is set through PHANTOM_PACK_ENGINE."""
     if os.environ.get(PACK_ENGINE_ENV):
         return True
     try:
-        return importlib.util.find_spec("workers.packs") is not None
+        return importlib.util.find_spec("phantom.workers.packs") is not None
     except ImportError:
         return False
 
@@ -61,7 +61,7 @@ def untied_head(model: str | None) -> bool:
     it; hub models are not looked up)."""
     if model is None:
         return False
-    from models import EMBEDDED  # torch-free
+    from phantom.models import EMBEDDED  # torch-free
 
     return model in EMBEDDED and not EMBEDDED[model].tied
 
@@ -91,7 +91,7 @@ def check_packing(sweep: SweepConfig) -> None:
 
     if isinstance(sweep.resources.pack, int) and sweep.resources.pack > 1 and not packed_engines_available():
         raise ConfigError(
-            f"`resources.pack: {sweep.resources.pack}` needs the packed engines (workers.packs), which are "
+            f"`resources.pack: {sweep.resources.pack}` needs the packed engines (phantom.workers.packs), which are "
             "not installed here; use `pack: 1` or `pack: auto`"
         )
 
@@ -114,7 +114,7 @@ class Pack:
         return "pack-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
 
 
-# the fields that are not part of the pack key: workers.trial.pack_key hashes every field of the
+# the fields that are not part of the pack key: phantom.workers.trial.pack_key hashes every field of the
 # config but these (it sets lr and seed to constants, bracket_id drops lr and stopper)
 _FREE_FIELDS = frozenset({"lr", "seed", "stopper"})
 
@@ -124,7 +124,7 @@ _GROUP_FIELDS = tuple(f.name for f in dataclasses.fields(TrialConfig) if f.name 
 
 
 def pack_group(cfg: TrialConfig) -> tuple:
-    """The grouping of :func:`workers.trial.pack_key` (the definition, which ``run_pack``
+    """The grouping of :func:`phantom.workers.trial.pack_key` (the definition, which ``run_pack``
     checks) without its hash: the values of every other field, compared as values. A few us a
     trial where ``pack_key`` costs ~100 us, which counts at 100,000 trials."""
     return tuple(getattr(cfg, name) for name in _GROUP_FIELDS)

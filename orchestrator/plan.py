@@ -1,7 +1,7 @@
 """The sweep folder as the driver writes it: where it is, its plan, what is pending, leftovers.
 
 Two guards against losing or duplicating a trial, either enough on its own: Ray Tune's
-restore (:mod:`orchestrator.engine`), and the data: a trial whose record is complete
+restore (:mod:`phantom.orchestrator.engine`), and the data: a trial whose record is complete
 (``Store.completed_trial_ids``) is never dispatched again (the trainable re-checks before it
 starts).
 """
@@ -18,9 +18,9 @@ from phantom.config import TrialConfig
 from phantom.errors import StorageError
 from phantom.outcomes import TrialStatus
 from phantom.storage import Store
-from orchestrator.config import SweepConfig
-from orchestrator.expand import Skip
-from orchestrator.status import read_records, read_worker_skips
+from phantom.orchestrator.config import SweepConfig
+from phantom.orchestrator.expand import Skip
+from phantom.orchestrator.status import read_records, read_worker_skips
 
 
 def sweep_store(sweep: SweepConfig, storage: str | None) -> Store:

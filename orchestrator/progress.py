@@ -1,7 +1,7 @@
 """The live progress view of a sweep: trials done / running / failed / pending, steps/s, ETA.
 
-It follows Tune trials, which are dispatch units (:mod:`orchestrator.packing`): each reports
-(:class:`~orchestrator.unit_report.UnitReport`) its members' counts as they finish (finished,
+It follows Tune trials, which are dispatch units (:mod:`phantom.orchestrator.packing`): each reports
+(:class:`~phantom.orchestrator.unit_report.UnitReport`) its members' counts as they finish (finished,
 failed, skipped), the members of the pack it is running, and member-steps. A unit retried
 after its worker died keeps what its earlier attempts finished (their records are on disk)
 and counts the new attempt on top.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ray.tune import Callback
 
-from orchestrator.unit_report import UnitReport
+from phantom.orchestrator.unit_report import UnitReport
 
 _ACTIVE: ProgressView | None = None
 LIVE_EVERY_S = 0.25  # the terminal's live line is recomputed at most this often
@@ -33,7 +33,7 @@ def activate(view: ProgressView | None) -> None:
 
 
 def _key(trial) -> str:
-    """The unit id of a Tune trial (:func:`orchestrator.engine.unit_id`)."""
+    """The unit id of a Tune trial (:func:`phantom.orchestrator.engine.unit_id`)."""
     config = trial.config
     return config["unit"] if "unit" in config else config["pack"]["id"]
 
@@ -138,6 +138,8 @@ class ProgressView:
     def result(self, key: str, result: UnitReport | Mapping) -> None:
         """A unit's report (Tune's result dict: :meth:`UnitReport.from_dict` reads it)."""
         report = result if isinstance(result, UnitReport) else UnitReport.from_dict(result)
+        if report.start_error:  # its worker could not load Phantom: nothing ran (the watch stops the run)
+            return
         if report.existing or key in self.ignored:  # complete before: a restore re-checks it
             unit = self.units.get(key)
             if unit is not None and any(unit.total(k) for k in ("finished", "failed", "skipped")):

@@ -1,12 +1,13 @@
-"""The front door: ``phantom sweep run`` and ``resume``.
+"""The front door: ``phantom sweep run`` and ``resume`` (:func:`run_file`, :func:`resume`; the
+command line and ``phantom.run`` / ``phantom.resume`` call these).
 
 Everything that can be checked is checked before anything is written or started: the sweep
 file, every model (resolvable here), every sentence (one token per word), packing. Then the
-driver takes the folder's lock (one driver per folder, :mod:`orchestrator.lock`), brings up
-Ray and checks that the cluster can run a pack at all (:class:`orchestrator.engine.RaySession`),
+driver takes the folder's lock (one driver per folder, :mod:`phantom.orchestrator.lock`), brings up
+Ray and checks that the cluster can run a pack at all (:class:`phantom.orchestrator.session.RaySession`),
 cleans what killed processes left behind, and hands over to the sweep's search mode —
-:mod:`orchestrator.grid` or :mod:`orchestrator.etac` — which dispatches through
-:mod:`orchestrator.engine`. Imports run one way: runner -> modes -> engine.
+:mod:`phantom.orchestrator.grid` or :mod:`phantom.orchestrator.etac` — which dispatches through
+:mod:`phantom.orchestrator.engine`. Imports run one way: runner -> modes -> engine.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import sys
 from pathlib import Path
 
 from phantom.tracking import prepare_tracking
-from orchestrator import etac, grid
-from orchestrator.config import SweepConfig
-from orchestrator.engine import Outcome, RaySession
-from orchestrator.loader import open_folder
-from orchestrator.compactor import Compactor
-from orchestrator.lock import SweepLock
-from orchestrator.only import check_only, describe_only, select
-from orchestrator.packing import check_packing
-from orchestrator.plan import clean_leftovers, sweep_store
-from orchestrator.status import format_status, query_hint, sweep_status
+from phantom.orchestrator import etac, grid
+from phantom.orchestrator.config import SweepConfig
+from phantom.orchestrator.engine import Outcome
+from phantom.orchestrator.session import RaySession
+from phantom.orchestrator.loader import open_folder
+from phantom.orchestrator.compactor import Compactor
+from phantom.orchestrator.lock import SweepLock
+from phantom.orchestrator.only import check_only, describe_only, select
+from phantom.orchestrator.packing import check_packing
+from phantom.orchestrator.plan import clean_leftovers, sweep_store
+from phantom.orchestrator.status import format_status, query_hint, sweep_status
 from phantom import layout
 from phantom.errors import StorageError
 from phantom.outcomes import TrialStatus
@@ -36,12 +38,40 @@ from phantom.storage import Store
 from phantom.storage_errors import check_store, is_transient, storage_cause, storage_cause_text, storage_error
 
 
+def run_file(file, overrides=(), *, storage: str | None = None, address: str | None = None,
+             verbose: bool = False, stream=None, only: dict[str, tuple] | None = None) -> Outcome:
+    """What ``phantom sweep run FILE`` does: load the sweep (a path, or a built-in sweep by
+    name) with its ``--set`` overrides, check its trackers are installed, run what is missing."""
+    from phantom.orchestrator.loader import load_sweep
+    from phantom.storage_errors import translated
+    from phantom.tracking import check_installed
+
+    sweep, sentences = load_sweep(file, overrides)
+    check_installed(sweep.tracking)  # a tracker without its package: fail before anything starts
+    root = (storage or sweep.storage or "").rstrip("/")
+    with translated(f"{root}/{sweep.name}"):  # a refused write: one line naming cause and path
+        return run_sweep(sweep, sentences, storage=storage, address=address, verbose=verbose,
+                         stream=stream, only=only)
+
+
+def finished_ok(outcome: Outcome) -> bool:
+    """Whether the sweep (or, with ``only``, the selected trials) completed without an error:
+    what exit status 0 means for ``phantom sweep run``."""
+    from phantom.orchestrator.status import read_records
+
+    if outcome.selected is None:
+        return sweep_status(outcome.uri).finished_ok
+    table = read_records(Store.open(outcome.uri), set(outcome.selected))
+    statuses = table.column("status").to_pylist() if table is not None else []
+    return len(statuses) == len(set(outcome.selected)) and TrialStatus.ERROR.value not in statuses
+
+
 def run_sweep(
     sweep: SweepConfig, sentences_file: Path, *, storage: str | None = None, address: str | None = None,
     rerun_errored: bool = False, verbose: bool = False, stream=None, only: dict[str, tuple] | None = None,
 ) -> Outcome:
     """Check, lock, plan, dispatch what is missing (of the trials ``only`` selects: see
-    :mod:`orchestrator.only`), and print the summary."""
+    :mod:`phantom.orchestrator.only`), and print the summary."""
     stream = stream or sys.stderr
     store = sweep_store(sweep, storage)
     check_store(store)  # an object store: reachable, the credentials accepted, the bucket there
@@ -100,9 +130,13 @@ def summary(uri: str) -> str:
 def resume(path: str, *, address: str | None = None, rerun_errored: bool = False, verbose: bool = False,
            stream=None, only: dict[str, tuple] | None = None) -> Outcome:
     """Continue the sweep of an existing folder from what it holds (``only``: part of it)."""
-    with open_folder(path) as (sweep, sentences, root):
-        return run_sweep(sweep, sentences, storage=root, address=address, rerun_errored=rerun_errored,
-                         verbose=verbose, stream=stream, only=only)
+    from phantom.storage_errors import translated
+
+    with translated(path):  # an unreachable or refusing store: one line
+        check_store(Store.open(path))
+        with open_folder(path) as (sweep, sentences, root):
+            return run_sweep(sweep, sentences, storage=root, address=address, rerun_errored=rerun_errored,
+                             verbose=verbose, stream=stream, only=only)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,8 +168,12 @@ class RefusalWatch(logging.Filter):
         if cause is None and record.levelno >= logging.ERROR:
             cause = storage_cause_text(record.getMessage())
             exc = _Refused(record.getMessage()) if cause else None
-        if cause is None:  # after a refusal, Ray's errors are its consequences ("Trials did not complete")
-            return self.verbose or self.refusal is None or record.levelno < logging.ERROR
+        if cause is None:
+            if self.verbose or record.levelno < logging.ERROR:
+                return True
+            # after a refusal, Ray's errors are its consequences ("Trials did not complete"); a
+            # unit that failed is said by Phantom itself (a record, a retry, the watch's line)
+            return self.refusal is None and not _tune_trial_failure(record)
         if not is_transient(cause):
             self.refused(exc)
         return self.verbose
@@ -163,6 +201,13 @@ class RefusalWatch(logging.Filter):
         self.lock.on_refused = None
 
 
+def _tune_trial_failure(record: logging.LogRecord) -> bool:
+    """Tune's log of a trial (a unit) that failed, with its traceback: what it means is on
+    disk and in the progress line (the unit's records, its retry, the watch's one line)."""
+    return record.name.startswith("ray.tune") and record.getMessage().startswith(
+        ("Trial task failed for trial", "Trials did not complete"))
+
+
 def write_refusal(store: Store) -> BaseException | None:
     """Whether the folder refuses a write now (a small probe, removed at once): the exception
     when it does for a storage reason, else None."""
@@ -187,7 +232,7 @@ def forget_refused(store: Store, lock, quiet: bool = False) -> int:
     refused a write: the failure was the storage's, not the trial's, so the trial is pending
     again and the next run or resume re-runs it (without ``--errored``). Under the lock only.
     ``quiet``: best effort (right after a refusal the deletes may be refused too)."""
-    from orchestrator.status import read_records
+    from phantom.orchestrator.status import read_records
 
     if not getattr(lock, "held", False):
         raise StorageError(f"refusing to change {store.uri} without holding its lock")

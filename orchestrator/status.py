@@ -32,8 +32,8 @@ class SweepStatus:
     orphans: int = 0  # steps files without a record: leftovers of killed trials, never results
     extra: int = 0  # complete records not in the plan (an earlier version of the sweep file)
     holder: dict | None = None  # the driver holding the folder's lock, if any
-    holder_stale: bool = False  # that driver is provably gone (orchestrator.lock.is_stale)
-    holder_why: str = ""  # why it counts as live or stale (orchestrator.lock.liveness)
+    holder_stale: bool = False  # that driver is provably gone (phantom.orchestrator.lock.is_stale)
+    holder_why: str = ""  # why it counts as live or stale (phantom.orchestrator.lock.liveness)
 
     @property
     def done(self) -> int:
@@ -87,7 +87,7 @@ def read_worker_skips(store: Store) -> dict[str, dict]:
 
 
 def sweep_status(path: str | Store) -> SweepStatus:
-    from orchestrator.lock import is_stale, liveness, read_lock
+    from phantom.orchestrator.lock import is_stale, liveness, read_lock
 
     store = path if isinstance(path, Store) else Store.open(path)
     plan = read_plan(store)
@@ -132,6 +132,16 @@ def sweep_status(path: str | Store) -> SweepStatus:
     )
 
 
+def read_status(path: str) -> SweepStatus:
+    """:func:`sweep_status` of a folder given by the user (``phantom sweep status``): the
+    storage checked first, so an unreachable or refusing store is one line."""
+    from phantom.storage_errors import check_store, translated
+
+    with translated(path):
+        check_store(Store.open(path))
+        return sweep_status(path)
+
+
 def query_hint(uri: str) -> str:
     return (
         f'phantom query {uri} "SELECT sentence_id, lr, status, steps_done FROM trials ORDER BY sentence_id, lr"'
@@ -152,7 +162,7 @@ def _stops(stopped: dict[str, int]) -> str:
 
 
 def format_status(st: SweepStatus, limit: int = 10) -> str:
-    from orchestrator.lock import describe_holder
+    from phantom.orchestrator.lock import describe_holder
 
     counts = ", ".join(f"{st.counts.get(s.value, 0)} {s.value}" for s in TrialStatus)
     lines = [f"sweep {st.name} at {st.uri}"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from phantom.layout import STEPS_DIR, TRIALS_DIR
 from phantom.outcomes import TrialStatus
-from workers.sentences import DEFAULT_SENTENCES as SENTENCES  # the shipped sentences file
+from phantom.workers.sentences import DEFAULT_SENTENCES as SENTENCES  # the shipped sentences file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,16 +77,16 @@ def descendants(pid: int) -> set[int]:
 
 
 def loop_engine(cfgs, base, batch, g):
-    """A pack engine for tests (``PHANTOM_PACK_ENGINE=orchestrator.testing:loop_engine``): one
-    :class:`~workers.engines.SingleEngine` per member, stepped in turn. Same interface and
+    """A pack engine for tests (``PHANTOM_PACK_ENGINE=phantom.orchestrator.testing:loop_engine``): one
+    :class:`~phantom.workers.engines.SingleEngine` per member, stepped in turn. Same interface and
     results as a packed engine, none of its speed; lets the dispatch of packs be tested before
-    (and independently of) ``workers.packs``."""
+    (and independently of) ``phantom.workers.packs``."""
     return LoopEngine(cfgs, base, batch, g)
 
 
 class LoopEngine:
     def __init__(self, cfgs, base, batch, g) -> None:
-        from workers.engines import SingleEngine
+        from phantom.workers.engines import SingleEngine
 
         self.engines = [SingleEngine(c, base, batch, g) for c in cfgs]
         self.active = list(range(len(cfgs)))
@@ -95,7 +95,7 @@ class LoopEngine:
     def forward(self, train: bool):
         import torch
 
-        from workers.engines import Forward
+        from phantom.workers.engines import Forward
 
         outs = [self.engines[k].forward(train) for k in self.active]
         self._losses = {k: o.loss for k, o in zip(self.active, outs)}  # each member's own graph

@@ -1,5 +1,5 @@
-"""The Ray Tune trainable: one Tune trial = one dispatch unit (:mod:`orchestrator.packing`),
-its packs run one after another, each through ``workers.trial.run_pack`` (the code path of
+"""The Ray Tune trainable: one Tune trial = one dispatch unit (:mod:`phantom.orchestrator.packing`),
+its packs run one after another, each through ``phantom.workers.trial.run_pack`` (the code path of
 ``phantom trial``), writing Parquet straight to the sweep's storage. The unit's members are
 read from its file (``ray/<run>.units/<unit id>.json``); Tune's config holds only its id.
 
@@ -9,7 +9,7 @@ whose worker died, a second dispatch), so a retried unit re-forms from what is p
 is complete is asked of the store (``completed_trial_ids``, ``read_records``), never of a
 record's file. A record with status ``error`` is re-run: the driver only dispatches it when
 asked (``--errored``). A failure while loading — the model, the tokenizer — is written down as
-an ``error`` record for every member of that pack (workers.trial.record_failure), never only
+an ``error`` record for every member of that pack (phantom.workers.trial.record_failure), never only
 reported.
 
 Each start of a pack appends an attempt (Ray node id, host, pid, time, dispatch) to
@@ -31,7 +31,7 @@ from typing import Any
 
 from phantom import layout
 from phantom.outcomes import TrialStatus
-from orchestrator.unit_report import UnitReport
+from phantom.orchestrator.unit_report import UnitReport
 
 REPORT_EVERY_S = 0.5  # progress results to the driver at most this often (each is a round trip)
 
@@ -41,7 +41,7 @@ def left_out(store, trial_ids: list[str], dispatch: str) -> set[str]:
     diverged), or any complete record written in this ``dispatch`` (an ``error`` record is
     re-run when dispatched, but once: not again when the unit is retried). One listing of what
     is complete; a record that cannot be read is not a result."""
-    from orchestrator.status import read_records
+    from phantom.orchestrator.status import read_records
 
     done = store.completed_trial_ids() & set(trial_ids)
     if not done:
@@ -129,8 +129,10 @@ def phantom_trainable(config: dict[str, Any]) -> None:
     files under the sweep's ``ray/``), ``storage`` (the sweep folder URI), ``cpus``,
     ``retries``, ``tracking``, ``step_delay_s`` (testing knob: sleep after each step so a test
     can act mid-trial), ``engine`` (testing knob)."""
+    if not _can_start():
+        return
+    from phantom.orchestrator.packing import read_unit
     from phantom.storage import Store
-    from orchestrator.packing import read_unit
 
     store = Store.open(config["storage"])
     packs = read_unit(store, config)
@@ -160,13 +162,41 @@ def phantom_trainable(config: dict[str, Any]) -> None:
     progress.report(force=True)
 
 
+def _can_start() -> bool:
+    """Whether this worker can load what a unit needs (torch, the worker's modules); if not,
+    the unit says so to the driver (:mod:`phantom.orchestrator.watch`) and records nothing: a
+    node that cannot import Phantom is not the trials' fault."""
+    try:
+        import torch  # noqa: F401
+
+        from phantom.tracking import open_tracking  # noqa: F401
+        from phantom.workers.models import load_model_cached  # noqa: F401
+        from phantom.workers.trial import run_pack  # noqa: F401
+    except ImportError as exc:
+        from ray import tune
+
+        where = f"node {_node_ip()}, host {socket.gethostname()}"
+        tune.report(UnitReport(start_error=f"{type(exc).__name__}: {exc} ({where})", done=True).to_dict())
+        return False
+    return True
+
+
+def _node_ip() -> str | None:
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address()
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress: _Progress) -> None:
     """One pack of the unit: its attempt, the model, the loop; every member ends with a record
     (or a skip file), whatever happens short of the worker dying."""
     from phantom.errors import SentenceError
     from phantom.tracking import record_of
-    from workers.models import load_model_cached
-    from workers.trial import record_failure, resolve_ids, run_pack
+    from phantom.workers.models import load_model_cached
+    from phantom.workers.trial import record_failure, resolve_ids, run_pack
 
     tried = {c.trial_id: read_attempts(store, c.trial_id) for c in todo}
     died = max(sum(a.get("dispatch") == dispatch for a in tried[c.trial_id]) for c in todo)

@@ -1,8 +1,8 @@
 """What a dispatch unit tells the driver while it runs: one frozen dataclass, both ends.
 
-A unit (:mod:`orchestrator.trainable`, on a worker) sends a :class:`UnitReport` through
+A unit (:mod:`phantom.orchestrator.trainable`, on a worker) sends a :class:`UnitReport` through
 ``tune.report``, which takes a dict: :meth:`UnitReport.to_dict` there and nowhere else. The
-driver's progress view (:mod:`orchestrator.progress`) reads Tune's result back with
+driver's progress view (:mod:`phantom.orchestrator.progress`) reads Tune's result back with
 :meth:`UnitReport.from_dict`, which leaves out the keys Tune adds of its own
 (``training_iteration``, ``time_this_iter_s``, ...). Counts are this attempt's, cumulative: the
 view keeps what an earlier attempt of the unit, whose worker died, had counted.
@@ -27,6 +27,7 @@ class UnitReport:
     pack_steps: int = 0  # of those, the steps of the pack running now
     existing: bool = False  # every member was complete before the unit started: nothing ran
     done: bool = False  # the unit's last report
+    start_error: str = ""  # why the worker could not load what the unit needs ("": it could): nothing ran
 
     def to_dict(self) -> dict[str, Any]:
         """The dict ``tune.report`` sends (what was not said left out)."""
@@ -40,5 +41,10 @@ class UnitReport:
             value = result.get(f.name)
             if value is None:
                 continue
-            values[f.name] = bool(value) if f.type in ("bool", bool) else int(value)
+            if f.type in ("bool", bool):
+                values[f.name] = bool(value)
+            elif f.type in ("str", str):
+                values[f.name] = str(value)
+            else:
+                values[f.name] = int(value)
         return cls(**values)

@@ -1,13 +1,22 @@
 """Phantom: run, resume and analyse the phantom-transitions fine-tuning study at scale.
 
-The project is split by concept (see README): ``workers`` runs one trial, ``orchestrator``
-runs many with Ray Tune, ``analysis`` reads what they wrote with DuckDB. This package holds
-what all three share: errors, configuration, paths and the command line, and the Python API
-for notebooks (:mod:`phantom.api`): :func:`open` results, :func:`run` or :func:`resume` a sweep.
-Importing it is light: DuckDB, matplotlib, Ray and torch load when a function needs them.
+Everything installs under this one import root (docs/design/layout.md): ``phantom.workers``
+runs one trial, ``phantom.orchestrator`` runs many with Ray Tune, ``phantom.analysis`` reads
+what they wrote with DuckDB, ``phantom.models`` says where a model's weights come from. The
+modules directly under ``phantom`` are the floor all of them use (errors, configuration,
+schema, outcomes, storage) and, on top, the Python API for notebooks (:mod:`phantom.api`):
+:func:`open` results, :func:`run` or :func:`resume` a sweep — and the command line
+(:mod:`phantom.cli`).
+
+This face is lazy: ``import phantom`` (or ``import phantom.errors``) loads none of the API, the
+orchestrator or the analysis until a name below is read.
 """
 
-from phantom.api import Results, RunResult, open, resume, run
+from phantom.lazy import face
 from phantom.release import __version__
 
-__all__ = ["Results", "RunResult", "__version__", "open", "resume", "run"]
+__getattr__, __dir__, _names = face(__name__, {
+    "Results": "phantom.api", "RunResult": "phantom.api", "open": "phantom.api",
+    "resume": "phantom.api", "run": "phantom.api",
+})
+__all__ = [*_names, "__version__"]

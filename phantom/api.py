@@ -1,19 +1,18 @@
 """The Python API: results as DuckDB relations and matplotlib figures, sweeps run from Python.
 
-A notebook calls the same code as the command line: :func:`open` reads results through the
-read-only connection of ``phantom query`` (analysis.db ``connect_readonly``, with the statement
-check of analysis.commands.query), its view methods come from the view registry
-(analysis.views), its figures and figure methods from the report's registry (analysis.report);
-:func:`run` and :func:`resume` call what ``phantom sweep run`` and ``phantom sweep resume`` call
-(orchestrator.cli, orchestrator.runner). This module is the face: reading lives in
-phantom.reading, running in phantom.running.
+A notebook calls the same code as the command line, through the same faces of the layers:
+:func:`open` reads results through the read-only connection of ``phantom query``
+(:mod:`phantom.analysis`), its view methods come from the view registry, its figures and figure
+methods from the report's registry; :func:`run` and :func:`resume` call what ``phantom sweep
+run`` and ``phantom sweep resume`` call (:mod:`phantom.orchestrator`). This module is the face:
+reading lives in phantom.reading, running in phantom.running.
 Errors are the CLI's: a :class:`~phantom.errors.PhantomError` leaf with a one-line message.
 
 Example:
     ```python
     import phantom
 
-    done = phantom.run("sweeps/lr50.yaml", storage="runs", training__steps=20)
+    done = phantom.run("lr50", storage="runs", training__steps=20)
     with phantom.open(done.uri) as res:
         res.fits().df()
         res.sql("SELECT character, count(*) AS n FROM trial_summary GROUP BY 1").pl()

@@ -30,6 +30,11 @@ class QueryError(PhantomError):
     """A SQL query was refused or failed."""
 
 
+class ClusterError(PhantomError):
+    """The Ray cluster cannot run the trials: it cannot be reached, or its workers cannot start
+    Phantom (another version, or none, on a node's path)."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """``" Did you mean 'x'?"`` for a likely typo, else an empty string."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)

@@ -22,7 +22,7 @@ per-trial quantities are written once each:
   largest rate that does not flip and hi the smallest that does; *non-monotone* when lo ≥ hi.
   :func:`eta_c` here (used by the search to propose rates) and the SQL ``eta_c`` view.
 - **character** (SPEC §4): from the jump concentration ratio R, in SQL only
-  (``analysis.summary``); a flip at step 1 has no shoulder to judge and is its own label.
+  (``phantom.analysis.summary``); a flip at step 1 has no shoulder to judge and is its own label.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ asks it here instead of testing its name:
 head"): an untied head stays trainable under ``lora``; a tied head *is* the embedding, so it
 trains exactly when the embedding does. ``lora-frozen-head`` is the paper's missing ablation
 (Appendix A): the same LoRA with an untied head frozen explicitly (:data:`HEAD_ABLATION`).
-How each protocol is applied to a model is :mod:`workers.protocols`.
+How each protocol is applied to a model is :mod:`phantom.workers.protocols`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Reading results from Python: :func:`open` and :class:`Results` (the face is phantom.api).
 
-:func:`open` reads results through the read-only connection of ``phantom query`` (analysis.db
-``connect_readonly``, with the statement check of analysis.commands.query). What the results
+:func:`open` reads results through the read-only connection of ``phantom query`` (``connect_readonly``
+of :mod:`phantom.analysis`, with the statement check of ``phantom query``). What the results
 offer is generated from the registries, never listed here: the view methods from the view
-registry (analysis.views), the figures and their methods (``phase_diagram()``, ``phi_curves()``,
-...) from the report's registry (analysis.report), so a view or a figure registered later is a
+registry (phantom.analysis.views), the figures and their methods (``phase_diagram()``, ``phi_curves()``,
+...) from the report's registry (phantom.analysis.report), so a view or a figure registered later is a
 method without any change here.
 """
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import duckdb
     from matplotlib.figure import Figure
 
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis import AnalysisSettings
 
 __all__ = ["Results", "UnknownViewError", "open"]
 
@@ -46,7 +46,7 @@ def open(paths: PathLike | Iterable[PathLike], all_trials: bool = False, **setti
             that ``phantom analyze`` writes.
         all_trials: Also analyse complete trial records that no plan names (``--all-trials``).
         **settings: The analysis settings of ``phantom analyze`` / ``phantom query``, by the
-            field names of ``analysis.settings.AnalysisSettings``: ``catapult``,
+            field names of ``phantom.analysis.settings.AnalysisSettings``: ``catapult``,
             ``catapult_like``, ``intermediate``, ``borderline``, ``saturation_window``,
             ``saturation_tol``, ``bootstrap``, ``bootstrap_seed``, ``confidence``, and
             ``lr_ref`` as a mapping protocol -> rate (merged with the defaults, like
@@ -111,7 +111,7 @@ class Results:
     """
 
     def __init__(self, targets: list[PathLike], settings: AnalysisSettings | None):
-        from analysis import db
+        from phantom.analysis import connect_readonly, resolve_results
 
         self.settings = settings
         # Two connections at most, each built once: the raw views (which trials, their steps:
@@ -122,9 +122,9 @@ class Results:
         self._conns: dict[str, Any] | None = {}
         if settings is None:  # a phantom.duckdb written by `phantom analyze`
             self.paths: tuple[str, ...] = (os.fspath(targets[0]),)
-            self._conns[_ALL] = db.connect_readonly(targets)
+            self._conns[_ALL] = connect_readonly(targets)
         else:
-            self._stores = db.resolve_results(targets)
+            self._stores = resolve_results(targets)
             self.paths = tuple(s.root if s.is_local else s.uri for s in self._stores)
             self._connection(_RAW)
 
@@ -146,8 +146,7 @@ class Results:
         """
         import duckdb
 
-        from analysis.db import one_line
-        from analysis.commands.query import check_read_only
+        from phantom.analysis import check_read_only, one_line
 
         statement = check_read_only(text)
         conn = self._connection(_needs(statement))
@@ -179,7 +178,7 @@ class Results:
         The registry's internal steps (views marked ``internal``) are left out; they can still
         be queried with :meth:`sql`.
         """
-        from analysis.views import REGISTRY  # the face: every view registered
+        from phantom.analysis import REGISTRY  # the face: every view registered
 
         return {v.name: v.doc for v in REGISTRY.public()}
 
@@ -210,7 +209,7 @@ class Results:
     @staticmethod
     def figures() -> dict[str, str]:
         """The report's figures, by the key :meth:`figure` takes, each with its caption."""
-        from analysis.report import REPORT
+        from phantom.analysis import REPORT
 
         return {f.key: f.caption for f in REPORT.figures.values()}
 
@@ -218,7 +217,7 @@ class Results:
     def figure_methods() -> dict[str, str]:
         """The figures that are methods (``phase_diagram``, ``phi_curves``, ...), each with the
         key :meth:`figure` takes: ``res.phase_diagram()`` is ``res.figure("phase")``."""
-        from analysis.report import REPORT
+        from phantom.analysis import REPORT
 
         return {name: f.key for name, f in REPORT.methods().items()}
 
@@ -238,7 +237,7 @@ class Results:
             StorageError: The results hold no data for that figure (the message says what it
                 needs).
         """
-        from analysis.report import REPORT
+        from phantom.analysis import REPORT
 
         if key not in REPORT.figures:
             raise ConfigError(unknown("figure", key, REPORT.figures))
@@ -250,7 +249,7 @@ class Results:
         return fig
 
     def _figure_method(self, name: str, key: str):
-        from analysis.report import REPORT
+        from phantom.analysis import REPORT
 
         def draw() -> Figure:
             return self.figure(key)
@@ -290,10 +289,10 @@ class Results:
         if _ALL in self._conns:  # everything is there (the raw views too)
             return self._conns[_ALL]
         if kind not in self._conns:
-            from analysis import db
+            from phantom.analysis import connect_readonly
 
             only = " ".join(_raw_views()) if kind == _RAW else None
-            self._conns[kind] = db.connect_readonly(self._stores, self.settings, only_for=only)
+            self._conns[kind] = connect_readonly(self._stores, self.settings, only_for=only)
         return self._conns[kind]
 
 
@@ -301,8 +300,8 @@ _RAW, _ALL = "raw", "all"
 
 
 def _raw_views() -> list[str]:
-    """The raw views: they read the result files only (analysis.views)."""
-    from analysis.views import REGISTRY
+    """The raw views: they read the result files only (phantom.analysis.views)."""
+    from phantom.analysis import REGISTRY
 
     return [v.name for v in REGISTRY.order() if v.kind == "raw"]
 
@@ -310,7 +309,7 @@ def _raw_views() -> list[str]:
 def _needs(statement: str) -> str:
     """_RAW when the statement names only raw views, else _ALL (a statement that names no view,
     as SHOW TABLES, gets every view: as in ``phantom query``)."""
-    from analysis.views import REGISTRY
+    from phantom.analysis import REGISTRY
 
     named = REGISTRY.named_in(statement)
     return _RAW if named and set(named) <= set(_raw_views()) else _ALL
@@ -318,7 +317,7 @@ def _needs(statement: str) -> str:
 
 def _settings(all_trials: bool, given: Mapping[str, Any]) -> AnalysisSettings:
     """AnalysisSettings from keyword arguments, checked as the CLI's options are."""
-    from analysis.settings import AnalysisSettings, parse_lr_ref
+    from phantom.analysis import AnalysisSettings, parse_lr_ref
 
     fields = {f.name: f for f in dataclasses.fields(AnalysisSettings)}
     allowed = sorted(set(fields) - {"all_trials"})

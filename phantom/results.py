@@ -1,6 +1,6 @@
 """The results store: one pair of files per trial as workers write them, compacted into parts.
 
-A worker writes one trial at a time (:mod:`workers.trial`)::
+A worker writes one trial at a time (:mod:`phantom.workers.trial`)::
 
     steps/<trial_id>.parquet     its step rows, first
     trials/<trial_id>.parquet    its record, last: the trial is complete when this exists
@@ -53,7 +53,7 @@ READ_THREADS = 8  # loose files read at once (object stores answer each GET slow
 
 LOOSE = ""  # the ``part`` of a loose record
 
-# Which copy of a trial id readers keep (analysis.sources' trial_records uses the SQL form; a
+# Which copy of a trial id readers keep (phantom.analysis.sources' trial_records uses the SQL form; a
 # test checks both on the same rows): a result before an error, then the latest finish, then a
 # loose copy before a part, then the earlier part.
 def keep_order_sql(*tiebreak: str) -> str:

@@ -1,6 +1,7 @@
 """Running sweeps from Python: :func:`run`, :func:`resume` and :class:`RunResult` (the face is
 phantom.api). They call what ``phantom sweep run`` and ``phantom sweep resume`` call
-(orchestrator.cli, orchestrator.runner), with the same one-line errors.
+(:func:`phantom.orchestrator.run_file`, :func:`phantom.orchestrator.resume`), with the same
+one-line errors.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def run(sweep_file: PathLike, storage: PathLike | None = None, only: Mapping[str
     is written when the sweep file, a model, a sentence or ``only`` is wrong.
 
     Args:
-        sweep_file: The sweep YAML (e.g. ``sweeps/lr50.yaml``).
+        sweep_file: The sweep YAML (e.g. ``sweeps/lr50.yaml``), or the name of a built-in sweep
+            (``"lr50"``; ``phantom sweeps`` lists them).
         storage: The results root (a path or URI); the data goes to ``STORAGE/NAME``
             (``--storage``; default: the file's ``storage`` key).
         only: Run only the trials with these values (``--only``): a mapping of ``model``,
@@ -84,8 +86,7 @@ def run(sweep_file: PathLike, storage: PathLike | None = None, only: Mapping[str
         done.ok, done.uri
         ```
     """
-    from orchestrator.cli import finished_ok, run_file
-    from orchestrator.only import parse_only
+    from phantom.orchestrator import finished_ok, parse_only, run_file
 
     selected = parse_only(_only_specs(only))
     sets = [_set_spec(key, value) for key, value in overrides.items()]
@@ -112,9 +113,8 @@ def resume(folder: PathLike, errored: bool = False, only: Mapping[str, Any] | No
         StorageError: ``folder`` is not a sweep folder.
         PhantomError: Any other error ``phantom sweep resume`` reports.
     """
-    from orchestrator.cli import finished_ok
-    from orchestrator.only import parse_only
-    from orchestrator.runner import resume as resume_sweep
+    from phantom.orchestrator import finished_ok, parse_only
+    from phantom.orchestrator import resume as resume_sweep
 
     selected = parse_only(_only_specs(only))
     outcome = resume_sweep(_text(folder), address=address, rerun_errored=errored, verbose=verbose,

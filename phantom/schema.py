@@ -70,7 +70,7 @@ STEP_FIELDS: list[tuple[str, pa.DataType]] = [
 STEP_SCHEMA = pa.schema(STEP_FIELDS)
 STEP_COLUMNS = [name for name, _ in STEP_FIELDS]
 
-# The observables proper (what workers.observables computes), in contract order.
+# The observables proper (what phantom.workers.observables computes), in contract order.
 OBSERVABLE_COLUMNS = STEP_COLUMNS[STEP_COLUMNS.index("p_g") :]
 
 
@@ -131,7 +131,7 @@ TRIAL_COLUMNS = TRIAL_SCHEMA.names
 
 # ----------------------------------------------------------------------------------------------
 # the geometry Parquet (``DIR/geometry/<model>.parquet``), written by ``phantom geometry``
-# (workers.geometry) and read by the analysis: one row per (model, sentence); the model-level
+# (phantom.workers.geometry) and read by the analysis: one row per (model, sentence); the model-level
 # bulk statistics repeat on every row, so one file per model is self-contained. A model none of
 # whose sentences could be evaluated still gets one row, with ``sentence_id`` NULL.
 

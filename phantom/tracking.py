@@ -123,7 +123,7 @@ def metrics_of(row: dict) -> dict[str, float]:
 
 
 def record_of(result) -> dict:
-    """What ``trial_finished`` takes, from a ``workers.trial.TrialResult``."""
+    """What ``trial_finished`` takes, from a ``phantom.workers.trial.TrialResult``."""
     return {"trial_id": result.trial_id, "status": str(result.status), "steps_done": result.steps_done,
             "stop_reason": result.stop_reason, "error": result.error, "wall_s": result.wall_s}
 

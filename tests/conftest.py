@@ -14,7 +14,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 @pytest.fixture(scope="session")
 def tiny_models():
     """The three tiny families, loaded once per session (read-only: trials deep-copy them)."""
-    from workers.models import load_model
+    from phantom.workers.models import load_model
 
     return {name: load_model(name) for name in ("tiny-gpt2", "tiny-neox", "tiny-llama")}
 

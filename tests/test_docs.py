@@ -74,8 +74,8 @@ def test_the_site_builds_strictly_with_every_page(site):
 
 @needs_mkdocs
 def test_views_reference_lists_exactly_the_registered_views(site):
-    from analysis import db  # noqa: F401  (registers every view)
-    from analysis.registry import REGISTRY
+    from phantom.analysis import db  # noqa: F401  (registers every view)
+    from phantom.analysis.registry import REGISTRY
 
     page = site / "reference" / "views.html"
     user, helpers = ids(page, "view-"), ids(page, "helper-view-")
@@ -126,7 +126,7 @@ def test_cli_reference_names_every_subcommand(site):
 
 @needs_mkdocs
 def test_sweep_file_reference_has_every_key(site):
-    from orchestrator.config import SweepConfig
+    from phantom.orchestrator.config import SweepConfig
 
     text = html.unescape((site / "reference" / "sweep-file.html").read_text(encoding="utf-8"))
     for f in dataclasses.fields(SweepConfig):

@@ -1,5 +1,5 @@
 """Training engines: what turns one (or a pack of) trial config(s) into forward passes and
-optimizer steps. The trial loop (:mod:`workers.trial`) is the same for every engine.
+optimizer steps. The trial loop (:mod:`phantom.workers.trial`) is the same for every engine.
 
 An engine trains ``K`` *members* (trials sharing model, sentence, protocol, contexts and
 budget; they differ in learning rate or seed) and answers, per step:
@@ -13,7 +13,7 @@ budget; they differ in learning rate or seed) and answers, per step:
 - ``drop(member)``: the member leaves the pack (stopped, diverged); the rest go on.
 
 :class:`SingleEngine` trains one trial the plain way (a copy of the model, peft for the
-adapters, accelerate, AdamW). Packed engines live in :mod:`workers.packs`.
+adapters, accelerate, AdamW). Packed engines live in :mod:`phantom.workers.packs`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 
 from phantom.config import TrialConfig
-from workers.models import LoadedModel
-from workers.protocols import apply_protocol, count_params
+from phantom.workers.models import LoadedModel
+from phantom.workers.protocols import apply_protocol, count_params
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """``phantom geometry``: inference only, no training (SPEC §5 "bulk embedding geometry").
 
 The probe runs a model, so it lives where models run (workers/); analysis reads what it writes
-(the ``geometry`` views of analysis.views.sources) and never imports it. ``phantom predict``
-measures a model its reference has not with :func:`measure_rows`.
+(the ``geometry`` views of phantom.analysis.views.sources) and never imports it. ``phantom predict``
+measures a model its reference has not with :func:`measure_geometry` (the command line hands it in).
 
 Bulk statistics of the input embedding E: N random distinct token pairs (seeded), G = ψ_i·ψ_j,
 mean G², the fraction with G > τ, the KS distance of the G² sample to a fitted normal and to a
 fitted exponential, and the class (A: normal fits better, B: exponential). Per sentence: G_max
-(input embedding and LM head), base Born rank, B₀, ε₀ and Φ₀ (workers.probe at step 0, the
+(input embedding and LM head), base Born rank, B₀, ε₀ and Φ₀ (phantom.workers.probe at step 0, the
 mean over the sentence's contexts). Written to ``OUT/geometry/<model>.parquet``.
 """
 
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from analysis import stats
+from phantom.analysis import stats
 from phantom.schema import GEOMETRY_SCHEMA
 
 HIST_BINS = 60
@@ -90,7 +90,7 @@ def sentence_values(loaded, sentence, *, pool_mass: float, pool_cap: int) -> dic
     """Per-sentence base values: G_max (embedding, head), Born rank, B₀, ε₀, Φ₀ (context mean)."""
     import torch
 
-    from workers.probe import probe_sentence
+    from phantom.workers.probe import probe_sentence
 
     rows = probe_sentence(loaded, sentence, pool_mass=pool_mass, pool_cap=pool_cap)
     g, c = rows[0]["g"], rows[0]["c"]
@@ -123,7 +123,7 @@ def geometry_table(model_name: str, bulk: dict, sentences: list[dict], family: s
     return pa.Table.from_pylist(rows, schema=GEOMETRY_SCHEMA)
 
 
-def measure(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int = 0,
+def measure_geometry(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int = 0,
             sentences_path: str | None = None, only: list[str] | None = None,
             with_sentences: bool = True, pool_mass: float = 0.9, pool_cap: int = 1024,
             trust_remote_code: bool = False, warn=None):
@@ -131,8 +131,8 @@ def measure(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int =
     import torch
 
     from phantom.errors import SentenceError, unknown
-    from workers.models import load_model_cached
-    from workers.sentences import load_sentences
+    from phantom.workers.models import load_model_cached
+    from phantom.workers.sentences import load_sentences
 
     warn = warn or (lambda m: print(f"phantom geometry: {m}", file=sys.stderr))
     loaded = load_model_cached(model, trust_remote_code=trust_remote_code)  # read only, never trained
@@ -152,32 +152,14 @@ def measure(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int =
     return geometry_table(model, bulk, rows, loaded.family, loaded.tied)
 
 
-def measure_rows(args):
-    """``phantom predict``'s probe: ``model -> its geometry rows`` with the command's options."""
-
-    def rows(model: str) -> list[dict]:
-        return measure(model, n_pairs=args.pairs, tau=args.tau, seed=args.seed,
-                       sentences_path=args.sentences, trust_remote_code=args.trust_remote_code).to_pylist()
-
-    return rows
-
-
-def run_geometry(args) -> int:
+def write_geometry(table, out) -> str:
+    """Write a table of :func:`measure_geometry` to ``OUT/geometry/<model>.parquet`` (a folder or a
+    URI; the ``geometry`` view reads it); returns the file's path."""
     from phantom import layout
     from phantom.storage import Store
     from phantom.storage_errors import translated
 
-    table = measure(
-        args.model, n_pairs=args.pairs, tau=args.tau, seed=args.seed,
-        sentences_path=args.sentences, only=args.sentence, with_sentences=not args.no_sentences,
-        pool_mass=args.pool_mass, pool_cap=args.pool_cap, trust_remote_code=args.trust_remote_code,
-    )
-    store = Store.open(args.out)
+    store = Store.open(out)
+    model = table.column("model")[0].as_py()
     with translated(store.uri):  # an unreachable or refusing store: one line
-        path = store.write_table(table, *layout.geometry_file(args.model))
-    r = table.slice(0, 1).to_pylist()[0]
-    print(f"{args.model}: class {r['class']} (mean G² {r['mean_g2']:.4g}, G > {r['tau']:g}: "
-          f"{100 * r['frac_above_tau']:.2f}%, KS normal {r['ks_norm']:.3f} vs exponential "
-          f"{r['ks_exp']:.3f}); {sum(1 for x in table.column('sentence_id').to_pylist() if x)} sentences")
-    print(f"wrote {path}")
-    return 0
+        return store.write_table(table, *layout.geometry_file(model))

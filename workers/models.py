@@ -1,9 +1,9 @@
 """Loading a model's weights where the trial runs: (model, tokenizer) in float32, eval mode.
 
-What a name is and where its weights come from is :func:`models.resolve` (no torch): this
+What a name is and where its weights come from is :func:`phantom.models.resolve` (no torch): this
 module takes the resolved :class:`models.ModelSource` and loads it —
 
-- tiny: built from a config (:mod:`workers.tiny`);
+- tiny: built from a config (:mod:`phantom.workers.tiny`);
 - embedded: the float cache folder, de-quantized once from the verified GGUF (first use);
 - local: ``from_pretrained`` on the folder;
 - hub: ``from_pretrained`` on the id, from the local cache when it is there, else from the
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import models
-from models import Embedded, ModelSource
+from phantom import models
+from phantom.models import Embedded, ModelSource
 from phantom.errors import ModelError, suggest
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def load_model(name: str | ModelSource, *, trust_remote_code: bool = False,
     source = name if isinstance(name, ModelSource) else models.resolve(name)
     say = progress or (lambda msg: None)
     if source.kind == "tiny":
-        from workers.tiny import build_tiny
+        from phantom.workers.tiny import build_tiny
 
         model, tokenizer = build_tiny(source.name)
     elif source.kind == "embedded":

@@ -8,12 +8,12 @@ trial's contexts tiled K times, so member k owns rows ``k*n .. k*n+n-1``.
 - :class:`LoraPackEngine` (``lora``, ``lora-frozen-head``): K adapters over one frozen base.
   The base weights are shared, not copied (:func:`frozen_view`); each target projection adds
   ``scale * (x_k A_kᵀ) B_kᵀ`` by two ``bmm`` over the K stacked A (k, r, in) and B (k, out, r).
-  A is drawn by :func:`~workers.protocols.lora_a_init` from (seed, base module name), B starts
+  A is drawn by :func:`~phantom.workers.protocols.lora_a_init` from (seed, base module name), B starts
   at 0 — the adapters peft builds for the same trial alone. The untied LM head that ``lora``
   trains gets one copy per member (k, V, d); a tied or frozen head is shared.
 - :class:`FullPackEngine` (``full``): K stacked weight sets through ``torch.func``
   (``functional_call`` under ``vmap``) over the same frozen skeleton.
-- :class:`LoopEngine`: K :class:`~workers.engines.SingleEngine` side by side — the pack's
+- :class:`LoopEngine`: K :class:`~phantom.workers.engines.SingleEngine` side by side — the pack's
   bookkeeping without vectorisation. ``prefix`` runs here (see :func:`pack_engine`), and it is
   the ``mode="loop"`` reference of the benchmark.
 
@@ -34,14 +34,14 @@ from torch.optim.adam import adam as functional_adam
 from phantom.config import TrialConfig
 from phantom.errors import ConfigError
 from phantom.protocols import Protocol
-from workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for, drop_spare, logits_dtype
-from workers.models import LoadedModel
-from workers.protocols import count_params, lora_a_init, lora_targets
+from phantom.workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for, drop_spare, logits_dtype
+from phantom.workers.models import LoadedModel
+from phantom.workers.protocols import count_params, lora_a_init, lora_targets
 
 MODES = ("auto", "packed", "loop")
 
 # The default pack size per device and protocol (``resources.pack: auto``) is the orchestrator's
-# :data:`orchestrator.packing.PACK_DEFAULTS`, measured by bench/bench_packs.py.
+# :data:`phantom.orchestrator.packing.PACK_DEFAULTS`, measured by bench/bench_packs.py.
 
 
 def pack_engine(cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g: int, *, mode: str = "auto"):
@@ -105,7 +105,7 @@ class StackedAdamW:
     with its own learning rate, clipping and gradient norm.
 
     The update is torch's functional AdamW (the fused kernel where the device has one, as
-    ``workers.engines.adamw``) called once per member on its slices, so a member's numbers are
+    ``phantom.workers.engines.adamw``) called once per member on its slices, so a member's numbers are
     those of ``torch.optim.AdamW`` for the trial alone. The gradient norm is the one
     ``clip_grad_norm_`` computes: the 2-norm of the per-tensor 2-norms.
     """

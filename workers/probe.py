@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from workers import observables as obs
-from workers.models import LoadedModel
-from workers.sentences import Sentence, token_id
+from phantom.errors import SentenceError
+from phantom.workers import observables as obs
+from phantom.workers.models import LoadedModel
+from phantom.workers.sentences import Sentence, token_id, token_pieces
 
 
 @torch.no_grad()
@@ -44,3 +47,34 @@ def probe_sentence(
 def is_hard(values: dict) -> bool:
     """SPEC §1: the competitor leads under Born scoring at the base model (Φ₀ ≤ 0)."""
     return values["phi"] <= 0.0
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """``phantom sentences check`` for one sentence: its contexts' step-0 rows (g, c, gmax,
+    rank_g, rank_c, phi, pool_size, ...), G_gc from the LM-head rows (``g_head``: G_max itself
+    when the head is tied), or why the sentence cannot run on the model (``skipped``)."""
+
+    sentence_id: str
+    rows: tuple[dict, ...] = ()
+    g_head: float | None = None
+    skipped: str | None = None
+
+
+def check_sentences(loaded: LoadedModel, sentences: dict[str, Sentence]) -> list[SentenceCheck]:
+    """Each sentence on ``loaded`` at step 0, in the file's order (SPEC §1: hard when Φ₀ ≤ 0,
+    :func:`is_hard`); a sentence whose target or competitor is not one token is skipped, with
+    the pieces the tokenizer splits it into."""
+    W = loaded.head_weights().detach()
+    out = []
+    for s in sentences.values():
+        try:
+            rows = probe_sentence(loaded, s)
+        except SentenceError as exc:
+            bad = [w for w in (s.target, s.competitor) if len(token_pieces(loaded.tokenizer, w)) != 1]
+            pieces = ", ".join(f"'{w}' -> {token_pieces(loaded.tokenizer, w)}" for w in bad)
+            out.append(SentenceCheck(s.id, skipped=f"not a single token: {pieces or exc}"))
+            continue
+        psi = obs.unit_rows(W[[rows[0]["g"], rows[0]["c"]]])
+        out.append(SentenceCheck(s.id, tuple(rows), float(psi[0] @ psi[1])))
+    return out

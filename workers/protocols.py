@@ -55,7 +55,7 @@ def lora_a_init(seed: int, name: str, shape: tuple[int, int]) -> torch.Tensor:
     """The initial LoRA A (r, fan_in) of module ``name``: U(−1/√fan_in, 1/√fan_in), which is
     peft's default (kaiming-uniform, a = √5), drawn from a generator seeded by (seed, module
     name). B starts at 0. Drawing per module, not from the global RNG in creation order, makes a
-    trial's adapters the same whether it trains alone or in a pack (workers.packs)."""
+    trial's adapters the same whether it trains alone or in a pack (phantom.workers.packs)."""
     key = int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little")
     gen = torch.Generator().manual_seed(key & (2**63 - 1))
     bound = 1.0 / math.sqrt(shape[1])

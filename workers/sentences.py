@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from phantom import sweeps
 from phantom.errors import ConfigError, SentenceError, unknown
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SENTENCES = REPO_ROOT / "sweeps" / "sentences.yaml"
+DEFAULT_SENTENCES = sweeps.sentences_file()  # shipped in the package (phantom.sweeps)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _parse(entry: object, where: str) -> Sentence:
 
 
 def load_sentences(path: str | os.PathLike | None = None) -> dict[str, Sentence]:
-    """Read a sentences YAML file (default: sweeps/sentences.yaml) into {id: Sentence}."""
+    """Read a sentences YAML file (default: the shipped ``sentences.yaml``) into {id: Sentence}."""
     path = Path(path) if path is not None else DEFAULT_SENTENCES
     if not path.is_file():
         raise ConfigError(f"sentences file not found: {path}")

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from workers.models import LoadedModel
+from phantom.workers.models import LoadedModel
 
 TOL64 = 1e-10  # float64: relative to max(1, |value|)
 NOISE_MULTIPLE = 10  # float32: times the reference spread ...
@@ -46,7 +46,7 @@ def threads(n: int):
 def exact_attention():
     """Full packs keep the model's own attention (SDPA) inside the block: eager attention of
     llama and gpt_neox rounds its softmax to float32 even in a float64 model."""
-    from workers.packs import FullPackEngine
+    from phantom.workers.packs import FullPackEngine
 
     before = FullPackEngine.attention
     FullPackEngine.attention = None

@@ -1,7 +1,7 @@
 """Building a tiny test model: its weights from a config in milliseconds, offline.
 
 What a tiny model *is* (families, heads, vocabulary, the paper's G_max) lives in
-:mod:`models.tiny`, without torch; this module makes the torch model and its transformers
+:mod:`phantom.models.tiny`, without torch; this module makes the torch model and its transformers
 tokenizer for the sentences file (default: sweeps/sentences.yaml). ``plant`` sets the cosine
 overlap G_gc of chosen (target, competitor) pairs exactly, so tests can assert geometric
 quantities.
@@ -13,9 +13,9 @@ import math
 from typing import TYPE_CHECKING
 
 from phantom.errors import ModelError
-from models.tiny import (FAMILIES, HEADS, HIDDEN, LAYERS, PAPER_GMAX, SEED, TIED, UNK, planted_pairs, vocabulary,
+from phantom.models.tiny import (FAMILIES, HEADS, HIDDEN, LAYERS, PAPER_GMAX, SEED, TIED, UNK, planted_pairs, vocabulary,
                          word_tokenizer)
-from workers.sentences import load_sentences, token_id
+from phantom.workers.sentences import load_sentences, token_id
 
 if TYPE_CHECKING:  # torch loads when a model is built
     import torch

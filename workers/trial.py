@@ -30,10 +30,10 @@ from phantom.errors import ConfigError, SentenceError
 from phantom.outcomes import FlipStop, PhiSaturation, StopReason, TrialStatus, trial_phi
 from phantom.schema import STEP_COLUMNS, STEP_SCHEMA, TrialRecord
 from phantom.storage import Store
-from workers import observables as obs
-from workers.engines import Forward, SingleEngine, encode, release_memory
-from workers.models import LoadedModel, load_model_cached
-from workers.sentences import token_id
+from phantom.workers import observables as obs
+from phantom.workers.engines import Forward, SingleEngine, encode, release_memory
+from phantom.workers.models import LoadedModel, load_model_cached
+from phantom.workers.sentences import token_id
 
 # callback(cfg, step, rows of that step) -> a stop reason (e.g. "phi-saturation") or None
 StepCallback = Callable[[TrialConfig, int, list[dict]], "str | None"]
@@ -176,8 +176,8 @@ def run_pack(
     engine_factory=None,
 ) -> list[TrialResult]:
     """Run trials that share a pack key (:func:`pack_key`) together; one result per config, in
-    order. One config runs on :class:`~workers.engines.SingleEngine`; several on the packed
-    engine of their protocol (:func:`workers.packs.pack_engine`). Each member keeps its own id,
+    order. One config runs on :class:`~phantom.workers.engines.SingleEngine`; several on the packed
+    engine of their protocol (:func:`phantom.workers.packs.pack_engine`). Each member keeps its own id,
     rows, record, status, divergence and early stop; one that leaves the pack is written at once.
     """
     cfgs = list(cfgs)
@@ -202,7 +202,7 @@ def run_pack(
         elif len(cfgs) == 1:
             engine = SingleEngine(first, base, batch, g)
         else:
-            from workers.packs import pack_engine
+            from phantom.workers.packs import pack_engine
 
             engine = pack_engine(cfgs, base, batch, g)
         for k, m in enumerate(members):
@@ -276,7 +276,7 @@ def _finite(fwd: Forward, j: int) -> bool:
 
 
 def _observe(m: Member, fwd: Forward, j: int, E: torch.Tensor, g: int, c: int) -> list[dict]:
-    """SPEC §3 observables of each context of member ``m`` (pure functions, workers.observables)."""
+    """SPEC §3 observables of each context of member ``m`` (pure functions, phantom.workers.observables)."""
     o = m.cfg.observables
     values = []
     for i in range(fwd.z.shape[1]):

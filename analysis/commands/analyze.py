@@ -4,7 +4,7 @@
 Writes ``<table>.parquet`` and ``<table>.csv`` for each summary table, ``phantom.duckdb``
 (views over the raw Parquet by absolute path, and over these snapshots, so any DuckDB client can
 open it), and ``report.html``. Each view is computed once, in dependency order: a cache view
-(analysis.registry) becomes a table that the views built on it read.
+(phantom.analysis.registry) becomes a table that the views built on it read.
 
 Everything is first written to a staging folder (``analysis/.staging-*.tmp``) and moved into
 place once every table and the report exist: an error while computing leaves the previous
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from phantom.layout import ANALYSIS_DIR, DATABASE_FILE, PARQUET, REPORT_FILE, TMP_SUFFIX
 from phantom.storage import Store
 
-from analysis import db
-from analysis.settings import AnalysisSettings
-from analysis.views import REGISTRY, ViewContext
+from phantom.analysis import db
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.views import REGISTRY, ViewContext
 
 
 @dataclass
@@ -70,7 +70,7 @@ def analyze(
                 t0 = time.perf_counter()
         i += 1
         if report:
-            from analysis.report import build_report  # figures and tables: the report's registry
+            from phantom.analysis.report import build_report  # figures and tables: the report's registry
 
             t0 = time.perf_counter()
             say(f"[{i}/{total}] {REPORT_FILE} (figures) ...")
@@ -78,7 +78,7 @@ def analyze(
             result.seconds["report"] = time.perf_counter() - t0
             say(f"[{i}/{total}] {REPORT_FILE} in {result.seconds['report']:.1f} s")
             i += 1
-        from analysis.report.summary_text import summary_text
+        from phantom.analysis.report.summary_text import summary_text
 
         result.summary = summary_text(conn, out)
         # the tables are complete: move them into place, then the database that reads them

@@ -7,9 +7,9 @@ has one (as the ``blind_prediction`` view does); then
 
 and rate X is above threshold for sentence s when X > η_c(s) (X·G_max(s) > θ*_pred).
 
-The command itself (its options, and the geometry of a model the reference has not measured,
-which loads the model) is in workers/cli.py beside ``phantom geometry``: analysis reads files
-and never runs a model, so the probe is handed in as ``measure``.
+Analysis reads files and never runs a model: the geometry of a model the reference has not
+measured is handed in as ``measure`` (the command line hands in the workers' probe,
+:func:`phantom.workers.measure_geometry`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Prediction:
     eta_c: float
     theta: float
     sentences: tuple[SentencePrediction, ...]
-    reference: str = "class peers"  # or "all others (no class peer)" (analysis.views.tables)
+    reference: str = "class peers"  # or "all others (no class peer)" (phantom.analysis.views.tables)
 
 
 def predict(model: str, protocol: str, model_class: str, lr: float, lr_ref: float,
@@ -69,61 +69,70 @@ def predict(model: str, protocol: str, model_class: str, lr: float, lr_ref: floa
                       tuple(sorted(reference_H)), gbar, lr_ref / h_class, theta, per, reference)
 
 
-def _geometry_rows(args, conn, measure: Callable[[str], list[dict]] | None) -> list[dict]:
-    from analysis import db
+def _geometry_rows(model: str, geometry: str | None, conn,
+                   measure: Callable[[str], list[dict]] | None) -> list[dict]:
+    from phantom.analysis import db
 
-    if args.geometry:
+    if geometry:
         import pyarrow.parquet as pq
 
-        rows = [r for r in pq.read_table(args.geometry).to_pylist() if r["model"] == args.model]
+        rows = [r for r in pq.read_table(geometry).to_pylist() if r["model"] == model]
         if not rows:
-            raise StorageError(f"{args.geometry} has no geometry for '{args.model}'")
+            raise StorageError(f"{geometry} has no geometry for '{model}'")
         return rows
-    rows = db.records(conn, "SELECT model, class, sentence_id, gmax FROM geometry_rows WHERE model = ?", [args.model])
+    rows = db.records(conn, "SELECT model, class, sentence_id, gmax FROM geometry_rows WHERE model = ?", [model])
     if rows:
         return rows
     if measure is None:
-        raise StorageError(f"no geometry of '{args.model}' in the reference: run "
-                           f"`phantom geometry --model {args.model} --out DIR` or give --geometry")
-    return measure(args.model)
+        raise StorageError(f"no geometry of '{model}' in the reference: run "
+                           f"`phantom geometry --model {model} --out DIR` or give --geometry")
+    return measure(model)
 
 
-def run_predict(args, settings, measure: Callable[[str], list[dict]] | None = None) -> int:
-    """``phantom predict``: ``measure(model)`` -> its geometry rows, for a model that neither the
-    reference nor ``--geometry`` has (workers.geometry measures it)."""
-    from analysis import db
+def predict_blind(model: str, protocol: str, lr: float, reference, settings, *, geometry: str | None = None,
+                  measure: Callable[[str], list[dict]] | None = None) -> Prediction:
+    """``phantom predict``: the blind prediction for ``model`` under ``protocol`` at rate ``lr``
+    from the reference results folders ``reference`` (their fits and geometry). The model's own
+    geometry: the Parquet ``geometry``, else the reference's, else ``measure(model)`` -> its
+    geometry rows (the workers' probe: analysis never runs a model)."""
+    from phantom.analysis import db
 
-    lr_ref = settings.lr_ref_map.get(args.protocol)
+    lr_ref = settings.lr_ref_map.get(protocol)
     if lr_ref is None:
-        raise ConfigError(f"no η_ref for protocol '{args.protocol}': give --lr-ref {args.protocol}=RATE")
-    conn = db.connect(args.reference, settings)
+        raise ConfigError(f"no η_ref for protocol '{protocol}': give --lr-ref {protocol}=RATE")
+    conn = db.connect(reference, settings)
     try:
-        rows = _geometry_rows(args, conn, measure)
+        rows = _geometry_rows(model, geometry, conn, measure)
         cls = rows[0]["class"]
         others = db.fetch(
             conn,
             "SELECT f.model, f.H, coalesce(g.class = ?, false) FROM fits f "
             "LEFT JOIN geometry g USING (model) "
             "WHERE f.protocol = ? AND f.model <> ? AND f.H IS NOT NULL",
-            [cls, args.protocol, args.model],
+            [cls, protocol, model],
         )
     finally:
         conn.close()
-    from analysis.views.tables import ALL_OTHERS, CLASS_PEERS
+    from phantom.analysis.views.tables import ALL_OTHERS, CLASS_PEERS
 
     peers = {m: h for m, h, same in others if same}
-    reference = CLASS_PEERS if peers else ALL_OTHERS
+    kind = CLASS_PEERS if peers else ALL_OTHERS
     ref = peers or {m: h for m, h, _ in others}
     gmax = {r["sentence_id"]: r["gmax"] for r in rows if r["sentence_id"]}
-    p = predict(args.model, args.protocol, cls, args.lr, lr_ref, ref, gmax, reference)
-    if args.format == "json":
-        print(json.dumps(asdict(p), indent=1))
-        return 0
-    print(f"{p.model}: class {p.model_class}; H̄_{p.protocol} = {p.H_class:.4g} from "
-          f"{', '.join(p.reference_models)} ({p.reference})")
-    print(f"predicted η_c = {p.eta_c:.4g} (η_ref {p.lr_ref:g}), θ* = {p.theta:.4g} "
-          f"(Ḡ_max {p.gmax_mean:.4f})")
-    print(f"{'sentence':<16} {'G_max':>7} {'η_c(s)':>10}  rate {p.lr:g}")
+    return predict(model, protocol, cls, lr, lr_ref, ref, gmax, kind)
+
+
+def prediction_json(p: Prediction) -> str:
+    return json.dumps(asdict(p), indent=1)
+
+
+def prediction_lines(p: Prediction) -> list[str]:
+    """The table ``phantom predict`` prints."""
+    lines = [f"{p.model}: class {p.model_class}; H̄_{p.protocol} = {p.H_class:.4g} from "
+             f"{', '.join(p.reference_models)} ({p.reference})",
+             f"predicted η_c = {p.eta_c:.4g} (η_ref {p.lr_ref:g}), θ* = {p.theta:.4g} "
+             f"(Ḡ_max {p.gmax_mean:.4f})",
+             f"{'sentence':<16} {'G_max':>7} {'η_c(s)':>10}  rate {p.lr:g}"]
     for s in p.sentences:
-        print(f"{s.sentence_id:<16} {s.gmax:>7.4f} {s.eta_c:>10.4g}  {'above' if s.above else 'below'}")
-    return 0
+        lines.append(f"{s.sentence_id:<16} {s.gmax:>7.4f} {s.eta_c:>10.4g}  {'above' if s.above else 'below'}")
+    return lines

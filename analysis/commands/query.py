@@ -1,7 +1,7 @@
 """``phantom query``: one read-only SQL statement over the views, printed or saved.
 
 Read-only twice over: the statement type is checked before anything runs (only SELECT-like
-statements and EXPLAIN pass), and the connection itself cannot write (analysis.db
+statements and EXPLAIN pass), and the connection itself cannot write (phantom.analysis.db
 ``connect_readonly``). DuckDB's own error message comes back as one line (QueryError).
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from phantom.errors import QueryError
 
-from analysis.db import one_line
+from phantom.analysis.db import one_line
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -48,6 +48,17 @@ def run_query(conn, sql: str):
         return conn.sql(stmt).to_arrow_table()
     except duckdb.Error as exc:
         raise QueryError(one_line(exc)) from None
+
+
+def query(paths, sql: str, settings=None):
+    """``phantom query``: ``sql`` (one read-only statement) over the results ``paths`` (folders,
+    globs, or a ``phantom.duckdb``), as an Arrow table."""
+    from phantom.analysis import db
+    from phantom.storage_errors import translated
+
+    with translated(str(list(paths)[0])):  # an unreachable or refusing store: one line
+        with db.connect_readonly(paths, settings, only_for=sql) as conn:
+            return run_query(conn, sql)
 
 
 def render(table, fmt: str, out: str | None) -> None:

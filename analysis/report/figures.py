@@ -1,9 +1,9 @@
 """The paper's figures for one grid, as matplotlib figures, registered in the report's registry
-(analysis.report.registry) with the views each reads.
+(phantom.analysis.report.registry) with the views each reads.
 
 Each function takes a DuckDB connection with the analysis views and returns a
 :class:`matplotlib.figure.Figure`, or None when the grid has no data for that figure (the report
-then says what is missing). The report embeds them as PNG (analysis.report.draw ``png``); the
+then says what is missing). The report embeds them as PNG (phantom.analysis.report.draw ``png``); the
 Python API (phantom.Results) returns them as they are.
 """
 
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, sql_list
 from phantom.protocols import Protocol
 
-from analysis import db
-from analysis.report.draw import MAX_LINES, MAX_PANELS, figure as _figure, grid as _grid, in_list as _in_list
-from analysis.report.registry import REPORT
+from phantom.analysis import db
+from phantom.analysis.report.draw import MAX_LINES, MAX_PANELS, figure as _figure, grid as _grid, in_list as _in_list
+from phantom.analysis.report.registry import REPORT
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -225,7 +225,7 @@ def burial(conn) -> Figure | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# the report's figures, in the report's order (the frozen-head ablation: analysis.report.figures_arch)
+# the report's figures, in the report's order (the frozen-head ablation: phantom.analysis.report.figures_arch)
 
 REPORT.figure("phase", "Phase diagram: η·G_max against the flip step, by character, with θ*_shape and θ*_resolve",
               reads=("trial_summary", "fits"), missing="needs trials", method="phase_diagram")(phase_diagram)

@@ -1,20 +1,20 @@
 """Cross-architecture figures: the frozen-head ablation (`lora` against `lora-frozen-head`).
 
-Registered in the report's registry (analysis.report.registry) after the paper's figures
-(analysis.report.figures), as optional: a folder without the ablation gets one line, not a
+Registered in the report's registry (phantom.analysis.report.registry) after the paper's figures
+(phantom.analysis.report.figures), as optional: a folder without the ablation gets one line, not a
 section. Like every figure function, each takes a DuckDB connection with the analysis views and
 returns a matplotlib Figure, or None when the folder has no data for it (the report then prints
-the entry's note). The panels come from analysis.report.draw, as the paper's figures' do.
+the entry's note). The panels come from phantom.analysis.report.draw, as the paper's figures' do.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from analysis import db
-from analysis.report.draw import grid
-from analysis.report.registry import REPORT
-from analysis.views.tables import FROZEN_HEAD, LORA
+from phantom.analysis import db
+from phantom.analysis.report.draw import grid
+from phantom.analysis.report.registry import REPORT
+from phantom.analysis.views.tables import FROZEN_HEAD, LORA
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

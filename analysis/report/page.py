@@ -2,7 +2,7 @@
 and no external resources (it opens from a file, an e-mail or an artifact store as is).
 
 Its sections are the claims, then the entries of the report's registry
-(analysis.report.registry): every figure, then every table, in registration order."""
+(phantom.analysis.report.registry): every figure, then every table, in registration order."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 
 from phantom.release import __version__
 
-from analysis import db
-from analysis.report.draw import png as to_png
-from analysis.report.registry import REPORT  # complete: the face of analysis.report registers every entry
-from analysis.settings import AnalysisSettings
+from phantom.analysis import db
+from phantom.analysis.report.draw import png as to_png
+from phantom.analysis.report.registry import REPORT  # complete: the face of phantom.analysis.report registers every entry
+from phantom.analysis.settings import AnalysisSettings
 
 MAX_ROWS = 200
 

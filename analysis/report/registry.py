@@ -1,11 +1,11 @@
-"""The report's figures and tables, registered as the views are (analysis.registry).
+"""The report's figures and tables, registered as the views are (phantom.analysis.registry).
 
 An entry is a key, a caption, the views it reads and the function that draws it (a figure) or
 the ``SELECT`` that lists it (a table). The views are declared and checked when the entry is
 registered: reading a view the view registry does not have is an error, and so is a table whose
 SQL names a view it does not declare. What is built from this registry, nowhere else:
 
-- the HTML report (analysis.report.page): a section per figure, then a section per table, in
+- the HTML report (phantom.analysis.report.page): a section per figure, then a section per table, in
   registration order;
 - the Python API (phantom.Results): ``figures()``, ``figure(key)`` and one method per figure
   that names one (``phase_diagram()``, ``phi_curves()``, ...).
@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from analysis.registry import RegistryError, ViewRegistry
-from analysis.views import REGISTRY as VIEWS
+from phantom.analysis.registry import RegistryError, ViewRegistry
+from phantom.analysis.views import REGISTRY as VIEWS
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,6 @@ class ReportRegistry:
         return reads
 
 
-# The report's registry; analysis.report.figures / figures_arch / tables register into it, and
-# the face of analysis.report imports them all.
+# The report's registry; phantom.analysis.report.figures / figures_arch / tables register into it, and
+# the face of phantom.analysis.report imports them all.
 REPORT = ReportRegistry(VIEWS)

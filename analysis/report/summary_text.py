@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from phantom.storage import Store
 
-from analysis import db
+from phantom.analysis import db
 
 
 def _g(x, spec: str = ".3g") -> str:

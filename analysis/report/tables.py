@@ -1,5 +1,5 @@
 """The report's tables, in the report's order: each a view (or a selection of one) listed after
-the figures, registered with the views it reads (analysis.report.registry).
+the figures, registered with the views it reads (phantom.analysis.report.registry).
 
 Every snapshot view is also written whole by ``phantom analyze`` as Parquet and CSV; the report
 shows the first rows of these.
@@ -7,7 +7,7 @@ shows the first rows of these.
 
 from __future__ import annotations
 
-from analysis.report.registry import REPORT
+from phantom.analysis.report.registry import REPORT
 
 table = REPORT.table
 

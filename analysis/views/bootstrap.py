@@ -19,8 +19,8 @@ import numpy as np
 
 from phantom.outcomes import TrialStatus
 
-from analysis.registry import ViewContext, view
-from analysis.views.fits import shape_fit_sql
+from phantom.analysis.registry import ViewContext, view
+from phantom.analysis.views.fits import shape_fit_sql
 
 MASK = 0xFFFFFFFF
 M1, M2 = 0x7FEB352D, 0x846CA68B

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, Character, TrialStatus, sql_list
 from phantom.protocols import HEAD_ABLATION, Protocol
 
-from analysis.registry import ViewContext, view
+from phantom.analysis.registry import ViewContext, view
 
 OK = f"'{TrialStatus.OK}'"
 LORA = f"({sql_list(p for p in Protocol if p.is_lora)})"  # LoRA adapters over a frozen embedding

@@ -10,14 +10,14 @@
 - ``sentence_burial``: per sentence, the burial depth after fine-tuning at the reference rate.
 - ``fits``: one row per (model, protocol): θ*_shape with its errors and separating interval,
   θ*_resolve, H (Eq. 17), B_FT, each with a bootstrap interval over sentences
-  (analysis.bootstrap computes every fit once per resample; replicate 0 is the data itself).
+  (phantom.analysis.bootstrap computes every fit once per resample; replicate 0 is the data itself).
 """
 
 from __future__ import annotations
 
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, BracketStatus, Character, StopReason, TrialStatus, sql_list
 
-from analysis.registry import ViewContext, view
+from phantom.analysis.registry import ViewContext, view
 
 OK, DIVERGED, ERROR = (f"'{s}'" for s in (TrialStatus.OK, TrialStatus.DIVERGED, TrialStatus.ERROR))
 
@@ -193,7 +193,7 @@ ORDER BY model, protocol
 @view("fits", reads=("trial_summary", "eta_c", "fit_replicates", "resamples", "lr_ref"))
 def fits(ctx: ViewContext) -> str:
     """One row per (model, protocol): counts, θ*_shape, θ*_resolve, H, B_FT and their
-    bootstrap percentile intervals over sentences (SPEC §5; analysis.bootstrap)."""
+    bootstrap percentile intervals over sentences (SPEC §5; phantom.analysis.bootstrap)."""
     level = ctx.settings.confidence
     lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
 

@@ -33,8 +33,8 @@ from phantom.schema import GEOMETRY_SCHEMA, STEP_SCHEMA, TRIAL_SCHEMA
 from phantom.results import LOOSE, committed_parts, keep_order_sql, part_files
 from phantom.storage import Store
 
-from analysis.registry import ViewContext, view
-from analysis.schema import MODEL_COLUMNS, SENTENCE_COLUMNS, empty_select
+from phantom.analysis.registry import ViewContext, view
+from phantom.analysis.schema import MODEL_COLUMNS, SENTENCE_COLUMNS, empty_select
 
 
 @dataclass(frozen=True)

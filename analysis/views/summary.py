@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from phantom.outcomes import Character, StopReason, TrialStatus
 
-from analysis.registry import ViewContext, view
+from phantom.analysis.registry import ViewContext, view
 
 OK, DIVERGED, ERROR = (f"'{s}'" for s in (TrialStatus.OK, TrialStatus.DIVERGED, TrialStatus.ERROR))
 

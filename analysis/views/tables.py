@@ -2,7 +2,7 @@
 (causal isolation), 1 (stopping) and 5 (ablation), and the blind prediction (§7, Eq. 22).
 
 Spearman ρ is computed in SQL (average ranks for ties, then Pearson on the ranks); only the
-p-value calls the ``spearman_p`` function that :mod:`analysis.db` registers (SciPy's
+p-value calls the ``spearman_p`` function that :mod:`phantom.analysis.db` registers (SciPy's
 t-distribution, exactly as ``scipy.stats.spearmanr``). Its confidence interval is Fisher's z
 with the Bonett–Wright standard error, sqrt((1 + ρ²/2)/(n − 3)) (Bonett & Wright 2000,
 Psychometrika 65:23), the normal quantile of the configured level entering as a literal.
@@ -15,7 +15,7 @@ from statistics import NormalDist
 from phantom.outcomes import CATAPULT_LIKE, Character, sql_list
 from phantom.protocols import HEAD_ABLATION, Protocol
 
-from analysis.registry import ViewContext, view
+from phantom.analysis.registry import ViewContext, view
 
 EMBEDDING_FROZEN = sql_list(p for p in Protocol if p.embedding_frozen)  # protocols that cannot move E
 

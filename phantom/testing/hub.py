@@ -221,7 +221,7 @@ def _range_start(header: str | None) -> int:
 
 def save_tiny(name: str, folder: str | Path) -> Path:
     """Build a tiny test model (workers/tiny.py) and ``save_pretrained`` it with its tokenizer."""
-    from workers.tiny import build_tiny
+    from phantom.workers.tiny import build_tiny
 
     folder = Path(folder)
     model, tokenizer = build_tiny(name)

@@ -1,8 +1,8 @@
 import duckdb
 import pytest
 
-from analysis import db
-from analysis.settings import AnalysisSettings
+from phantom.analysis import db
+from phantom.analysis.settings import AnalysisSettings
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def open_views():
 @pytest.fixture
 def memdb():
     """An empty in-memory connection with the project's functions and the default lr_ref."""
-    from analysis.registry import ViewContext
+    from phantom.analysis.registry import ViewContext
 
     c = duckdb.connect()
     db.register_functions(c)
@@ -35,7 +35,7 @@ def memdb():
 @pytest.fixture
 def folder(tmp_path):
     """Three small trials (t0, t1, t2 at three rates) in one results folder."""
-    from analysis.testing import step_table, trial_record, write_trial
+    from phantom.analysis.testing import step_table, trial_record, write_trial
 
     for k, lr in enumerate([1e-5, 2e-5, 4e-5]):
         write_trial(tmp_path, step_table(f"t{k}", [-0.1, 0.05 * k, 0.1 * k], lr=lr),

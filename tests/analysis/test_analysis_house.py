@@ -14,25 +14,25 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "analysis"
 # a module may import only modules of lower rank (the commands at the top, the registry below)
 RANK = {
-    "analysis.schema": 0, "analysis.stats": 0, "analysis.settings": 0, "analysis.registry": 1,
-    "analysis.testing": 1,
-    "analysis.views.sources": 2, "analysis.views.summary": 2, "analysis.views.fits": 2,
-    "analysis.views.tables": 2, "analysis.views.claims": 2, "analysis.views.bootstrap": 3,
-    "analysis.views": 4,
-    "analysis.db": 5,
-    "analysis.report.registry": 6, "analysis.report.draw": 6, "analysis.report.summary_text": 6,
-    "analysis.report.figures": 7, "analysis.report.figures_arch": 7, "analysis.report.tables": 7,
-    "analysis.report.page": 7, "analysis.report": 8,
-    "analysis.commands.query": 9, "analysis.commands.predict": 9, "analysis.commands.analyze": 9,
-    "analysis.commands.cli": 10, "analysis.commands": 11,
-    "analysis": 12,
+    "phantom.analysis.schema": 0, "phantom.analysis.stats": 0, "phantom.analysis.settings": 0, "phantom.analysis.registry": 1,
+    "phantom.analysis.testing": 1,
+    "phantom.analysis.views.sources": 2, "phantom.analysis.views.summary": 2, "phantom.analysis.views.fits": 2,
+    "phantom.analysis.views.tables": 2, "phantom.analysis.views.claims": 2, "phantom.analysis.views.bootstrap": 3,
+    "phantom.analysis.views": 4,
+    "phantom.analysis.db": 5,
+    "phantom.analysis.report.registry": 6, "phantom.analysis.report.draw": 6, "phantom.analysis.report.summary_text": 6,
+    "phantom.analysis.report.figures": 7, "phantom.analysis.report.figures_arch": 7, "phantom.analysis.report.tables": 7,
+    "phantom.analysis.report.page": 7, "phantom.analysis.report": 8,
+    "phantom.analysis.commands.query": 9, "phantom.analysis.commands.predict": 9, "phantom.analysis.commands.analyze": 9,
+    "phantom.analysis.commands": 10,
+    "phantom.analysis": 11,
 }
 # analysis reads the files the others write; it never imports them (nor loads a model)
-FORBIDDEN = ("workers", "orchestrator", "models", "torch", "transformers", "peft", "ray")
+FORBIDDEN = ("phantom.workers", "phantom.orchestrator", "phantom.models", "torch", "transformers", "peft", "ray")
 
 
 def _name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = ("phantom", *path.relative_to(ROOT).with_suffix("").parts)  # analysis/ is phantom.analysis
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -41,7 +41,7 @@ MODULES = {_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 def _imports(path: Path) -> set[str]:
     """Every module this file imports, at module level or lazily in a function (not under
-    ``if TYPE_CHECKING:``); ``from analysis.views import fits`` counts as analysis.views.fits."""
+    ``if TYPE_CHECKING:``); ``from phantom.analysis.views import fits`` counts as phantom.analysis.views.fits."""
     out = set()
 
     def walk(node):
@@ -76,18 +76,18 @@ def test_imports_run_one_way(module):
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_analysis_reads_files_and_runs_no_model(module):
     """The geometry probe runs a model: it is workers/geometry.py, not analysis/."""
-    bad = sorted(m for m in _imports(MODULES[module]) if m.split(".")[0] in FORBIDDEN)
+    bad = sorted(m for m in _imports(MODULES[module]) if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
     assert not bad, f"{module} imports {bad}"
 
 
 def test_views_are_registered_in_one_place():
-    """Only the face of analysis.views imports the view modules for their side effect; db no
+    """Only the face of phantom.analysis.views imports the view modules for their side effect; db no
     longer registers them by importing them."""
-    face = _imports(MODULES["analysis.views"])
-    assert {f"analysis.views.{m}" for m in ("sources", "summary", "fits", "bootstrap", "tables", "claims")} <= face
-    assert "analysis.views" in _imports(MODULES["analysis.db"])
+    face = _imports(MODULES["phantom.analysis.views"])
+    assert {f"phantom.analysis.views.{m}" for m in ("sources", "summary", "fits", "bootstrap", "tables", "claims")} <= face
+    assert "phantom.analysis.views" in _imports(MODULES["phantom.analysis.db"])
     registering = {m for m, p in MODULES.items() if re.search(r"^@view\(", p.read_text(), re.MULTILINE)}
-    assert registering and all(m.startswith("analysis.views.") for m in registering)
+    assert registering and all(m.startswith("phantom.analysis.views.") for m in registering)
     assert all(m in face for m in registering)
 
 
@@ -112,7 +112,7 @@ def _query_help() -> str:
 
 
 def test_query_help_lists_exactly_the_public_views():
-    from analysis.views import REGISTRY
+    from phantom.analysis.views import REGISTRY
 
     listed = re.search(r"Views: ([a-z_, ]+)\.", _query_help()).group(1).split(", ")
     assert len(listed) == len(set(listed))
@@ -133,7 +133,7 @@ def test_docs_list_exactly_the_public_views_apart_from_the_helpers():
         import hooks
     finally:
         sys.path.remove(str(ROOT / "docs"))
-    from analysis.views import REGISTRY
+    from phantom.analysis.views import REGISTRY
 
     user = re.findall(r"\{#view-([a-z_]+)\}", hooks.gen_views())
     helpers = re.findall(r"\{#helper-view-([a-z_]+)\}", hooks.gen_helper_views())

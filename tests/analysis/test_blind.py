@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from analysis import db
-from analysis.commands.predict import predict
+from phantom.analysis import db
+from phantom.analysis.commands.predict import predict
 
 
 def test_predict_arithmetic():
@@ -33,8 +33,8 @@ def test_blind_prediction_view(memdb):
              "('b1','B'),('held','A')) v(model, class)")
     db.fetch(memdb, "CREATE TABLE geometry_sentences AS SELECT * FROM (VALUES ('held', 0.4), "
              "('held', 0.6)) v(model, gmax)")
-    from analysis.registry import ViewContext
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.registry import ViewContext
+    from phantom.analysis.settings import AnalysisSettings
 
     db.define_views(memdb, ViewContext((), AnalysisSettings()), ["blind_prediction"],
                     given=["fits", "geometry", "geometry_sentences"])
@@ -57,8 +57,8 @@ def test_blind_prediction_view(memdb):
 
 
 def _blind(memdb, fits_rows, classes, sentence_gmax=()):
-    from analysis.registry import ViewContext
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.registry import ViewContext
+    from phantom.analysis.settings import AnalysisSettings
 
     db.fetch(memdb, "CREATE TABLE fits (model VARCHAR, protocol VARCHAR, lr_ref DOUBLE, H DOUBLE, "
              "theta_resolve DOUBLE, gmax_resolved DOUBLE, gmax_all DOUBLE)")
@@ -151,20 +151,15 @@ def test_no_other_model_no_prediction_and_why(memdb):
 
 def test_predict_without_geometry_or_a_probe_says_how_to_get_one(folder):
     """analysis never runs a model: without ``--geometry``, without the model's geometry in the
-    reference and without a probe handed in (workers.geometry), the command says what to run."""
-    import argparse
-
-    from analysis.commands.predict import run_predict
-    from analysis.settings import AnalysisSettings
+    reference and without a probe handed in (phantom.workers.geometry), the command says what to run."""
+    from phantom.analysis import AnalysisSettings, predict_blind
     from phantom.errors import StorageError
 
-    args = argparse.Namespace(model="held-out", protocol="lora", lr=1e-3, reference=[str(folder)],
-                              geometry=None, format="json")
     with pytest.raises(StorageError, match=r"^no geometry of 'held-out' in the reference: run "
                                            r"`phantom geometry --model held-out --out DIR` or give --geometry$"):
-        run_predict(args, AnalysisSettings())
+        predict_blind("held-out", "lora", 1e-3, [str(folder)], AnalysisSettings())
     asked = []
     with pytest.raises(StorageError, match=r"^no other model has an H under 'lora'"):
-        run_predict(args, AnalysisSettings(),
-                    measure=lambda m: asked.append(m) or [{"model": m, "class": "A", "sentence_id": "s", "gmax": 0.5}])
+        predict_blind("held-out", "lora", 1e-3, [str(folder)], AnalysisSettings(),
+                      measure=lambda m: asked.append(m) or [{"model": m, "class": "A", "sentence_id": "s", "gmax": 0.5}])
     assert asked == ["held-out"]  # the probe was asked for the held-out model, once

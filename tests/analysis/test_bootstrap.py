@@ -4,10 +4,10 @@ configurable; the intervals themselves are recomputed independently in test_reco
 import numpy as np
 import pytest
 
-from analysis import db
-from analysis.views import bootstrap
-from analysis.settings import AnalysisSettings
-from analysis.testing import random_grid
+from phantom.analysis import db
+from phantom.analysis.views import bootstrap
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import random_grid
 from phantom.errors import ConfigError
 
 
@@ -112,7 +112,7 @@ def test_the_fits_and_their_intervals_are_the_same_to_the_last_bit_every_time(gr
     order: DuckDB's parallel sums add in whatever order its threads finish)."""
     import pyarrow.parquet as pq
 
-    from analysis.commands.analyze import analyze
+    from phantom.analysis.commands.analyze import analyze
 
     names = ("fits", "fit_replicates", "correlations", "isolation", "trial_summary", "reference_trials")
     seen: dict[str, set] = {name: set() for name in names}

@@ -11,9 +11,9 @@ import pytest
 from phantom import layout
 from phantom.storage import Store
 
-from analysis import db
-from analysis.settings import AnalysisSettings
-from analysis.testing import geometry_table, random_grid, step_table, trial_record, write_trial
+from phantom.analysis import db
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import geometry_table, random_grid, step_table, trial_record, write_trial
 from test_recompute import load, summarize
 
 SETTINGS = AnalysisSettings(bootstrap=0)
@@ -174,7 +174,7 @@ def test_planted_claims_hold_and_fail(tmp_path):
 
 
 def test_report_and_summary_lead_with_the_claims(tmp_path):
-    from analysis.commands.analyze import analyze
+    from phantom.analysis.commands.analyze import analyze
 
     random_grid(tmp_path / "g", seed=0)
     result = analyze([str(tmp_path / "g")], settings=SETTINGS, progress=None)

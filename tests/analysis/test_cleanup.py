@@ -7,9 +7,9 @@ import tempfile
 
 import pytest
 
-from analysis import db
-from analysis.commands.analyze import analyze
-from analysis.testing import step_table, trial_record, write_trial
+from phantom.analysis import db
+from phantom.analysis.commands.analyze import analyze
+from phantom.analysis.testing import step_table, trial_record, write_trial
 from phantom.cli import main
 from phantom.errors import QueryError
 
@@ -80,7 +80,7 @@ def test_an_error_while_analysing_keeps_the_previous_analysis(folder, monkeypatc
     def boom(conn, settings):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr("analysis.report.build_report", boom)
+    monkeypatch.setattr("phantom.analysis.report.build_report", boom)
     with pytest.raises(RuntimeError, match="figure failed"):
         analyze([folder], report=True, progress=None)
     assert snapshot(folder / "analysis") == before
@@ -88,7 +88,7 @@ def test_an_error_while_analysing_keeps_the_previous_analysis(folder, monkeypatc
 
 
 def test_a_first_analysis_that_fails_leaves_no_folder(folder, monkeypatch):
-    monkeypatch.setattr("analysis.report.build_report", lambda conn, settings: 1 / 0)
+    monkeypatch.setattr("phantom.analysis.report.build_report", lambda conn, settings: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         analyze([folder], progress=None)
     assert not (folder / "analysis").exists()

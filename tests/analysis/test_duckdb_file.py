@@ -1,7 +1,7 @@
 """``analysis/phantom.duckdb`` opens in the user's own DuckDB 1.x client (issue 19).
 
 ``phantom analyze`` writes the file in DuckDB 1.1's storage format
-(analysis.analyze.DATABASE_STORAGE_VERSION); DuckDB 2's default (storage version 69) is refused
+(phantom.analysis.analyze.DATABASE_STORAGE_VERSION); DuckDB 2's default (storage version 69) is refused
 by every 1.x client. The check uses the ``duckdb`` command-line client that pip installs
 (package ``duckdb-cli``, pinned to 1.x in the lock) from the environment running the tests, and
 compares what it selects with what Phantom's own connection returns for the same query.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import db
+from phantom.analysis import db
 from phantom.cli import main
 
 RATES = (1e-4, 3e-2)
@@ -43,8 +43,8 @@ def duckdb_cli() -> str:
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory, tiny_models):
     from phantom.config import TrainingConfig, TrialConfig
-    from workers.sentences import get_sentence
-    from workers.trial import run_trial
+    from phantom.workers.sentences import get_sentence
+    from phantom.workers.trial import run_trial
 
     out = tmp_path_factory.mktemp("results")
     s = get_sentence("shame")

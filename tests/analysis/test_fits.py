@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import db
-from analysis.views import fits
+from phantom.analysis import db
+from phantom.analysis.views import fits
 
 COLS = ("trial_id VARCHAR, model VARCHAR, protocol VARCHAR, sentence_id VARCHAR, lr DOUBLE, "
         "seed BIGINT, status VARCHAR, evaluations BIGINT, flip_step INTEGER, character VARCHAR, "
@@ -16,8 +16,8 @@ COLS = ("trial_id VARCHAR, model VARCHAR, protocol VARCHAR, sentence_id VARCHAR,
 
 def load(conn, rows, settings=None):
     """A hand-made trial_summary table; the fit views of the registry on top of it."""
-    from analysis.registry import ViewContext
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.registry import ViewContext
+    from phantom.analysis.settings import AnalysisSettings
 
     db.fetch(conn, f"CREATE OR REPLACE TABLE ts_rows ({COLS})")
     conn.executemany(f"INSERT INTO ts_rows VALUES ({', '.join('?' * 13)})", rows)
@@ -134,12 +134,12 @@ def test_eta_c_monotone_nonmonotone_all_none(memdb):
 
 
 def test_lr_ref_override_changes_H(tmp_path):
-    from analysis.settings import AnalysisSettings, parse_lr_ref
+    from phantom.analysis.settings import AnalysisSettings, parse_lr_ref
 
     s = AnalysisSettings().with_lr_ref(parse_lr_ref(["lora=2e-4"]))
     assert s.lr_ref_map == {"full": 2e-5, "lora": 2e-4, "lora-frozen-head": 1e-4}
     import duckdb
-    from analysis.registry import ViewContext
+    from phantom.analysis.registry import ViewContext
 
     c = duckdb.connect()
     db.register_functions(c)
@@ -151,7 +151,7 @@ def test_lr_ref_override_changes_H(tmp_path):
 
 def test_bad_lr_ref():
     from phantom.errors import ConfigError
-    from analysis.settings import parse_lr_ref
+    from phantom.analysis.settings import parse_lr_ref
 
     with pytest.raises(ConfigError, match="Did you mean 'lora'"):
         parse_lr_ref(["lroa=1e-4"])

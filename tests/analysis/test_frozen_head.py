@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from analysis import db
-from analysis.report import png as to_png
-from analysis.report.figures_arch import NO_FROZEN_HEAD, frozen_head
-from analysis.report import build_report
-from analysis.settings import AnalysisSettings
-from analysis.testing import step_table, trial_record, write_trial
+from phantom.analysis import db
+from phantom.analysis.report import png as to_png
+from phantom.analysis.report.figures_arch import NO_FROZEN_HEAD, frozen_head
+from phantom.analysis.report import build_report
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import step_table, trial_record, write_trial
 from phantom.storage import Store
 
 T = 8
@@ -114,8 +114,8 @@ def test_tiny_neox_lora_against_frozen_head(tmp_path, open_views, tiny_models):
     """tiny-neox has an untied head: both protocols run, pair up, and the head's G_gc at step 0
     is its own (not the embedding's)."""
     from phantom.config import TrainingConfig, TrialConfig
-    from workers.sentences import get_sentence
-    from workers.trial import run_trial
+    from phantom.workers.sentences import get_sentence
+    from phantom.workers.trial import run_trial
 
     s = get_sentence("longing")
     for protocol in ("lora", "lora-frozen-head"):

@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.testing import random_grid, write_plan
+from phantom.analysis.testing import random_grid, write_plan
 from phantom import layout, results
 from phantom.storage import Store
 

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import db
-from analysis.settings import AnalysisSettings
-from analysis.testing import random_grid
+from phantom.analysis import db
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import random_grid
 from phantom import outcomes
 from phantom.outcomes import BracketStatus, Character, TrialStatus
 

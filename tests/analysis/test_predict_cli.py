@@ -8,9 +8,9 @@ import pytest
 
 from phantom.cli import main
 from phantom.config import TrainingConfig, TrialConfig
-from workers.sentences import get_sentence, load_sentences
-from models.tiny import PAPER_GMAX
-from workers.trial import run_trial
+from phantom.workers.sentences import get_sentence, load_sentences
+from phantom.models.tiny import PAPER_GMAX
+from phantom.workers.trial import run_trial
 
 
 def test_predict_for_a_model_that_was_never_finetuned(tmp_path, tiny_models, capsys):

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from phantom.cli import main
-from analysis.testing import step_table, trial_record, write_trial
+from phantom.analysis.testing import step_table, trial_record, write_trial
 
 
 def run(capsys, *argv):
@@ -38,7 +38,7 @@ def test_connection_itself_cannot_write_or_escape(folder, tmp_path_factory):
     """Below the statement check: the connection refuses on its own (writing a file inside the
     results folders is left to the statement check, tested above)."""
     tmp_path = tmp_path_factory.mktemp("outside")
-    from analysis import db
+    from phantom.analysis import db
     from phantom.errors import QueryError
 
     conn = db.connect_readonly([folder])

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.stats
 
-from analysis import db
-from analysis.settings import AnalysisSettings
-from analysis.testing import random_grid, write_plan
+from phantom.analysis import db
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import random_grid, write_plan
 
 SETTINGS = AnalysisSettings(bootstrap=60, bootstrap_seed=7)
 SHAPED = {"catapult", "catapult-like", "intermediate", "borderline", "drift"}
@@ -361,9 +361,9 @@ def test_spearman_and_its_interval(tmp_path):
 @pytest.fixture(scope="module")
 def real_sweep(tmp_path_factory, tiny_models):
     from phantom.config import StopperConfig, TrainingConfig, TrialConfig
-    from workers.probe import probe_sentence
-    from workers.sentences import get_sentence, load_sentences
-    from workers.trial import run_trial
+    from phantom.workers.probe import probe_sentence
+    from phantom.workers.sentences import get_sentence, load_sentences
+    from phantom.workers.trial import run_trial
 
     out = tmp_path_factory.mktemp("real")
     base = tiny_models["tiny-llama"]

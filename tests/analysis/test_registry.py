@@ -4,10 +4,10 @@ cycles, and `phantom query` defining only what a query needs."""
 import duckdb
 import pytest
 
-from analysis import db
-from analysis.registry import REGISTRY, RegistryError, ViewContext, ViewRegistry
-from analysis.settings import AnalysisSettings
-from analysis.testing import step_table, trial_record, write_trial
+from phantom.analysis import db
+from phantom.analysis.registry import REGISTRY, RegistryError, ViewContext, ViewRegistry
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import step_table, trial_record, write_trial
 
 
 def small_registry() -> ViewRegistry:
@@ -85,7 +85,7 @@ def test_unknown_dependency_and_cycles_are_errors():
 def test_the_project_registry_is_valid_and_declares_what_it_reads(tmp_path):
     import re
 
-    from analysis.testing import geometry_table, write_plan
+    from phantom.analysis.testing import geometry_table, write_plan
     from phantom import layout
     from phantom.storage import Store
 

@@ -10,8 +10,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from analysis.commands.analyze import analyze
-from analysis.testing import geometry_table, step_table, trial_record, write_trial
+from phantom.analysis.commands.analyze import analyze
+from phantom.analysis.testing import geometry_table, step_table, trial_record, write_trial
 from phantom import layout
 from phantom.storage import Store
 

@@ -1,5 +1,5 @@
 """The report's figures and tables are registered as the views are: with the views they read,
-declared and checked (analysis.report.registry)."""
+declared and checked (phantom.analysis.report.registry)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
-from analysis.registry import RegistryError
-from analysis.report import REPORT
-from analysis.report.registry import ReportRegistry
-from analysis.views import REGISTRY
+from phantom.analysis.registry import RegistryError
+from phantom.analysis.report import REPORT
+from phantom.analysis.report.registry import ReportRegistry
+from phantom.analysis.views import REGISTRY
 
 
 def test_reading_an_unknown_view_is_an_error():

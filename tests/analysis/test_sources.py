@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pytest
 
-from analysis import db
-from analysis.settings import AnalysisSettings
-from analysis.testing import step_table, trial_record, write_plan, write_trial
+from phantom.analysis import db
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import step_table, trial_record, write_plan, write_trial
 from phantom.cli import main
 from phantom.errors import StorageError
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from analysis import db, stats
+from phantom.analysis import db, stats
 
 CASES = [
     ([1, 2, 2, 3, 4, 4, 4, 5], [2, 1, 3, 3, 5, 4, 6, 6]),  # ties on both sides
@@ -34,8 +34,8 @@ def test_spearman_sql_vs_scipy(memdb):
     db.fetch(memdb, "CREATE TABLE correlation_points (scope VARCHAR, model VARCHAR, protocol VARCHAR, "
              "x_name VARCHAR, y_name VARCHAR, x DOUBLE, y DOUBLE)")
     memdb.executemany("INSERT INTO correlation_points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    from analysis.registry import ViewContext
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.registry import ViewContext
+    from phantom.analysis.settings import AnalysisSettings
 
     db.define_views(memdb, ViewContext((), AnalysisSettings()), ["correlations"],
                     given=["correlation_points"])
@@ -62,8 +62,8 @@ def fisher_bonett_wright(rho, n, level=0.95):
 def correlated_points(memdb, *, seed: int, n: int, slope: float):
     """n points y = slope·x + noise as the correlation_points of one (model, protocol), and the
     correlations view over them; returns (x, y)."""
-    from analysis.registry import ViewContext
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.registry import ViewContext
+    from phantom.analysis.settings import AnalysisSettings
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
@@ -114,7 +114,7 @@ def test_ks_class(samples):
 def test_bulk_statistics_of_planted_embedding():
     import torch
 
-    from workers.geometry import bulk_statistics, sample_pairs
+    from phantom.workers.geometry import bulk_statistics, sample_pairs
 
     i, j = sample_pairs(50, 10_000, seed=1)  # more than exist: all 1225 pairs
     assert len(i) == 50 * 49 // 2 and np.all(i < j)

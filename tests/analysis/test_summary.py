@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import db
-from analysis.testing import step_table, trial_record, write_trial
+from phantom.analysis import db
+from phantom.analysis.testing import step_table, trial_record, write_trial
 
 T = 20
 
@@ -139,7 +139,7 @@ def test_contexts_are_averaged(tmp_path, open_views):
 
 
 def test_thresholds_are_configurable(planted, open_views):
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.settings import AnalysisSettings
 
     s = AnalysisSettings(catapult=25.0, catapult_like=19.0)
     assert summary(open_views(planted, settings=s))["catapult"]["character"] == "catapult-like"
@@ -179,7 +179,7 @@ def test_flipped_for_eta_c(planted, open_views):
     rows = summary(open_views(planted))
     assert rows["diverged"]["flipped"] is True  # a divergence lies above η_c
     assert rows["structural"]["flipped"] is False and rows["pre"]["flipped"] is True
-    assert rows["catapult"]["bracket_id"] == "m|full|s|0|None|20"  # analysis.testing.trial_record
+    assert rows["catapult"]["bracket_id"] == "m|full|s|0|None|20"  # phantom.analysis.testing.trial_record
 
 
 def test_error_carries_no_outcome(tmp_path, open_views):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import models
-from models import ModelSource, resolve
+from phantom import models
+from phantom.models import ModelSource, resolve
 from phantom.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_the_loader_takes_the_resolved_source(tiny_models):
     """The worker loads what resolve returned, the same model as by name."""
     import torch
 
-    from workers.models import load_model
+    from phantom.workers.models import load_model
 
     loaded = load_model(resolve("tiny-neox"))
     ref = tiny_models["tiny-neox"]
@@ -136,8 +136,8 @@ def test_the_loader_takes_the_resolved_source(tiny_models):
 def test_the_face_is_torch_free(tmp_path):
     """Importing models and resolving every kind loads neither torch nor transformers."""
     code = (
-        "import sys, models\n"
-        "from workers.sentences import load_sentences\n"
+        "import sys\nfrom phantom import models\n"
+        "from phantom.workers.sentences import load_sentences\n"
         "kinds = [models.resolve(n).kind for n in models.registered()] + [models.resolve(sys.argv[1]).kind]\n"
         "tok = models.read_tokenizer(models.resolve('tiny-llama'), load_sentences())\n"
         "assert tok.encode(' longing', add_special_tokens=False) != [tok.unk_token_id]\n"

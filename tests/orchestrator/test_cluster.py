@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from orchestrator.loader import load_sweep
-from orchestrator.engine import STEP_DELAY_ENV
-from orchestrator.runner import run_sweep
-from orchestrator.testing import assert_complete, tiny_sweep
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.engine import STEP_DELAY_ENV
+from phantom.orchestrator.runner import run_sweep
+from phantom.orchestrator.testing import assert_complete, tiny_sweep
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -83,7 +83,7 @@ def test_trials_run_on_both_nodes_and_survive_losing_one(cluster, write_sweep, t
     assert tries[0]["node_id"] == removed and tries[-1]["node_id"] != removed  # rescheduled
     assert os.path.exists(folder / "trials" / f"{victim}.parquet")
     # the trial record names the node that finished the trial: the last attempt's
-    from orchestrator.testing import read_trials
+    from phantom.orchestrator.testing import read_trials
 
     records = {t["trial_id"]: t for t in read_trials(folder)}
     assert all(records[tid]["node_id"] == tries[-1]["node_id"] for tid, tries in attempts.items())

@@ -1,4 +1,4 @@
-"""The driver compacts as trials finish (orchestrator.compactor): beside writing workers nothing
+"""The driver compacts as trials finish (phantom.orchestrator.compactor): beside writing workers nothing
 is lost or doubled, and a compacted sweep resumes and re-runs exactly as a loose one."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from analysis import db
-from analysis.testing import step_table, trial_record, write_plan, write_trial
-from orchestrator.compactor import MIN_TRIALS_ENV, Compactor, threshold
-from orchestrator.loader import load_sweep
-from orchestrator.runner import resume, run_sweep
-from orchestrator.status import sweep_status
-from orchestrator.testing import tiny_sweep
+from phantom.analysis import db
+from phantom.analysis.testing import step_table, trial_record, write_plan, write_trial
+from phantom.orchestrator.compactor import MIN_TRIALS_ENV, Compactor, threshold
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.runner import resume, run_sweep
+from phantom.orchestrator.status import sweep_status
+from phantom.orchestrator.testing import tiny_sweep
 from phantom import layout, results
 from phantom.errors import ConfigError
 from phantom.storage import Store

@@ -11,10 +11,10 @@ import sys
 
 from phantom.cli import main
 from phantom.errors import ConfigError
-from orchestrator.expand import expand
-from orchestrator.loader import load_sweep
+from phantom.orchestrator.expand import expand
+from phantom.orchestrator.loader import load_sweep
 
-from orchestrator.testing import SENTENCES, tiny_sweep
+from phantom.orchestrator.testing import SENTENCES, tiny_sweep
 
 # (what is wrong, overrides of the tiny sweep or raw YAML text, a fragment of the one-line error)
 BAD = [
@@ -119,7 +119,7 @@ def test_sweep_trial_ids_equal_phantom_trial_ids(write_sweep):
     """Same settings -> same TrialConfig -> same id as `phantom trial`, in a fixed order."""
     import argparse
 
-    from workers.cli import build_trial_config
+    from phantom.cli.trial import trial_config
 
     sweep, sentences = load_sweep(write_sweep(tiny_sweep()))
     grid = expand(sweep, sentences)
@@ -130,7 +130,7 @@ def test_sweep_trial_ids_equal_phantom_trial_ids(write_sweep):
     args = build_parser().parse_args(
         ["trial", "--model", "tiny-gpt2", "--sentence", "shame", "--lr", "1e-2", "--steps", "5", "--out", "unused"]
     )
-    assert build_trial_config(args).trial_id == grid.trials[3].trial_id
+    assert trial_config(args).trial_id == grid.trials[3].trial_id
     assert expand(sweep, sentences).ids == grid.ids  # deterministic
 
 
@@ -150,10 +150,10 @@ def test_validate_prints_grid_size_and_skipped_pairs(write_sweep, tmp_path, caps
 
 @pytest.mark.parametrize("name,trials", [("paper-grid", 600), ("causal-isolation", 120)])
 def test_shipped_hub_sweeps_are_valid(name, trials):
-    from orchestrator.config import SweepConfig
-    from orchestrator.resolve import check_name
+    from phantom.orchestrator.config import SweepConfig
+    from phantom.orchestrator.resolve import check_name
 
-    from orchestrator.testing import REPO
+    from phantom.orchestrator.testing import REPO
 
     sweep, sentences = load_sweep(REPO / "sweeps" / f"{name}.yaml")
     assert isinstance(sweep, SweepConfig) and sweep.name == name
@@ -163,7 +163,7 @@ def test_shipped_hub_sweeps_are_valid(name, trials):
 
 @pytest.mark.smoke
 def test_lr50_runs_45_trials_on_smollm2_and_reports_the_skip(capsys):
-    from orchestrator.testing import REPO
+    from phantom.orchestrator.testing import REPO
 
     assert main(["sweep", "validate", str(REPO / "sweeps" / "lr50.yaml")]) == 0
     out = capsys.readouterr().out
@@ -205,8 +205,8 @@ def _imports_after(argv: list[str], cwd) -> tuple[str, list[str]]:
 def test_validate_imports_neither_torch_nor_transformers(write_sweep, tmp_path):
     """Issue 12: validate read tokenizers by loading models (torch, 5.5 s). Tiny models' and
     embedded models' tokenizers are read from their vocabulary / tokenizer.json."""
-    from orchestrator.testing import REPO
-    from models import cache_dir
+    from phantom.orchestrator.testing import REPO
+    from phantom.models import cache_dir
 
     path = write_sweep(tiny_sweep(models=["tiny-gpt2", "tiny-neox", "tiny-llama"]))
     out, heavy = _imports_after(["sweep", "validate", str(path)], tmp_path)
@@ -223,11 +223,11 @@ WORDS = sorted({w for s in yaml.safe_load(SENTENCES.read_text())["sentences"] fo
 @pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-neox", "smollm2-135m"])
 def test_file_tokenizers_agree_with_the_models_own(model):
     """The single-token check without torch gives the worker's answer, word for word."""
-    from orchestrator.expand import single_token_problem
-    from models import cache_dir, resolve
-    from orchestrator.resolve import load_tokenizer
-    from workers.models import load_model_cached
-    from workers.sentences import Sentence
+    from phantom.orchestrator.expand import single_token_problem
+    from phantom.models import cache_dir, resolve
+    from phantom.orchestrator.resolve import load_tokenizer
+    from phantom.workers.models import load_model_cached
+    from phantom.workers.sentences import Sentence
 
     if resolve(model).kind == "embedded" and not (cache_dir() / "models" / model / "tokenizer.json").is_file():
         pytest.skip(f"{model} not converted on this machine")
@@ -243,7 +243,7 @@ def test_learning_rates_per_protocol(write_sweep, tmp_path):
     """LoRA needs rates ~100x those of full FT: `learning_rates: {protocol: [...]}` gives each
     protocol its own, a rate listed under both makes the same-rate (causal-isolation) pair, and
     the resolved sweep reloads to the same config (resume reads it back)."""
-    from orchestrator.config import SweepConfig
+    from phantom.orchestrator.config import SweepConfig
 
     path = write_sweep(tiny_sweep(protocols=["full", "lora"],
                                   learning_rates={"full": [1e-3, 1e-2], "lora": [1e-2, 1e-1, 3e-1]}))

@@ -11,9 +11,9 @@ import dataclasses
 import pytest
 
 from phantom.cli import main
-from orchestrator.expand import expand
-from orchestrator.loader import load_sweep
-from orchestrator.testing import REPO
+from phantom.orchestrator.expand import expand
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.testing import REPO
 
 SWEEPS = REPO / "sweeps"
 REAL = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"]
@@ -73,7 +73,7 @@ def test_frozen_head_trials_are_the_twins_of_cross_arch_lora():
 
 
 def _converted(name: str) -> bool:
-    from models import cache_dir
+    from phantom.models import cache_dir
 
     return (cache_dir() / "models" / name / "tokenizer.json").is_file()
 

@@ -11,10 +11,10 @@ import time
 import pyarrow.fs as pafs
 import pytest
 
-from orchestrator import lock as lockmod
-from orchestrator.lock import LockError, SweepLock, read_lock
-from orchestrator.plan import clean_leftovers
-from orchestrator.testing import tiny_sweep
+from phantom.orchestrator import lock as lockmod
+from phantom.orchestrator.lock import LockError, SweepLock, read_lock
+from phantom.orchestrator.plan import clean_leftovers
+from phantom.orchestrator.testing import tiny_sweep
 from phantom.cli import main
 from phantom.errors import StorageError
 from phantom.storage import Store
@@ -166,7 +166,7 @@ def test_status_on_s3_tells_a_stale_holder(s3_server, capsys):
 
 
 def test_a_write_refusal_is_probed_without_leaving_anything(tmp_path):
-    from orchestrator.runner import write_refusal
+    from phantom.orchestrator.runner import write_refusal
 
     folder = tmp_path / "full"
     folder.mkdir()

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from orchestrator.loader import load_sweep
-from orchestrator.only import parse_only, select
-from orchestrator.status import sweep_status
-from orchestrator.testing import read_trials, tiny_sweep
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.only import parse_only, select
+from phantom.orchestrator.status import sweep_status
+from phantom.orchestrator.testing import read_trials, tiny_sweep
 from phantom.cli import main
 from phantom.errors import ConfigError
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def _grid(write_sweep, **over):
-    from orchestrator.expand import expand
+    from phantom.orchestrator.expand import expand
 
     sweep, sentences = load_sweep(write_sweep(tiny_sweep(**over)))
     return sweep, expand(sweep, sentences).trials

@@ -8,15 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import packing
-from orchestrator.config import SweepConfig
-from orchestrator.engine import record_lost
-from orchestrator.expand import expand
-from orchestrator.loader import load_sweep
-from orchestrator.packing import PACK_DEFAULTS, make_packs, pack_limit
-from orchestrator.testing import SENTENCES, read_trials, tiny_sweep
+from phantom.orchestrator import packing
+from phantom.orchestrator.config import SweepConfig
+from phantom.orchestrator.engine import record_lost
+from phantom.orchestrator.expand import expand
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.packing import PACK_DEFAULTS, make_packs, pack_limit
+from phantom.orchestrator.testing import SENTENCES, read_trials, tiny_sweep
 from phantom.storage import Store
-from workers.trial import pack_key
+from phantom.workers.trial import pack_key
 
 
 def _sweep(write_sweep, **resources) -> tuple[SweepConfig, object]:
@@ -84,6 +84,25 @@ def test_a_pack_lost_with_its_workers_writes_an_error_record_per_member(tmp_path
     assert record_lost(store, results) == 0  # members with a record are left alone
 
 
+def test_a_unit_lost_before_tune_had_its_config_is_found_by_its_folder(tmp_path):
+    """Tune hands back no config for a unit whose worker never ran it (issue 26: the driver
+    ended in ``TypeError: argument of type 'NoneType' is not iterable``): the unit is the one
+    its folder names (Tune names it after the unit), read from the run's units folder."""
+    from phantom.orchestrator.packing import Pack, Unit, units_folder, write_units
+
+    sweep, sentences = load_sweep(SENTENCES.parent / "lr50.yaml", ["models=[tiny-gpt2]", "sentences.ids=[awe]"])
+    members = tuple(expand(sweep, sentences).trials[:2])
+    store = Store.open(tmp_path / "sweep")
+    unit = Unit((Pack(members),))
+    folder = units_folder("run-1")
+    write_units(store, folder, [unit])
+    lost = SimpleNamespace(error=RuntimeError("ray.exceptions.ActorDiedError: the actor died"), config=None,
+                           path=str(tmp_path / "sweep" / "ray" / "run-1" / unit.unit_id))
+    assert record_lost(store, [lost], folder) == 2
+    assert {r["trial_id"] for r in read_trials(tmp_path / "sweep")} == {m.trial_id for m in members}
+    assert record_lost(store, [SimpleNamespace(error=RuntimeError("x"), config=None, path=None)], folder) == 0
+
+
 SPLITS = [  # (group sizes, K per group, workers, packs per group)
     ([5], [8], 2, [2]),  # the issue's case: five LoRA trials on two workers -> 3 + 2
     ([5], [8], 1, [1]),  # one worker: one pack of 5
@@ -130,7 +149,7 @@ def test_split_packs_are_near_equal_and_keep_grid_order(write_sweep, monkeypatch
 
 
 def test_pack_group_is_the_partition_of_pack_key(write_sweep):
-    """The cheap grouping key and workers.trial.pack_key (the definition run_pack checks) put
+    """The cheap grouping key and phantom.workers.trial.pack_key (the definition run_pack checks) put
     the same trials together, on a grid that varies every dimension."""
     sweep, sentences = load_sweep(write_sweep(tiny_sweep(
         models=["tiny-gpt2", "tiny-llama"], protocols=["lora", "full", "prefix"], learning_rates=[1e-3, 1e-2],

@@ -7,9 +7,9 @@ import dataclasses
 import inspect
 import io
 
-from orchestrator import progress
-from orchestrator.progress import ProgressView
-from orchestrator.unit_report import UnitReport
+from phantom.orchestrator import progress
+from phantom.orchestrator.progress import ProgressView
+from phantom.orchestrator.unit_report import UnitReport
 
 
 class Clock:

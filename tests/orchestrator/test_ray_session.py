@@ -15,7 +15,7 @@ def test_a_ray_started_here_leaves_no_session_folder_after_a_clean_run():
     stays after a failed one, for Ray's own logs)."""
     import ray
 
-    from orchestrator.engine import RaySession, _session_dir
+    from phantom.orchestrator.session import RaySession, _session_dir
 
     if ray.is_initialized():
         ray.shutdown()
@@ -40,7 +40,7 @@ def test_a_running_cluster_on_this_machine_is_left_alone(monkeypatch):
     import ray
     from ray.cluster_utils import Cluster
 
-    from orchestrator.engine import RaySession, _session_dir
+    from phantom.orchestrator.session import RaySession, _session_dir
 
     if ray.is_initialized():
         ray.shutdown()
@@ -70,9 +70,9 @@ def test_a_run_with_usage_stats_off_does_not_count_its_callbacks(ray_local, writ
     never calls it, and the count is back in place after the run."""
     from ray.air._internal import usage
 
-    from orchestrator.loader import load_sweep
-    from orchestrator.runner import run_sweep
-    from orchestrator.testing import SENTENCES, assert_complete, tiny_sweep
+    from phantom.orchestrator.loader import load_sweep
+    from phantom.orchestrator.runner import run_sweep
+    from phantom.orchestrator.testing import SENTENCES, assert_complete, tiny_sweep
 
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     counted = []

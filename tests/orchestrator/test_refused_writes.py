@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import STEP_DELAY_ENV
-from orchestrator.testing import assert_complete, tiny_sweep
+from phantom.orchestrator.engine import STEP_DELAY_ENV
+from phantom.orchestrator.testing import assert_complete, tiny_sweep
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -160,7 +160,7 @@ def test_a_driver_sigkilled_mid_sweep_on_s3_then_resumed_runs_every_trial_once(w
     `sweep status` names the stale lock; `resume` takes it over and ends with every trial once."""
     import signal
 
-    from orchestrator.testing import descendants
+    from phantom.orchestrator.testing import descendants
 
     path = _sweep(write_sweep)
     env = _env(**s3_server.env, **{STEP_DELAY_ENV: "0.5"})

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import STEP_DELAY_ENV
-from orchestrator.runner import resume
-from orchestrator.status import sweep_status
-from orchestrator.testing import assert_complete, descendants, tiny_sweep
+from phantom.orchestrator.engine import STEP_DELAY_ENV
+from phantom.orchestrator.runner import resume
+from phantom.orchestrator.status import sweep_status
+from phantom.orchestrator.testing import assert_complete, descendants, tiny_sweep
 
 pytestmark = pytest.mark.timeout(300)
 

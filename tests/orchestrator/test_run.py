@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.engine import STEP_DELAY_ENV
-from orchestrator.loader import load_sweep
-from orchestrator.runner import resume, run_sweep
-from orchestrator.status import sweep_status
-from orchestrator.testing import assert_complete, read_steps, read_trials, tiny_sweep
+from phantom.orchestrator.engine import STEP_DELAY_ENV
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.runner import resume, run_sweep
+from phantom.orchestrator.status import sweep_status
+from phantom.orchestrator.testing import assert_complete, read_steps, read_trials, tiny_sweep
 from phantom.cli import main
 from phantom.outcomes import saturation_step
 
@@ -131,7 +131,7 @@ def test_a_trial_that_fails_at_load_writes_its_record_and_the_summary_groups_by_
     behind (no *.tmp, no temporary folder) after a finished run or resume."""
     import tempfile
 
-    from workers.tiny import build_tokenizer
+    from phantom.workers.tiny import build_tokenizer
 
     broken = tmp_path / "tokenizer-only"  # resolvable and checkable here, no weights: fails on the worker
     build_tokenizer().save_pretrained(str(broken))
@@ -177,7 +177,7 @@ def test_the_eta_c_search_keeps_its_state_in_optuna_and_reruns_errored_trials(ra
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
-    from orchestrator.etac import plan_brackets
+    from phantom.orchestrator.etac import plan_brackets
 
     data = tiny_sweep(models=["tiny-llama"], training={"steps": 8},
                       sentences={"file": tiny_sweep()["sentences"]["file"], "ids": ["longing"]},
@@ -234,13 +234,13 @@ def test_packs_run_as_one_tune_trial_each_and_reform_from_what_is_pending(
     """4 trials in packs of 2 (a test engine: one model per member, the packed interface):
     2 Tune trials, every trial its own record and the rows of the same trial run alone; a
     resume re-forms a pack from its one missing member."""
-    from orchestrator.expand import expand
-    from orchestrator.packing import PACK_ENGINE_ENV
-    from orchestrator.testing import SENTENCES
-    from workers.testing import threads
-    from workers.trial import run_trial
+    from phantom.orchestrator.expand import expand
+    from phantom.orchestrator.packing import PACK_ENGINE_ENV
+    from phantom.orchestrator.testing import SENTENCES
+    from phantom.workers.testing import threads
+    from phantom.workers.trial import run_trial
 
-    monkeypatch.setenv(PACK_ENGINE_ENV, "orchestrator.testing:loop_engine")
+    monkeypatch.setenv(PACK_ENGINE_ENV, "phantom.orchestrator.testing:loop_engine")
     path = write_sweep(tiny_sweep(
         sentences={"file": str(SENTENCES), "ids": ["longing"]}, protocols=["lora"],
         learning_rates=[1e-3, 1e-2], seeds=[0, 1], training={"steps": 4},
@@ -293,7 +293,7 @@ def test_an_experiment_tune_cannot_restore_is_dispatched_afresh(ray_local, write
         raise KeyError("pack")
 
     monkeypatch.setattr(tune.Tuner, "can_restore", classmethod(lambda cls, p: True))
-    monkeypatch.setattr("orchestrator.engine._no_experiment_state", lambda p: False)
+    monkeypatch.setattr("phantom.orchestrator.engine._no_experiment_state", lambda p: False)
     monkeypatch.setattr(tune.Tuner, "restore", classmethod(lambda cls, *a, **k: broken_restore()))
     out = _run(path, tmp_path / "st")
     assert out.dispatched == 4
@@ -306,7 +306,7 @@ def test_an_experiment_tune_cannot_restore_is_dispatched_afresh(ray_local, write
 def test_an_experiment_killed_before_its_first_checkpoint_is_not_restored(tmp_path):
     """tuner.pkl without experiment_state-*.json (seen after a driver killed 9 s in): not
     restorable, so no Tune traceback; a folder with the state file is left to Tune."""
-    from orchestrator.engine import _no_experiment_state
+    from phantom.orchestrator.engine import _no_experiment_state
 
     (tmp_path / "tuner.pkl").write_bytes(b"")
     assert _no_experiment_state(str(tmp_path))

@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from orchestrator.testing import tiny_sweep
+from phantom.orchestrator.testing import tiny_sweep
 from phantom.cli import main
 from phantom.testing.s3 import free_port
 

@@ -11,8 +11,8 @@ import time
 import botocore.exceptions
 import pytest
 
-from orchestrator import lock as lockmod
-from orchestrator.lock import LockError, SweepLock, read_lock
+from phantom.orchestrator import lock as lockmod
+from phantom.orchestrator.lock import LockError, SweepLock, read_lock
 from phantom.storage import Store
 
 pytestmark = pytest.mark.timeout(180)

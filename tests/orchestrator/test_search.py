@@ -11,10 +11,10 @@ import optuna
 import pyarrow as pa
 import pytest
 
-from analysis.testing import step_table
-from orchestrator.bisect import BisectionSampler, Bracket, Observation, SearchState, distribution
+from phantom.analysis.testing import step_table
+from phantom.orchestrator.bisect import BisectionSampler, Bracket, Observation, SearchState, distribution
 from phantom.outcomes import BracketStatus
-from orchestrator.etac import Journal, read_outcomes, sync
+from phantom.orchestrator.etac import Journal, read_outcomes, sync
 from phantom.config import StopperConfig, TrialConfig
 from phantom.outcomes import PhiSaturation, saturation_step
 from phantom.schema import TrialRecord
@@ -165,7 +165,7 @@ def test_journal_is_resynced_from_the_records(tmp_path):
     rate asked but never answered (a killed driver) is handed back to be dispatched again."""
     import contextlib
 
-    from orchestrator.config import SweepConfig
+    from phantom.orchestrator.config import SweepConfig
 
     store = Store.open(tmp_path / "sweep")
     store.fs.create_dir(store.root, recursive=True)

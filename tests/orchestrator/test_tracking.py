@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.loader import load_sweep
-from orchestrator.runner import run_sweep
-from orchestrator.testing import read_trials, tiny_sweep
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.runner import run_sweep
+from phantom.orchestrator.testing import read_trials, tiny_sweep
 from phantom import tracking as tr
 from phantom.cli import main
 from phantom.errors import ConfigError
@@ -174,7 +174,7 @@ def test_tracking_key_and_set_override(write_sweep):
     with pytest.raises(ConfigError, match=r"Unknown tracker 'mlfow' in `tracking`. Did you mean 'mlflow'\?"):
         load_sweep(path, ["tracking=[mlfow]"])
     # tracking does not change what a trial is
-    from orchestrator.grid import expand
+    from phantom.orchestrator.grid import expand
 
     plain, tracked = (expand(*load_sweep(path, o)).ids for o in ([], ["tracking=[mlflow]"]))
     assert plain == tracked
@@ -232,9 +232,9 @@ class _Recorder:
 
 
 def test_a_failing_tracker_warns_once_and_the_trial_goes_on(tmp_path, capsys, tiny_models, monkeypatch):
-    from workers.trial import run_trial
+    from phantom.workers.trial import run_trial
     from phantom.config import TrainingConfig, TrialConfig
-    from workers.sentences import get_sentence
+    from phantom.workers.sentences import get_sentence
 
     monkeypatch.setattr(tr, "_warned", set())
     s = get_sentence("awe")

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import capacity, packing
-from orchestrator.engine import STEP_DELAY_ENV, max_failures
-from orchestrator.loader import load_sweep
-from orchestrator.progress import ProgressView
-from orchestrator.runner import resume, run_sweep
-from orchestrator.testing import SENTENCES, assert_complete, read_trials, tiny_sweep
-from orchestrator.testing import descendants
+from phantom.orchestrator import capacity, packing
+from phantom.orchestrator.engine import STEP_DELAY_ENV, max_failures
+from phantom.orchestrator.loader import load_sweep
+from phantom.orchestrator.progress import ProgressView
+from phantom.orchestrator.runner import resume, run_sweep
+from phantom.orchestrator.testing import SENTENCES, assert_complete, read_trials, tiny_sweep
+from phantom.orchestrator.testing import descendants
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -107,7 +107,7 @@ def test_a_unit_killed_mid_way_is_retried_from_what_is_pending(ray_local, write_
     _batched(monkeypatch)
     monkeypatch.setenv(STEP_DELAY_ENV, "0.25")
     sweep, sentences = _six(write_sweep)
-    from orchestrator.expand import expand
+    from phantom.orchestrator.expand import expand
 
     ids = expand(sweep, sentences).ids
     units = packing.dispatch_units(list(expand(sweep, sentences).trials), sweep, 2, ids)
@@ -145,7 +145,7 @@ def test_a_pack_that_kills_its_worker_every_time_costs_only_its_own_members(
     _batched(monkeypatch)
     monkeypatch.setenv(STEP_DELAY_ENV, "0.25")
     sweep, sentences = _six(write_sweep, retries=1)
-    from orchestrator.expand import expand
+    from phantom.orchestrator.expand import expand
 
     grid = expand(sweep, sentences)
     units = packing.dispatch_units(list(grid.trials), sweep, 2, grid.ids)
@@ -184,7 +184,7 @@ def test_driver_killed_mid_unit_then_resume_loses_and_duplicates_nothing(write_s
     path = write_sweep(tiny_sweep(sentences={"file": str(SENTENCES), "ids": ["longing"]}, training={"steps": 6},
                                   learning_rates=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]), "six.yaml")
     folder = tmp_path / "st" / "tiny"
-    code = ("import sys; from orchestrator import packing; packing.MAX_UNITS = 1; packing.UNITS_PER_WORKER = 1;"
+    code = ("import sys; from phantom.orchestrator import packing; packing.MAX_UNITS = 1; packing.UNITS_PER_WORKER = 1;"
             "from phantom.cli import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, STEP_DELAY_ENV: "0.25"}
     driver = subprocess.Popen([sys.executable, "-c", code, "sweep", "run", str(path), "--storage", str(tmp_path / "st")],

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import phantom
-from analysis.testing import random_grid, step_table, trial_record, write_trial
-from orchestrator.testing import tiny_sweep
+from phantom.analysis.testing import random_grid, step_table, trial_record, write_trial
+from phantom.orchestrator.testing import tiny_sweep
 from phantom.cli import main
 from phantom.errors import ConfigError, PhantomError, QueryError, StorageError
 
@@ -124,14 +124,14 @@ def test_sql_returns_what_phantom_query_returns(res, grid, tmp_path, capsys, sql
 
 
 def test_settings_reach_the_views(res):
-    from analysis.settings import DEFAULT_LR_REF
+    from phantom.analysis.settings import DEFAULT_LR_REF
 
     assert dict(res.sql("SELECT protocol, lr_ref FROM lr_ref").fetchall()) == {**DEFAULT_LR_REF, **SETTINGS["lr_ref"]}
     assert res.settings.catapult == 12.0 and res.settings.bootstrap == 50 and not res.settings.all_trials
 
 
 def test_every_user_view_is_a_method(res):
-    from analysis.registry import REGISTRY
+    from phantom.analysis.registry import REGISTRY
 
     names = list(res.views())
     assert {"trials", "steps", "trial_summary", "fits", "claims", "eta_c"} <= set(names)
@@ -149,7 +149,7 @@ def test_every_user_view_is_a_method(res):
 
 
 def test_a_newly_registered_view_is_a_method(small):
-    from analysis.registry import REGISTRY, view
+    from phantom.analysis.registry import REGISTRY, view
 
     @view("api_test_rates", reads=("trials",))
     def _rates(ctx):
@@ -267,8 +267,8 @@ def test_bad_paths_and_settings_fail_as_the_cli_does(small, tmp_path, capsys):
 
 
 def test_open_the_duckdb_file_of_phantom_analyze(small):
-    from analysis.commands.analyze import analyze
-    from analysis.settings import AnalysisSettings
+    from phantom.analysis.commands.analyze import analyze
+    from phantom.analysis.settings import AnalysisSettings
 
     analyze([str(small)], AnalysisSettings(bootstrap=20), report=False, progress=None)
     file = small / "analysis" / "phantom.duckdb"
@@ -282,7 +282,7 @@ def test_open_the_duckdb_file_of_phantom_analyze(small):
 
 
 def test_all_trials_and_several_folders(small, tmp_path):
-    from analysis.testing import write_plan
+    from phantom.analysis.testing import write_plan
 
     other = tmp_path / "other"
     write_trial(other, step_table("u0", [-0.1, 0.2, 0.3], lr=2e-5, sentence_id="s2"),
@@ -329,7 +329,7 @@ def test_figures_are_the_reports_as_matplotlib_figures(res):
     assert n > 0 and sum(len(c.get_offsets()) for ax in phase.axes for c in ax.collections) == n
     assert plt.get_fignums() == []  # not registered with pyplot: nothing to close, nothing leaks
     # the same drawing code as the report: its PNG comes from the same Figure
-    from analysis.report import png
+    from phantom.analysis.report import png
 
     assert png(phase)[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(res.figures()) >= {"phase", "phi", "flip", "bulk", "H", "burial"}

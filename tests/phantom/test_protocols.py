@@ -67,8 +67,8 @@ def test_an_unknown_protocol_is_refused_with_a_suggestion(value, message):
 @pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-neox"])  # tied, untied
 @pytest.mark.parametrize("protocol", list(Protocol), ids=str)
 def test_the_properties_are_what_the_worker_trains(tiny_models, model, protocol):
-    """Checked on the parameters ``workers.protocols.apply_protocol`` leaves trainable."""
-    from workers.protocols import apply_protocol
+    """Checked on the parameters ``phantom.workers.protocols.apply_protocol`` leaves trainable."""
+    from phantom.workers.protocols import apply_protocol
 
     base = tiny_models[model]
     trained = apply_protocol(copy.deepcopy(base.model), protocol, LoraConfig(), base.tied)

@@ -16,9 +16,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from analysis import db
-from analysis.settings import AnalysisSettings
-from analysis.testing import random_grid, step_table, trial_record, write_plan, write_trial
+from phantom.analysis import db
+from phantom.analysis.settings import AnalysisSettings
+from phantom.analysis.testing import random_grid, step_table, trial_record, write_plan, write_trial
 from phantom import layout, results
 from phantom.storage import Store
 

@@ -86,8 +86,8 @@ def test_drift_names_what_differs(tmp_path):
 
 def test_trial_record_carries_the_lock_hash(tmp_path, tiny_models):
     from phantom.config import TrainingConfig, TrialConfig
-    from workers.sentences import get_sentence
-    from workers.trial import run_trial
+    from phantom.workers.sentences import get_sentence
+    from phantom.workers.trial import run_trial
 
     s = get_sentence("awe")
     cfg = TrialConfig(model="tiny-gpt2", sentence_id=s.id, target=s.target, competitor=s.competitor,

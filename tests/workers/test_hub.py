@@ -32,8 +32,8 @@ CLIENT = textwrap.dedent(
     from phantom.cli import main
     from phantom.errors import ModelError
     from phantom.testing.hub import LocalHub
-    import models
-    from workers.models import load_model
+    from phantom import models
+    from phantom.workers.models import load_model
 
     folder, model_id = sys.argv[1], sys.argv[2]
     out = {}
@@ -130,7 +130,7 @@ def test_cached_model_loads_with_the_hub_stopped(client_run):
 
 
 def test_uncached_model_with_the_hub_unreachable_is_one_line(client_run):
-    from models import offline_message as _offline_message
+    from phantom.models import offline_message as _offline_message
 
     u = client_run["uncached"]
     assert u["code"] == 2
@@ -146,7 +146,7 @@ def test_uncached_model_with_the_hub_unreachable_is_one_line(client_run):
     ("", ("huggingface.co", 443)),
 ])
 def test_reachability_probe_uses_the_endpoint_port(monkeypatch, endpoint, address):
-    from models import _hub as models
+    from phantom.models import _hub as models
 
     seen = []
 

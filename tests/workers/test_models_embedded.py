@@ -17,10 +17,10 @@ import pytest
 
 from phantom.cli import main
 from phantom.errors import ModelError
-import models
-from models import Embedded
-from models._registry import _REGISTRY
-from workers.models import load_model
+from phantom import models
+from phantom.models import Embedded
+from phantom.models._registry import _REGISTRY
+from phantom.workers.models import load_model
 
 VERSION = "0.9.0"
 PARTS = [b"GGUF" + b"a" * 96, b"b" * 100, b"c" * 37]  # three parts, the last one shorter
@@ -163,7 +163,7 @@ def gguf_as(monkeypatch):
     """Make transformers' GGUF loading return a given tiny model (the cache logic is ours)."""
     import transformers
 
-    from workers import tiny
+    from phantom.workers import tiny
 
     built = {}
     orig_model = transformers.AutoModelForCausalLM.from_pretrained

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from workers import observables as obs
+from phantom.workers import observables as obs
 
 # ----------------------------------------------------------------------------------------------
 # the reference: written from SPEC §3 directly, loops and all, in NumPy float64

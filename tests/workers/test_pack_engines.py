@@ -8,13 +8,13 @@
   ≤ 1.3e-15 relative on the tiny models (6 steps, lr ≤ 1e-2, every float column). The same
   comparison in float32 (u = 2^-24) differs by up to 2e-5 relative (smollm2, Adam turning
   rounding in near-zero gradient components into O(lr) moves); the error scales with u, so
-  float64 brings that to 2e-5 · 2^-29 ≈ 4e-14. The bound TOL64 = 1e-10 (workers.testing;
+  float64 brings that to 2e-5 · 2^-29 ≈ 4e-14. The bound TOL64 = 1e-10 (phantom.workers.testing;
   relative to max(1, |value|)) leaves a factor > 1e3 for kernels that block sums otherwise,
   while a member that trained on another member's rows, rate, seed or adapters lies far above
   it. Integer columns (ranks, pool size) and the flip step are identical. A full pack keeps
-  the model's own (SDPA) attention here (workers.testing.exact_attention): eager attention
+  the model's own (SDPA) attention here (phantom.workers.testing.exact_attention): eager attention
   rounds the softmax to float32 even in a float64 model (llama, gpt_neox: 1e-7).
-- **float32, within this machine's own float32 noise** (workers.testing.float32_bound). The
+- **float32, within this machine's own float32 noise** (phantom.workers.testing.float32_bound). The
   trial alone on 1 and on 2 torch threads (reductions split another way), and the trial alone
   in float32 against float64, give per column the size of float32 rounding on this machine,
   kernels included; the packed member may differ from the trial alone by NOISE_MULTIPLE = 10
@@ -38,17 +38,17 @@ import torch
 from phantom.config import StopperConfig, TrainingConfig, TrialConfig
 from phantom.errors import ConfigError
 from phantom.schema import STEP_FIELDS
-from workers.engines import SingleEngine, drop_spare, encode
-from workers.packs import (
+from phantom.workers.engines import SingleEngine, drop_spare, encode
+from phantom.workers.packs import (
     FullPackEngine,
     LoopEngine,
     LoraPackEngine,
     StackedAdamW,
     pack_engine,
 )
-from workers.sentences import get_sentence
-from workers.testing import close64, exact_attention, float32_bound, float64, threads
-from workers.trial import run_pack, run_trial
+from phantom.workers.sentences import get_sentence
+from phantom.workers.testing import close64, exact_attention, float32_bound, float64, threads
+from phantom.workers.trial import run_pack, run_trial
 
 FAMILIES = ["tiny-gpt2", "tiny-neox", "tiny-llama"]
 
@@ -238,7 +238,7 @@ def test_stopped_members_leave_and_the_rest_go_on(tmp_path, tiny_models, protoco
 
 
 def test_a_failure_mid_pack_is_recorded_for_the_members_still_running(tmp_path, tiny_models, monkeypatch):
-    import workers.trial as wt
+    import phantom.workers.trial as wt
 
     cfgs = pack_cfgs("tiny-llama", "lora", steps=6)
     armed = {"on": False}
@@ -270,7 +270,7 @@ def test_a_failure_mid_pack_is_recorded_for_the_members_still_running(tmp_path, 
 
 
 def test_reused_copy_gives_the_numbers_of_a_fresh_one(tmp_path, tiny_models, monkeypatch):
-    from workers import engines
+    from phantom.workers import engines
 
     base = tiny_models["tiny-gpt2"]
     first = make_cfg("tiny-gpt2", "full", lr=3e-2, steps=3,
@@ -326,8 +326,8 @@ def test_pack_engine_choice(tiny_models):
 def test_default_pack_size(device, protocol, size):
     """``pack: auto`` takes the measured table (README, "Trial packs") now that the packed
     engines are installed."""
-    from orchestrator.config import SweepConfig
-    from orchestrator.packing import pack_limit
+    from phantom.orchestrator.config import SweepConfig
+    from phantom.orchestrator.packing import pack_limit
 
     sweep = SweepConfig.from_dict({
         "name": "k", "models": ["tiny-llama"], "learning_rates": [1e-3], "protocols": [protocol],
@@ -391,7 +391,7 @@ def test_stacked_adamw_is_torch_adamw_per_member(max_norm, weight_decay, dtype):
     ("full", (1e-5, 1e-4), "packed"),
 ])
 def test_packed_smollm2_equals_the_trials_alone(tmp_path, protocol, rates, mode):
-    from workers.models import load_model_cached
+    from phantom.workers.models import load_model_cached
 
     base = load_model_cached("smollm2-135m")
     s = get_sentence("longing")

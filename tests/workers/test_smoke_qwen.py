@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from phantom.config import TrainingConfig, TrialConfig
-import models
-from workers.models import load_model
-from workers.sentences import get_sentence
-from workers.trial import run_trial
+from phantom import models
+from phantom.workers.models import load_model
+from phantom.workers.sentences import get_sentence
+from phantom.workers.trial import run_trial
 
 QWEN = "qwen2.5-coder-0.5b"
 

@@ -7,9 +7,9 @@ import pytest
 
 from phantom.config import TrainingConfig, TrialConfig
 from phantom.errors import SentenceError
-from workers.models import load_model
-from workers.sentences import get_sentence
-from workers.trial import resolve_ids, run_trial
+from phantom.workers.models import load_model
+from phantom.workers.sentences import get_sentence
+from phantom.workers.trial import resolve_ids, run_trial
 
 pytestmark = pytest.mark.smoke
 

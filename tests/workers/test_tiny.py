@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from phantom.errors import SentenceError
-from workers import tiny
-from workers.sentences import load_sentences, token_id
+from phantom.workers import tiny
+from phantom.workers.sentences import load_sentences, token_id
 
 
 @pytest.mark.parametrize("name,tied", [("tiny-gpt2", True), ("tiny-neox", False), ("tiny-llama", True)])

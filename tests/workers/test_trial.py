@@ -12,8 +12,8 @@ import pytest
 from phantom.config import LoraConfig, StopperConfig, TrainingConfig, TrialConfig
 from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
 from phantom.storage import Store
-from workers.sentences import get_sentence
-from workers.trial import run_trial
+from phantom.workers.sentences import get_sentence
+from phantom.workers.trial import run_trial
 
 FAMILIES = ["tiny-gpt2", "tiny-neox", "tiny-llama"]
 
@@ -154,7 +154,7 @@ def test_divergence_keeps_rows_and_is_recorded(tmp_path, tiny_models):
 
 
 def test_a_failure_is_recorded_then_raised(tmp_path, tiny_models, monkeypatch):
-    import workers.trial as wt
+    import phantom.workers.trial as wt
 
     calls = {"n": 0}
     real = wt.obs.observe
@@ -259,7 +259,7 @@ def test_context_index_names_one_context(tmp_path, tiny_models):
 
 
 def test_a_failure_before_training_leaves_an_error_record(tmp_path):
-    from workers.trial import record_failure
+    from phantom.workers.trial import record_failure
 
     cfg = make_cfg(model="no-such-model")
     res = record_failure(cfg, tmp_path, OSError("cannot load weights\nsecond line"))
@@ -273,7 +273,7 @@ def test_a_failure_before_training_leaves_an_error_record(tmp_path):
 def test_lora_adapters_start_from_the_seeded_draw(tiny_models, model):
     import copy
 
-    from workers.protocols import apply_protocol, base_module_name, lora_a_init
+    from phantom.workers.protocols import apply_protocol, base_module_name, lora_a_init
 
     base = tiny_models[model]
     wrapped = apply_protocol(copy.deepcopy(base.model), "lora", LoraConfig(), base.tied, seed=7)
@@ -293,10 +293,10 @@ def test_lora_adapters_start_from_the_seeded_draw(tiny_models, model):
 def test_logits_at_the_last_position_equal_the_full_forward(tiny_models):
     """logits_to_keep reads only each context's last position: the same numbers as the full
     forward read there, also for right-padded contexts of different lengths. In float64 the
-    two agree to workers.testing.TOL64 (another matrix shape, the same arithmetic); in float32
-    within this machine's float32 noise (float32 against float64, workers.testing)."""
-    from workers.engines import SingleEngine, encode
-    from workers.testing import close64, float32_bound, float64
+    two agree to phantom.workers.testing.TOL64 (another matrix shape, the same arithmetic); in float32
+    within this machine's float32 noise (float32 against float64, phantom.workers.testing)."""
+    from phantom.workers.engines import SingleEngine, encode
+    from phantom.workers.testing import close64, float32_bound, float64
 
     ctx = ("Far from home for years , she felt a deep and aching", "He stared at the sea with")
     cfg = make_cfg("tiny-gpt2", contexts=ctx)
@@ -319,7 +319,7 @@ def test_logits_at_the_last_position_equal_the_full_forward(tiny_models):
 @pytest.mark.parametrize("protocol,model", [("lora", "tiny-llama"), ("prefix", "tiny-gpt2"), ("full", "tiny-llama")])
 def test_the_full_vocabulary_cosines_are_computed_once_per_trial_where_the_embedding_is_frozen(
         tmp_path, tiny_models, monkeypatch, protocol, model):
-    import workers.trial as wt
+    import phantom.workers.trial as wt
 
     calls = {"n": 0}
     real = wt.obs.vocab_cosines
@@ -336,7 +336,7 @@ def test_the_full_vocabulary_cosines_are_computed_once_per_trial_where_the_embed
 
 @pytest.mark.parametrize("protocol", ["lora", "lora-frozen-head", "prefix"])
 def test_a_frozen_embedding_trial_observes_what_a_fresh_observe_gives(tmp_path, tiny_models, monkeypatch, protocol):
-    import workers.trial as wt
+    import phantom.workers.trial as wt
 
     real, checked = wt.obs.observe, []
 

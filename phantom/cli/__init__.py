@@ -1,8 +1,12 @@
-"""The ``phantom`` command. One module per subcommand; heavy imports happen inside the
-command's function, so ``phantom --help`` and ``phantom sweep validate`` start fast.
+"""The ``phantom`` command: a thin shell over the library. One module per subcommand (as
+lm-eval's ``_cli/``); each adds its parser and, when run, parses its options, calls its layer's
+face (:mod:`phantom.workers`, :mod:`phantom.orchestrator`, :mod:`phantom.analysis`,
+:mod:`phantom.models`) and prints what came back. Heavy imports happen inside the command's
+function, so ``phantom --help`` and ``phantom sweep validate`` start fast.
 
-Each module listed in COMMANDS defines ``register(subparsers)``, which adds its parser(s) and
-sets ``run=<function(args) -> int | None>`` as a default.
+Each module in COMMANDS defines ``register(subparsers)``, which adds its parser(s) and sets
+``run=<function(args) -> int | None>`` as a default. A user's mistake is one line on stderr and
+a non-zero exit, never a traceback (:func:`main`).
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import importlib
 import sys
 import warnings
 
-from phantom.release import __version__
 from phantom.errors import PhantomError
+from phantom.release import __version__
 
 COMMANDS = [
-    "workers.cli",  # trial, sentences, models, geometry, predict
-    "orchestrator.cli",  # sweep run|resume|status|validate
-    "analysis.commands.cli",  # query, analyze
+    "phantom.cli.trial",  # trial
+    "phantom.cli.sentences",  # sentences check
+    "phantom.cli.models",  # models [install]
+    "phantom.cli.geometry",  # geometry, predict
+    "phantom.cli.sweep",  # sweep run|resume|status|compact|validate|init, sweeps
+    "phantom.cli.query",  # query, analyze
 ]
 
 
@@ -37,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"phantom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a package of this project not written yet
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -69,7 +70,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     return int(code or 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,65 @@
+"""``phantom sweep validate``: what a sweep file would run, checked and described, with nothing
+started or written: the grid (or the η_c brackets), the pairs skipped and why, the packing,
+the resources, and — when a storage is given — that it is reachable and accepts the
+credentials (no Ray, no torch)."""
+
+from __future__ import annotations
+
+import os
+
+
+def validate_sweep(file: str | os.PathLike, overrides=(), *, storage: str | None = None,
+             only: dict[str, tuple] | None = None) -> list[str]:
+    """Check the sweep ``file`` (a path or a built-in sweep's name) with its ``--set``
+    overrides; the lines that describe it. Every problem is a one-line PhantomError."""
+    from phantom.orchestrator.loader import load_sweep
+    from phantom.orchestrator.only import check_only, describe_only, select
+    from phantom.orchestrator.packing import check_packing, describe
+
+    sweep, sentences = load_sweep(file, overrides)
+    check_packing(sweep)
+    check_only(sweep, only)
+    each = sweep.sentences.contexts == "each"
+    points = "(model, sentence, context) points" if each else "(model, sentence) pairs"
+    lines = []
+    if sweep.search.mode == "eta-c":
+        from phantom.orchestrator.etac import max_trials, plan_brackets
+
+        brackets, grid = plan_brackets(sweep, sentences)
+        s = sweep.search
+        lines.append(f"{sweep.name}: eta-c search over {len(brackets)} brackets ({points} x protocols x seeds),"
+                     f" lr in [{s.lr_min:g}, {s.lr_max:g}], to a factor {s.tolerance:g}")
+        lines.append(f"  at most {len(brackets)} x {max_trials(sweep)} trials, each stopped at its flip"
+                     f" (budget {sweep.training.steps} steps)")
+    else:
+        from phantom.orchestrator.expand import expand  # the grid mode's plan, without the engine's imports
+
+        grid = expand(sweep, sentences)
+        n_points = len({(t.model, t.sentence_id, t.context_index) for t in grid.trials})
+        lines.append(
+            f"{sweep.name}: {len(grid.trials)} trials = {n_points} {points} x "
+            f"{len(sweep.protocols)} protocols x {_rates(sweep)} rates x {len(sweep.seeds)} seeds,"
+            f" {sweep.training.steps} steps each"
+        )
+        if only:
+            lines.append(f"  --only {describe_only(only)}: {len(select(grid.trials, only, sweep.name))} of them")
+    for s in grid.skipped:
+        lines.append(f"  skipped {s.model} / {s.sentence_id}: {s.reason}")
+    r = sweep.resources
+    lines.append(f"  each Tune trial reserves {r.cpus_per_trial:g} CPU, {r.gpus_per_trial:g} GPU; {describe(sweep)}")
+    root = storage or sweep.storage
+    if root:
+        from phantom.storage import Store
+        from phantom.storage_errors import check_store, translated
+
+        with translated(root):  # reachable, credentials accepted, the bucket exists (nothing written)
+            check_store(Store.open(root))
+    lines.append(f"  data: {root.rstrip('/')}/{sweep.name}" if root else "  data: (no storage set: pass --storage to run)")
+    return lines
+
+
+def _rates(sweep) -> str:
+    counts = {p: len(sweep.rates(p)) for p in sweep.protocols}
+    if len(set(counts.values())) == 1:
+        return str(next(iter(counts.values())))
+    return "(" + ", ".join(f"{n} {p}" for p, n in counts.items()) + ")"

@@ -1,0 +1,7 @@
+"""``python -m phantom``: the ``phantom`` command."""
+
+import sys
+
+from phantom.cli import main
+
+sys.exit(main())
