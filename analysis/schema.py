@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from phantom.schema import GEOMETRY_FIELDS
+from phantom.schema import GEOMETRY_SCHEMA
 
-MODEL_COLUMNS = [n for n, _ in GEOMETRY_FIELDS[: GEOMETRY_FIELDS.index(("sentence_id", pa.string()))]]
+# the model's columns: every one before the sentence's (GeometryRow)
+MODEL_COLUMNS = GEOMETRY_SCHEMA.names[: GEOMETRY_SCHEMA.names.index("sentence_id")]
 SENTENCE_COLUMNS = ["model", "sentence_id", "target", "competitor", "n_contexts", "gmax",
                     "gmax_head", "born_rank0", "B0", "eps0", "phi0"]
 

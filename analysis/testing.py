@@ -274,7 +274,7 @@ def synthetic_grid(
 def geometry_table(model: str, *, mean_g2: float, cls: str, sentences: dict[str, float],
                    ks_norm: float = 0.05, ks_exp: float = 0.2) -> pa.Table:
     """A geometry file's rows for a model (``sentences``: id → G_max)."""
-    from phantom.schema import GEOMETRY_SCHEMA
+    from phantom import schema
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     base = {
@@ -289,7 +289,7 @@ def geometry_table(model: str, *, mean_g2: float, cls: str, sentences: dict[str,
          "gmax": g, "gmax_head": g, "born_rank0": 2.0, "B0": 1.1, "eps0": 0.3, "phi0": -0.1}
         for sid, g in sorted(sentences.items())
     ] or [{**base}]
-    return pa.Table.from_pylist(rows, schema=GEOMETRY_SCHEMA)
+    return schema.geometry_table([schema.row_from(schema.GeometryRow, r) for r in rows])
 
 
 def is_close(a: float | None, b: float | None, tol: float = 1e-9) -> bool:

@@ -16,8 +16,8 @@ Sections (``--only``):
 - ``full``: the same for full fine-tuning at K = 2, 3, ... (``--full-ks``): the vmap pack and
   the loop pack (K single engines side by side) against K trials in a row.
 - ``memory``: several full-FT trials in a row in one worker (SingleEngine): peak resident
-  memory after each, against weights + gradients + Adam state + base copy, for a new copy per
-  trial (``PHANTOM_MEMORY=plain``, the worker before issue 11) and for the reused copy.
+  memory after each, against weights + gradients + Adam state + base copy (the worker keeps
+  one copy and its Adam state from trial to trial).
 - ``kernels``: one LoRA forward+backward over K copies of the context: the packed engine's
   bmm, peft's mixed-adapter batch (``adapter_names=``), and K separate forwards.
 
@@ -97,7 +97,6 @@ def measure(spec: dict) -> dict:
     import pyarrow.parquet as pq
     import torch
 
-    from phantom.workers.packs import pack_engine
     from phantom.workers.trial import run_pack, run_trial
 
     if spec.get("threads"):
@@ -124,7 +123,7 @@ def measure(spec: dict) -> dict:
             peaks.append(_status_gb("VmHWM"))
     else:
         mode = spec["kind"]
-        results = run_pack(cfgs, out, base=base, engine_factory=lambda *a: pack_engine(*a, mode=mode))
+        results = run_pack(cfgs, out, base=base, mode=mode)
         peaks.append(_status_gb("VmHWM"))
     wall = time.perf_counter() - t0
     step_ms = 0.0
@@ -224,10 +223,7 @@ def kernels(spec: dict, base) -> dict:
 def run(spec: dict, inline: bool) -> dict:
     if inline:
         return measure(spec)
-    env = dict(os.environ)
-    if spec.get("memory"):
-        env["PHANTOM_MEMORY"] = spec["memory"]
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=dict(os.environ),
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"child {spec['kind']} failed:\n{proc.stderr[-3000:]}")
@@ -324,8 +320,8 @@ def main() -> int:
         spec = dict(common, protocol="full", steps=3, lrs=[FULL_RATES[i % len(FULL_RATES)] for i in range(args.memory_trials)], kind="alone",
                     warmup=False)
         print(f"\nmemory: {args.memory_trials} full-FT trials in a row in one worker (SingleEngine):")
-        for memory, label in (("plain", "before (a new copy a trial)"), ("reuse", "after (copy + Adam reused)")):
-            r = run(dict(spec, memory=memory), args.inline)
+        for label in ("copy + Adam reused",):
+            r = run(spec, args.inline)
             budget = memory_budget_gb(r["params"])
             print(f"  {label:<28} peak after each trial "
                   + " ".join(f"{p:.2f}" for p in r["peaks_gb"])

@@ -267,11 +267,11 @@ def gen_report() -> str:
 
 
 def gen_step_columns() -> str:
-    from phantom.schema import STEP_FIELDS
+    from phantom.schema import StepRow, column_name
 
-    out = ["| # | column | Arrow type |", "| --- | --- | --- |"]
-    for i, (name, typ) in enumerate(STEP_FIELDS, 1):
-        out.append(f"| {i} | `{name}` | {typ} |")
+    out = [_doc(StepRow), "", "| # | column | Arrow type | meaning |", "| --- | --- | --- | --- |"]
+    for i, f in enumerate(dataclasses.fields(StepRow), 1):
+        out.append(f"| {i} | `{column_name(f)}` | {f.metadata['arrow']} | {_cell(f.metadata.get('doc', ''))} |")
     return "\n".join(out)
 
 

@@ -9,6 +9,7 @@ and ``--set``) lives in :mod:`phantom.orchestrator.loader`; expanding the grid i
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from phantom.config import (
     LoraConfig,
     ObservablesConfig,
+    PackMode,
     StopperConfig,
     TrainingConfig,
     from_dict,
@@ -27,7 +29,40 @@ from phantom.protocols import Protocol
 from phantom.tracking import check_names as check_tracking
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SEARCH_MODES = ("grid", "eta-c")
+
+
+class SearchMode(str, enum.Enum):
+    """How a sweep chooses its trials (``search.mode``): a vocabulary, like
+    :class:`~phantom.protocols.Protocol`, whose value is its name in sweep files. What each plans
+    is :func:`phantom.orchestrator.search.plan_sweep`."""
+
+    GRID = "grid"  # every point of the grid, once: models x sentences x protocols x rates x seeds
+    ETA_C = "eta-c"  # per bracket (a point without its rate), η_c by bisection between lr_min and lr_max
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: object) -> SearchMode:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            names = [m.value for m in cls]
+            raise ConfigError(f"`mode` should be one of {', '.join(names)}, got {value!r}.{suggest(str(value), names)}") from None
+
+    @property
+    def takes_rates(self) -> bool:
+        """The sweep's ``learning_rates`` are its rates (an η_c search chooses its own)."""
+        return self is SearchMode.GRID
+
+    @property
+    def selects(self) -> bool:
+        """``--only`` can select among its trials (an η_c search's trials are not known ahead)."""
+        return self is SearchMode.GRID
+
+
 CONTEXT_MODES = ("joint", "each")
 
 
@@ -66,6 +101,8 @@ class ResourcesConfig:
     gpus_per_trial: float = field(default=0.0, metadata={"help": "GPUs per Tune trial (0.25 = 4 per GPU)"})
     max_concurrent: int | None = field(default=None, metadata={"help": "cap on running Tune trials"})
     pack: int | str = field(default="auto", metadata={"help": "most trials per pack; 1 = off; auto"})
+    pack_mode: PackMode = field(default=PackMode.AUTO, metadata={
+        "help": "how a pack trains: auto (vectorised where it pays), packed, loop (members side by side)"})
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
@@ -80,6 +117,7 @@ class ResourcesConfig:
             raise ConfigError(f"`pack` should be a whole number >= 1 or 'auto', got {self.pack!r}")
         if isinstance(self.pack, int) and self.pack < 1:
             raise ConfigError(f"`pack` should be at least 1 (1 = no packing), got {self.pack}")
+        object.__setattr__(self, "pack_mode", PackMode.parse(self.pack_mode))
 
     @property
     def device(self) -> str:
@@ -95,21 +133,30 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class TestingConfig:
+    """Knobs for tests of the dispatch itself, off by default: a test that must act while a
+    trial runs (kill its worker, its driver, its node) slows every step down."""
+
+    step_delay_s: float = field(default=0.0, metadata={"help": "seconds a worker sleeps after each step (0: none)"})
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.step_delay_s) and self.step_delay_s >= 0):
+            raise ConfigError(f"`step_delay_s` should be >= 0, got {self.step_delay_s}")
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """``grid`` runs every point; ``eta-c`` bisects each (model, sentence, protocol, seed) for
     the critical learning rate η_c (SPEC §5) between ``lr_min`` and ``lr_max``."""
 
-    mode: str = field(default="grid", metadata={"help": "grid | eta-c"})
+    mode: SearchMode = field(default=SearchMode.GRID, metadata={"help": "grid | eta-c"})
     lr_min: float = field(default=1e-6, metadata={"help": "eta-c: lower end of the bracket"})
     lr_max: float = field(default=1e-3, metadata={"help": "eta-c: upper end of the bracket"})
     tolerance: float = field(default=1.1, metadata={"help": "eta-c: stop when hi/lo <= this factor"})
     max_rounds: int = field(default=30, metadata={"help": "eta-c: most bisection rounds"})
 
     def __post_init__(self) -> None:
-        if self.mode not in SEARCH_MODES:
-            raise ConfigError(
-                f"`mode` should be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}.{suggest(self.mode, SEARCH_MODES)}"
-            )
+        object.__setattr__(self, "mode", SearchMode.parse(self.mode))
         for name in ("lr_min", "lr_max"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -166,12 +213,13 @@ class SweepConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "let transformers run a hub model's own code"})
     tracking: tuple[str, ...] = field(default=(), metadata={"help": "experiment trackers: mlflow, tensorboard, wandb"})
     description: str | None = field(default=None, metadata={"help": "free text, kept with the sweep"})
+    testing: TestingConfig = field(default_factory=TestingConfig)
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
             raise ConfigError(f"`name` should be a folder name (letters, digits, . _ -), got {self.name!r}")
         dims = ["models", "protocols", "seeds"]
-        if self.search.mode == "grid" and not isinstance(self.learning_rates, ProtocolRates):
+        if self.search.mode.takes_rates and not isinstance(self.learning_rates, ProtocolRates):
             dims.insert(2, "learning_rates")
         for dim in dims:
             values = getattr(self, dim)
@@ -198,7 +246,7 @@ class SweepConfig:
         extra = [p for p in rates.given() if p not in self.protocols]
         if extra:
             raise ConfigError(f"`learning_rates.{extra[0]}` is given but '{extra[0]}' is not in `protocols`")
-        if self.search.mode != "grid":
+        if not self.search.mode.takes_rates:
             return
         for protocol in self.protocols:
             values = rates.get(protocol)

@@ -31,7 +31,6 @@ from phantom.errors import ClusterError
 from phantom.storage import Store
 from phantom.orchestrator.config import SweepConfig
 from phantom.orchestrator.packing import (
-    PACK_ENGINE_ENV,
     Unit,
     delete_units,
     dispatch_units,
@@ -40,8 +39,8 @@ from phantom.orchestrator.packing import (
     write_units,
 )
 from phantom.orchestrator.plan import pending_trials
+from phantom.orchestrator.unit_task import FORMAT, UnitTask
 
-STEP_DELAY_ENV = "PHANTOM_STEP_DELAY"  # testing knob: seconds to sleep after each step
 # set before a Tune run: Phantom writes every result itself, so Tune's own per-trial loggers
 # (result.json, progress.csv, TensorBoard events: ~40 KB a trial) are left out
 TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
@@ -86,28 +85,9 @@ def callback_telemetry_off():
         usage.tag_callbacks = original
 
 
-def unit_id(config: dict) -> str:
-    """The unit a Tune trial's config names (an experiment of an older Phantom: its pack)."""
-    return config["unit"] if "unit" in config else config["pack"]["id"]
-
-
 def _trial_name(trial) -> str:
-    return unit_id(trial.config)
-
-
-def _param_space(store: Store, sweep: SweepConfig, units: list[Unit], folder: str) -> dict:
-    from ray import tune
-
-    return {
-        "unit": tune.grid_search([u.unit_id for u in units]),  # its members: ray/<folder>/<id>.json
-        "units": folder,
-        "storage": store.uri,
-        "cpus": sweep.resources.cpus_per_trial,
-        "retries": sweep.retries,
-        "tracking": list(sweep.tracking),  # experiment trackers the worker feeds (phantom/tracking.py)
-        "step_delay_s": float(os.environ.get(STEP_DELAY_ENV) or 0.0),
-        "engine": os.environ.get(PACK_ENGINE_ENV) or None,
-    }
+    """A Tune trial is named after its unit (its folder too: :func:`_unit_of`)."""
+    return trial.config["unit"]
 
 
 def _trainable(sweep: SweepConfig):
@@ -142,10 +122,10 @@ def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
     name = time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(2).hex()  # unique: it tags attempts
     folder = units_folder(name)
     write_units(store, folder, units)
-    store.write_text(json.dumps({"name": name}), layout.RAY_DIR, layout.CURRENT_FILE)
+    store.write_text(json.dumps({"name": name, "format": FORMAT}), layout.RAY_DIR, layout.CURRENT_FILE)
     tuner = tune.Tuner(
         _trainable(sweep),
-        param_space=_param_space(store, sweep, units, folder),
+        param_space=UnitTask.of(sweep, folder, store.uri).param_space(u.unit_id for u in units),
         tune_config=tune.TuneConfig(
             reuse_actors=True,  # a worker keeps its loaded base model for the next unit
             max_concurrent_trials=sweep.resources.max_concurrent,
@@ -201,9 +181,13 @@ def _restore(store: Store, sweep: SweepConfig):
 
     if not store.exists(layout.RAY_DIR, layout.CURRENT_FILE):
         return None
-    name = json.loads(store.read_text(layout.RAY_DIR, layout.CURRENT_FILE))["name"]
+    current = json.loads(store.read_text(layout.RAY_DIR, layout.CURRENT_FILE))
+    name = current["name"]
     path = _ray_path(store, name)
-    if not tune.Tuner.can_restore(path) or _no_experiment_state(path):
+    if current.get("format") != FORMAT:  # another release's units and task: the records say what is left
+        print("the interrupted Tune experiment was written by another release of Phantom: running what is "
+              "pending afresh", file=sys.stderr, flush=True)
+    if current.get("format") != FORMAT or not tune.Tuner.can_restore(path) or _no_experiment_state(path):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
         delete_units(store, units_folder(name))
         return None
@@ -230,14 +214,14 @@ def _restore(store: Store, sweep: SweepConfig):
     return results
 
 
-def _unit_config(result, folder: str | None) -> dict:
-    """What names a Tune result's unit: its config, or — when Tune has none (a worker that never
-    ran the trial) — its folder, which Tune names after the unit (``trial_dirname_creator``)."""
+def _unit_of(result, folder: str | None) -> tuple[str, str]:
+    """(units folder, unit id) of a Tune result: from its config, or — when Tune has none (a
+    worker that never ran the trial) — from its folder, which Tune names after the unit."""
     if result.config:
-        return result.config
+        return result.config["units"], result.config["unit"]
     if folder is None or not getattr(result, "path", None):
         raise KeyError("unit")
-    return {"unit": os.path.basename(str(result.path).rstrip("/")), "units": folder}
+    return folder, os.path.basename(str(result.path).rstrip("/"))
 
 
 def record_lost(store: Store, results, folder: str | None = None) -> int:
@@ -253,7 +237,7 @@ def record_lost(store: Store, results, folder: str | None = None) -> int:
         message = str(result.error).strip().splitlines()
         reason = f"the worker was lost ({message[-1] if message else type(result.error).__name__})"
         try:
-            packs = read_unit(store, _unit_config(result, folder))
+            packs = read_unit(store, *_unit_of(result, folder))
         except (OSError, ValueError, KeyError):  # its file is gone: its members stay pending
             continue
         for cfg in (c for pack in packs for c in pack):

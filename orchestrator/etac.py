@@ -162,14 +162,13 @@ def _ask(study, b: Bracket, dist, lr: float | None = None) -> float:
 # the search
 
 
-def run_eta_c(store: Store, sweep: SweepConfig, sentences_file: Path, plan: tuple[list[Bracket], Grid], *,
+def run_eta_c(store: Store, sweep: SweepConfig, sentences_file: Path, brackets: list[Bracket], grid: Grid, *,
               rerun_errored: bool = False, stream=None) -> Outcome:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     stream = stream or sys.stderr
     s = sweep.search
-    brackets, grid = plan
     dist = distribution(s.lr_min, s.lr_max)
     for sk in grid.skipped:
         print(f"skipping {sk.model} / {sk.sentence_id}: {sk.reason}", file=stream)

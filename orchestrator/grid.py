@@ -13,12 +13,8 @@ from phantom.config import TrialConfig
 from phantom.storage import Store
 from phantom.orchestrator.config import SweepConfig
 from phantom.orchestrator.engine import Outcome, dispatch
-from phantom.orchestrator.expand import Grid, expand
+from phantom.orchestrator.expand import Grid
 from phantom.orchestrator.plan import write_plan
-
-
-def plan_grid(sweep: SweepConfig, sentences_file: Path) -> Grid:
-    return expand(sweep, sentences_file)
 
 
 def run_grid(store: Store, sweep: SweepConfig, sentences_file: Path, grid: Grid, *,

@@ -58,7 +58,7 @@ def _show(key: str, value) -> str:
 
 def check_only(sweep, only: dict[str, tuple]) -> None:
     """``--only`` selects trials of a grid; an η_c search chooses its own rates."""
-    if only and sweep.search.mode == "eta-c":
+    if only and not sweep.search.mode.selects:
         raise ConfigError("--only selects trials of a grid sweep; an eta-c search chooses its own rates "
                           "(narrow it with --set, e.g. --set models=[...])")
 

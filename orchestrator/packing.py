@@ -22,12 +22,12 @@ import hashlib
 import importlib.util
 import json
 import math
-import os
 from dataclasses import dataclass
 
+from phantom import layout
 from phantom.config import TrialConfig
-from phantom.protocols import Protocol
 from phantom.orchestrator.config import SweepConfig
+from phantom.protocols import Protocol
 
 # The default most-trials-per-pack, per device and protocol (``resources.pack: auto``): the one
 # table, from bench/bench_packs.py (docs/design/packs.md, docs/results/benchmarks.md). CPU, measured on smollm2-135m: a LoRA
@@ -40,16 +40,9 @@ PACK_DEFAULTS: dict[str, dict[Protocol, int]] = {
     "cpu": {Protocol.LORA: 8, Protocol.LORA_FROZEN_HEAD: 8, Protocol.PREFIX: 1, Protocol.FULL: 1},
     "cuda": {Protocol.LORA: 8, Protocol.LORA_FROZEN_HEAD: 8, Protocol.PREFIX: 1, Protocol.FULL: 1},
 }
-# testing knob: "module:function" of an engine factory the trainable hands to run_pack for
-# packs of several trials (phantom.orchestrator.testing:loop_engine runs them one model each)
-PACK_ENGINE_ENV = "PHANTOM_PACK_ENGINE"
-
-
 def packed_engines_available() -> bool:
-    """Whether packs of several trials can run here: the packed engines (``phantom.workers.packs``)
-    are installed, or a test engine is set through PHANTOM_PACK_ENGINE."""
-    if os.environ.get(PACK_ENGINE_ENV):
-        return True
+    """Whether packs of several trials can run here: the packed engines
+    (``phantom.workers.packs``) are importable."""
     try:
         return importlib.util.find_spec("phantom.workers.packs") is not None
     except ImportError:
@@ -304,8 +297,6 @@ def write_units(store, folder: str, units: list[Unit]) -> None:
     experiment state then holds only each unit's id, not its members' configs."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from phantom import layout
-
     def write(unit: Unit) -> None:
         store.write_text(unit_text(unit), layout.RAY_DIR, folder, f"{unit.unit_id}.json")
 
@@ -313,19 +304,13 @@ def write_units(store, folder: str, units: list[Unit]) -> None:
         list(pool.map(write, units))
 
 
-def read_unit(store, config: dict) -> list[list[TrialConfig]]:
-    """The packs of the unit a Tune trial's ``config`` names (``unit``, ``units``). A Tune
-    experiment of an older Phantom, restored, held one pack's configs itself (``pack``)."""
-    from phantom import layout
-
-    if "pack" in config:
-        return [[TrialConfig.from_dict(json.loads(text)) for text in config["pack"]["trials"]]]
-    return decode_unit(json.loads(store.read_text(layout.RAY_DIR, config["units"], f"{config['unit']}.json")))
+def read_unit(store, units: str, unit: str) -> list[list[TrialConfig]]:
+    """The packs of the unit ``unit`` of the run whose units are in ``units`` (a folder under
+    the sweep's ``ray/``)."""
+    return decode_unit(json.loads(store.read_text(layout.RAY_DIR, units, f"{unit}.json")))
 
 
 def delete_units(store, folder: str) -> None:
-    from phantom import layout
-
     try:
         store.fs.delete_dir(store.path(layout.RAY_DIR, folder))
     except (FileNotFoundError, OSError):

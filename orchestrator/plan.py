@@ -35,8 +35,9 @@ def sweep_store(sweep: SweepConfig, storage: str | None) -> Store:
 
 def write_plan(store: Store, sweep: SweepConfig, sentences_file: Path, ids, skipped: tuple[Skip, ...]) -> None:
     """The resolved sweep (with a snapshot of its sentences), the trial ids, the skipped pairs."""
-    import pyarrow as pa
     import yaml
+
+    from phantom.schema import SkippedRow, skipped_table  # pyarrow: not at import (status stays light)
 
     data = sweep.to_dict()
     data["sentences"]["file"] = layout.SENTENCES_FILE
@@ -44,11 +45,8 @@ def write_plan(store: Store, sweep: SweepConfig, sentences_file: Path, ids, skip
     store.write_text(yaml.safe_dump(data, sort_keys=False), layout.SWEEP_FILE)
     store.write_text(Path(sentences_file).read_text(encoding="utf-8"), layout.SENTENCES_FILE)
     store.write_text(json.dumps({"name": sweep.name, "trials": sorted(set(ids))}, indent=0), layout.PLAN_FILE)
-    table = pa.Table.from_pylist(
-        [{"model": s.model, "sentence_id": s.sentence_id, "reason": s.reason} for s in skipped],
-        schema=pa.schema([("model", pa.string()), ("sentence_id", pa.string()), ("reason", pa.string())]),
-    )
-    store.write_table(table, layout.SKIPPED_FILE)
+    store.write_table(skipped_table([SkippedRow(s.model, s.sentence_id, s.reason) for s in skipped]),
+                      layout.SKIPPED_FILE)
 
 
 def errored_ids(store: Store, ids: set[str], before: datetime | None = None) -> set[str]:

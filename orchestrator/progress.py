@@ -33,9 +33,8 @@ def activate(view: ProgressView | None) -> None:
 
 
 def _key(trial) -> str:
-    """The unit id of a Tune trial (:func:`phantom.orchestrator.engine.unit_id`)."""
-    config = trial.config
-    return config["unit"] if "unit" in config else config["pack"]["id"]
+    """The unit id of a Tune trial (its name: :class:`~phantom.orchestrator.unit_task.UnitTask`)."""
+    return trial.config["unit"]
 
 
 class ProgressCallback(Callback):

@@ -5,9 +5,9 @@ Everything that can be checked is checked before anything is written or started:
 file, every model (resolvable here), every sentence (one token per word), packing. Then the
 driver takes the folder's lock (one driver per folder, :mod:`phantom.orchestrator.lock`), brings up
 Ray and checks that the cluster can run a pack at all (:class:`phantom.orchestrator.session.RaySession`),
-cleans what killed processes left behind, and hands over to the sweep's search mode —
-:mod:`phantom.orchestrator.grid` or :mod:`phantom.orchestrator.etac` — which dispatches through
-:mod:`phantom.orchestrator.engine`. Imports run one way: runner -> modes -> engine.
+cleans what killed processes left behind, and runs the sweep's plan (:mod:`phantom.orchestrator.search`:
+its search mode, :mod:`phantom.orchestrator.grid` or :mod:`phantom.orchestrator.etac`, dispatches
+through :mod:`phantom.orchestrator.engine`). Imports run one way: runner -> search -> modes -> engine.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from phantom.tracking import prepare_tracking
-from phantom.orchestrator import etac, grid
 from phantom.orchestrator.config import SweepConfig
 from phantom.orchestrator.engine import Outcome
 from phantom.orchestrator.session import RaySession
@@ -30,6 +29,7 @@ from phantom.orchestrator.lock import SweepLock
 from phantom.orchestrator.only import check_only, describe_only, select
 from phantom.orchestrator.packing import check_packing
 from phantom.orchestrator.plan import clean_leftovers, sweep_store
+from phantom.orchestrator.search import plan_sweep, run_plan
 from phantom.orchestrator.status import format_status, query_hint, sweep_status
 from phantom import layout
 from phantom.errors import StorageError
@@ -77,16 +77,12 @@ def run_sweep(
     check_store(store)  # an object store: reachable, the credentials accepted, the bucket there
     check_packing(sweep)
     check_only(sweep, only)
+    plan = plan_sweep(sweep, sentences_file)
     subset = None  # the trials --only chose (grid sweeps only: check_only refuses it for eta-c)
-    if sweep.search.mode == "eta-c":
-        planned, run = etac.plan_brackets(sweep, sentences_file), etac.run_eta_c
-    else:
-        planned, run = grid.plan_grid(sweep, sentences_file), grid.run_grid
-        if only:  # chosen once, before the lock: a value the sweep lacks is refused with nothing written
-            subset = select(planned.trials, only, sweep.name)
-            print(f"--only {describe_only(only)}: {len(subset)} of the {len(planned.trials)} trials of "
-                  f"{sweep.name}", file=stream)
-    kw = {} if subset is None else {"subset": subset}
+    if only:  # chosen once, before the lock: a value the sweep lacks is refused with nothing written
+        subset = select(plan.trials, only, sweep.name)
+        print(f"--only {describe_only(only)}: {len(subset)} of the {len(plan.trials)} trials of "
+              f"{sweep.name}", file=stream)
     with SweepLock(store, stream) as lock:
         prepare_tracking(sweep.tracking, store.uri)
         with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream):
@@ -95,8 +91,8 @@ def run_sweep(
                     clean_leftovers(store, lock)
                     # loose trials into parts as they finish (phantom.results); none after a refusal
                     with Compactor(store, stream, finish=lambda: watch.refusal is None):
-                        outcome = run(store, sweep, sentences_file, planned, rerun_errored=rerun_errored,
-                                      stream=stream, **kw)
+                        outcome = run_plan(plan, store, sweep, sentences_file, rerun_errored=rerun_errored,
+                                           stream=stream, subset=subset)
                 except Exception:  # e.g. Tune reading back a state file the full disk truncated
                     watch.refusal = watch.refusal or write_refusal(store)
                     if watch.refusal is None:

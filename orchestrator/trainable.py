@@ -32,6 +32,7 @@ from typing import Any
 from phantom import layout
 from phantom.outcomes import TrialStatus
 from phantom.orchestrator.unit_report import UnitReport
+from phantom.orchestrator.unit_task import UnitTask
 
 REPORT_EVERY_S = 0.5  # progress results to the driver at most this often (each is a round trip)
 
@@ -89,16 +90,6 @@ def _record_attempt(store, trial_id: str, attempts: list[dict], dispatch: str | 
                      *layout.attempts_file(trial_id))
 
 
-def _engine_factory(spec: str | None):
-    """The testing knob ``module:function`` (PHANTOM_PACK_ENGINE), or None: run_pack's own."""
-    if not spec:
-        return None
-    import importlib
-
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 class _Progress:
     """What the unit reports to the driver (:class:`UnitReport`): cumulative counts of its
     members, the running pack's member-steps; at most every REPORT_EVERY_S (each report is a
@@ -125,18 +116,17 @@ class _Progress:
 
 
 def phantom_trainable(config: dict[str, Any]) -> None:
-    """Tune function trainable. ``config``: ``unit`` (its id) and ``units`` (the folder of unit
-    files under the sweep's ``ray/``), ``storage`` (the sweep folder URI), ``cpus``,
-    ``retries``, ``tracking``, ``step_delay_s`` (testing knob: sleep after each step so a test
-    can act mid-trial), ``engine`` (testing knob)."""
+    """Tune function trainable: the unit's task (:class:`UnitTask`, read back from Tune's
+    config), its packs one after another."""
     if not _can_start():
         return
     from phantom.orchestrator.packing import read_unit
     from phantom.storage import Store
 
-    store = Store.open(config["storage"])
-    packs = read_unit(store, config)
-    dispatch = f"{config.get('units')}/{_job_id()}"
+    task = UnitTask.from_dict(config)
+    store = Store.open(task.storage)
+    packs = read_unit(store, task.units, task.unit)
+    dispatch = f"{task.units}/{_job_id()}"
     skip = left_out(store, [c.trial_id for p in packs for c in p], dispatch)
     packs = [[c for c in p if c.trial_id not in skip] for p in packs]
     packs = [p for p in packs if p]
@@ -151,11 +141,11 @@ def phantom_trainable(config: dict[str, Any]) -> None:
     from phantom.tracking import open_tracking
 
     if not torch.cuda.is_available():  # one worker per reserved CPU, not all cores each
-        torch.set_num_threads(max(1, int(config.get("cpus", 1))))
-    tracking = open_tracking(config.get("tracking") or (), store.uri)  # never raises: warns, goes on
+        torch.set_num_threads(max(1, int(task.cpus)))
+    tracking = open_tracking(task.tracking, store.uri)  # never raises: warns, goes on
     try:
         for todo in packs:
-            _run_pack(store, todo, config, dispatch, tracking, progress)
+            _run_pack(store, todo, task, dispatch, tracking, progress)
     finally:
         tracking.close()
     progress.set(running=0, pack_steps=0, done=True)
@@ -190,25 +180,33 @@ def _node_ip() -> str | None:
         return None
 
 
-def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress: _Progress) -> None:
+def _run_pack(store, todo: list, task: UnitTask, dispatch: str, tracking, progress: _Progress) -> None:
     """One pack of the unit: its attempt, the model, the loop; every member ends with a record
     (or a skip file), whatever happens short of the worker dying."""
     from phantom.errors import SentenceError
-    from phantom.tracking import record_of
     from phantom.workers.models import load_model_cached
     from phantom.workers.trial import record_failure, resolve_ids, run_pack
 
+    def ended(results: list | None = None, failure: BaseException | None = None, skipped: str | None = None) -> None:
+        """Every member ends here: its result, an error record (``failure``) or a skip file."""
+        for c in todo:
+            if skipped is not None:
+                store.write_text(json.dumps({"model": c.model, "sentence_id": c.sentence_id, "reason": skipped}),
+                                 *layout.skip_file(c.trial_id))
+            elif failure is not None:
+                record_failure(c, store, failure)
+        failed = len(todo) if failure is not None else sum(r.status is TrialStatus.ERROR for r in results or [])
+        done = 0 if skipped is not None or failure is not None else len(todo) - failed
+        progress.add(finished=done, failed=failed, skipped=len(todo) if skipped is not None else 0)
+        progress.set(running=0, pack_steps=0)
+        progress.report()
+
     tried = {c.trial_id: read_attempts(store, c.trial_id) for c in todo}
     died = max(sum(a.get("dispatch") == dispatch for a in tried[c.trial_id]) for c in todo)
-    retries = int(config.get("retries", 0))
-    if died > retries:  # each earlier attempt of this dispatch ended with its worker dead
-        lost = RuntimeError(f"the worker was lost: it died in each of the {died} attempts of this pack "
-                            f"(retries: {retries}; attempts/<trial_id>.json)")
-        for c in todo:
-            record_failure(c, store, lost)
-        progress.add(failed=len(todo))
-        progress.report()
-        return
+    if died > task.retries:  # each earlier attempt of this dispatch ended with its worker dead
+        return ended(failure=RuntimeError(
+            f"the worker was lost: it died in each of the {died} attempts of this pack "
+            f"(retries: {task.retries}; attempts/<trial_id>.json)"))
     for c in todo:
         _record_attempt(store, c.trial_id, tried[c.trial_id], dispatch)
     progress.set(running=len(todo), pack_steps=0)
@@ -217,45 +215,26 @@ def _run_pack(store, todo: list, config: dict, dispatch: str, tracking, progress
         base = load_model_cached(first.model, trust_remote_code=first.trust_remote_code)
         resolve_ids(first, base.tokenizer)
     except SentenceError as exc:  # the driver filters these out, unless it could not check them
-        for c in todo:
-            store.write_text(json.dumps({"model": c.model, "sentence_id": c.sentence_id, "reason": str(exc)}),
-                             *layout.skip_file(c.trial_id))
-        progress.add(skipped=len(todo))
-        progress.set(running=0)
-        progress.report()
-        return
+        return ended(skipped=str(exc))
     except Exception as exc:  # the model did not load: every member's record says why
-        for c in todo:
-            record_failure(c, store, exc)
-        progress.add(failed=len(todo))
-        progress.set(running=0)
-        progress.report()
-        return
+        return ended(failure=exc)
 
     for c in todo:
         tracking.trial_started(c)
-    delay = float(config.get("step_delay_s") or 0.0)
 
     def on_step(cfg, step: int, rows: list[dict]) -> str | None:
-        for i, row in enumerate(rows):  # every step, not throttled
-            tracking.step(cfg.trial_id, step, {**row, "context_id": i})
-        if delay:
-            time.sleep(delay)
+        tracking.steps(cfg.trial_id, step, rows)  # every step, not throttled
+        if task.step_delay_s:
+            time.sleep(task.step_delay_s)
         if step > 0:
             progress.add(member_steps=1, pack_steps=1)
         progress.report()
         return None
 
     try:
-        results = run_pack(todo, store, base=base, callback=on_step, raise_errors=False,
-                           engine_factory=_engine_factory(config.get("engine")))
-        for r in results:
-            tracking.trial_finished(record_of(r))
+        results = run_pack(todo, store, base=base, callback=on_step, raise_errors=False, mode=task.pack_mode)
     except Exception as exc:  # refused before its loop started: nothing of it is on disk yet
-        for c in todo:
-            record_failure(c, store, exc)
-        results = []
-    failed = sum(r.status is TrialStatus.ERROR for r in results) + (len(todo) - len(results))
-    progress.add(finished=len(todo) - failed, failed=failed)
-    progress.set(running=0, pack_steps=0)
-    progress.report()
+        return ended(failure=exc)
+    for r in results:
+        tracking.finished(r)
+    return ended(results)

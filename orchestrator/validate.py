@@ -15,35 +15,33 @@ def validate_sweep(file: str | os.PathLike, overrides=(), *, storage: str | None
     from phantom.orchestrator.loader import load_sweep
     from phantom.orchestrator.only import check_only, describe_only, select
     from phantom.orchestrator.packing import check_packing, describe
+    from phantom.orchestrator.search import plan_sweep
 
     sweep, sentences = load_sweep(file, overrides)
     check_packing(sweep)
     check_only(sweep, only)
+    plan = plan_sweep(sweep, sentences)
     each = sweep.sentences.contexts == "each"
     points = "(model, sentence, context) points" if each else "(model, sentence) pairs"
     lines = []
-    if sweep.search.mode == "eta-c":
-        from phantom.orchestrator.etac import max_trials, plan_brackets
+    if plan.brackets:
+        from phantom.orchestrator.etac import max_trials
 
-        brackets, grid = plan_brackets(sweep, sentences)
         s = sweep.search
-        lines.append(f"{sweep.name}: eta-c search over {len(brackets)} brackets ({points} x protocols x seeds),"
+        lines.append(f"{sweep.name}: eta-c search over {len(plan.brackets)} brackets ({points} x protocols x seeds),"
                      f" lr in [{s.lr_min:g}, {s.lr_max:g}], to a factor {s.tolerance:g}")
-        lines.append(f"  at most {len(brackets)} x {max_trials(sweep)} trials, each stopped at its flip"
+        lines.append(f"  at most {len(plan.brackets)} x {max_trials(sweep)} trials, each stopped at its flip"
                      f" (budget {sweep.training.steps} steps)")
     else:
-        from phantom.orchestrator.expand import expand  # the grid mode's plan, without the engine's imports
-
-        grid = expand(sweep, sentences)
-        n_points = len({(t.model, t.sentence_id, t.context_index) for t in grid.trials})
+        n_points = len({(t.model, t.sentence_id, t.context_index) for t in plan.trials})
         lines.append(
-            f"{sweep.name}: {len(grid.trials)} trials = {n_points} {points} x "
+            f"{sweep.name}: {len(plan.trials)} trials = {n_points} {points} x "
             f"{len(sweep.protocols)} protocols x {_rates(sweep)} rates x {len(sweep.seeds)} seeds,"
             f" {sweep.training.steps} steps each"
         )
         if only:
-            lines.append(f"  --only {describe_only(only)}: {len(select(grid.trials, only, sweep.name))} of them")
-    for s in grid.skipped:
+            lines.append(f"  --only {describe_only(only)}: {len(select(plan.trials, only, sweep.name))} of them")
+    for s in plan.grid.skipped:
         lines.append(f"  skipped {s.model} / {s.sentence_id}: {s.reason}")
     r = sweep.resources
     lines.append(f"  each Tune trial reserves {r.cpus_per_trial:g} CPU, {r.gpus_per_trial:g} GPU; {describe(sweep)}")

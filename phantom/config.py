@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
-from phantom.errors import ConfigError, suggest
+from phantom.errors import ConfigError, suggest, unknown
 from phantom.protocols import Protocol
 
 T = TypeVar("T")
@@ -120,6 +120,27 @@ def _positive(name: str, value: float) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # the concepts
+
+
+class PackMode(str, enum.Enum):
+    """How a pack of several trials trains (``resources.pack_mode``; one trial always trains
+    alone). Its value is its name in sweep files."""
+
+    AUTO = "auto"  # vectorised where it was measured to pay: LoRA everywhere, full FT on CUDA
+    PACKED = "packed"  # vectorised: LoRA and full FT
+    LOOP = "loop"  # each member's own single engine, side by side: the reference of the packed engines
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: object) -> PackMode:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(unknown("pack mode", str(value), [m.value for m in cls])) from None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from phantom import layout
 from phantom.outcomes import TrialStatus
-from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA
+from phantom.schema import STEP_SCHEMA, TRIAL_SCHEMA, project
 
 PART_TRIALS = 20_000  # trials per part at most (26-step trials: ~0.5 M step rows, ~30 MB)
 PART_ROWS = 4_000_000  # step rows per part at most (long trials fill a part sooner)
@@ -172,7 +172,7 @@ def read_records(store, ids: set[str] | None = None, columns: list[str] | None =
 def _schema(columns: list[str] | None) -> pa.Schema:
     if columns is None:
         return TRIAL_SCHEMA
-    return pa.schema([TRIAL_SCHEMA.field(c) for c in columns if c in TRIAL_SCHEMA.names])
+    return project(TRIAL_SCHEMA, columns)
 
 
 def keep_one(table: pa.Table) -> pa.Table:

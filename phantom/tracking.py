@@ -257,13 +257,20 @@ class _WandB:
 
     def finish(self, trial_id: str, summary: dict) -> None:
         run = self.runs.pop(trial_id)
-        run.summary.update({k: v for k, v in summary.items() if v is not None})
-        run.finish(exit_code=1 if summary.get("status") == TrialStatus.ERROR else 0)
+        try:
+            run.summary.update({k: v for k, v in summary.items() if v is not None})
+        finally:  # a summary it refused must not leave the run unfinished (its rows unwritten)
+            run.finish(exit_code=1 if summary.get("status") == TrialStatus.ERROR else 0)
 
     def close(self) -> None:
-        for run in self.runs.values():
-            run.finish(exit_code=1)
-        self.runs.clear()
+        """Finish what is open, then wait for W&B's own process to write everything and exit
+        (``wandb.teardown``): when the tracker is closed, each run's ``.wandb`` file is whole."""
+        try:
+            for run in self.runs.values():
+                run.finish(exit_code=1)
+        finally:
+            self.runs.clear()
+            self.wandb.teardown()
 
 
 _BACKENDS = {"mlflow": _MLflow, "tensorboard": _TensorBoard, "wandb": _WandB}
@@ -315,6 +322,15 @@ class Tracking:
                 state["flip_step"] = step
         if self.backends:
             self._each(f"step {step}", "log", trial_id, step, metrics_of(row))
+
+    def steps(self, trial_id: str, step: int, rows: Sequence[dict]) -> None:
+        """One step of a trial: its rows, one per context (what the trial loop's callback gets)."""
+        for i, row in enumerate(rows):
+            self.step(trial_id, step, {**row, "context_id": i})
+
+    def finished(self, result) -> None:
+        """A trial's end, from its ``phantom.workers.trial.TrialResult``."""
+        self.trial_finished(record_of(result))
 
     def trial_finished(self, record: dict) -> None:
         trial_id = record["trial_id"]

@@ -185,3 +185,62 @@ def test_dated_results_pages_are_dated_sections_in_order():
             assert m, f"{page.name}: section '{head}' does not start with 'YYYY-MM-DD: '"
             dates.append(m.group(1))
         assert dates == sorted(dates), f"{page.name}: sections out of date order {dates}"
+
+
+# ----------------------------------------------------------------------------------------------
+# what cannot drift: the README against the site's nav and the repository's folders (issue 29)
+
+
+def _nav_pages() -> list[str]:
+    """Every page of mkdocs.yml's nav, as a path under docs/."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # mkdocs.yml may hold !!python/name tags; the nav does not
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    nav = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)["nav"]
+    out: list[str] = []
+
+    def walk(node):
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, list):
+            for x in node:
+                walk(x)
+        elif isinstance(node, dict):
+            for x in node.values():
+                walk(x)
+
+    walk(nav)
+    return out
+
+
+def test_the_readme_links_every_page_of_the_site():
+    """The README's documentation list is the site's nav, whole (it once lacked three pages)."""
+    linked = {link.split("#")[0].removeprefix("docs/")
+              for link in re.findall(r"\]\((docs/[^)\s]+)\)", README.read_text(encoding="utf-8"))}
+    pages = {p for p in _nav_pages() if not p.endswith("index.md")}  # a section's index: its own pages are linked
+    assert sorted(pages - linked) == [], "pages of the site the README does not link"
+    assert sorted(p for p in linked if p.endswith(".md") and p not in set(_nav_pages())) == []
+
+
+def _layout_rows(text: str) -> dict[str, list[str]]:
+    table = text.split("## Layout", 1)[1]
+    return {m.group(1): [c.strip() for c in m.group(0).split("|")[2:-1]]
+            for m in re.finditer(r"^\| `([a-z_]+)/` \|.*\|$", table, flags=re.MULTILINE)}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md"])
+def test_the_layout_tables_name_every_folder_and_its_import(page):
+    """Each top-level folder of the repository once, with ``phantom.<folder>`` where it installs
+    (the links under phantom/)."""
+    ignored = {line.strip().strip("/") for line in (ROOT / ".gitignore").read_text().splitlines() if line.strip()}
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+               and p.name not in ignored and not p.name.endswith(".egg-info")}
+    rows = _layout_rows((ROOT / page).read_text(encoding="utf-8"))
+    assert sorted(rows) == sorted(folders)
+    links = {p.name for p in (ROOT / "phantom").iterdir() if p.is_symlink()}
+    for folder, cells in rows.items():
+        want = "`phantom`" if folder == "phantom" else f"`phantom.{folder}`" if folder in links else ""
+        assert cells[0] == want, (folder, cells[0])

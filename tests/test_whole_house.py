@@ -226,3 +226,45 @@ def test_every_name_a_face_offers_is_there(face):
     assert missing == []
     # a name that is also a module behind the face would be the module once that is imported
     assert [n for n in mod.__all__ if f"{face}.{n}" in MODULES and not inspect.ismodule(getattr(mod, n))] == []
+
+
+# ----------------------------------------------------------------------------------------------
+# typed at every boundary (issue 29)
+
+
+def _calls(module: str):
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Call):
+            yield node
+
+
+def test_no_dict_crosses_from_the_orchestrator_to_a_worker_or_back():
+    """The trainable reads Tune's config only as a UnitTask and reports only UnitReports; the
+    engine builds Tune's param_space only from a UnitTask."""
+    trainable = ast.parse(MODULES["phantom.orchestrator.trainable"].read_text())
+    reads = [ast.unparse(n) for n in ast.walk(trainable)
+             if isinstance(n, (ast.Subscript, ast.Attribute)) and ast.unparse(n).startswith("config")
+             and isinstance(getattr(n, "value", None), ast.Name) and n.value.id == "config"]
+    assert reads == [], f"the trainable reads its config by hand: {reads}"
+    handed = [ast.unparse(c) for c in _calls("phantom.orchestrator.trainable") if "config" in [
+        a.id for a in c.args if isinstance(a, ast.Name)]]
+    assert handed == ["UnitTask.from_dict(config)"], handed
+    reports = [c for c in _calls("phantom.orchestrator.trainable") if ast.unparse(c.func).endswith("tune.report")]
+    assert reports and all(ast.unparse(c.args[0]).endswith(".to_dict()") and "UnitReport" in ast.unparse(c.args[0])
+                           or ast.unparse(c.args[0]) == "self.now.to_dict()" for c in reports), \
+        [ast.unparse(c) for c in reports]
+    spaces = [ast.unparse(k.value) for c in _calls("phantom.orchestrator.engine") for k in c.keywords
+              if k.arg == "param_space"]
+    assert spaces and all(".param_space(" in s and "UnitTask" in s for s in spaces), spaces
+
+
+def test_every_parquet_schema_comes_from_one_row_type():
+    from phantom import schema
+
+    rows = {"STEP_SCHEMA": schema.StepRow, "TRIAL_SCHEMA": schema.TrialRecord,
+            "GEOMETRY_SCHEMA": schema.GeometryRow, "SKIPPED_SCHEMA": schema.SkippedRow}
+    for name, row in rows.items():
+        assert getattr(schema, name).equals(schema.schema_of(row)), name
+    built = sorted(f"{m}: {ast.unparse(c)[:60]}" for m in MODULES if m != "phantom.schema" and floor(m) != FLOOR_NAMES.index("testing")
+                   for c in _calls(m) if ast.unparse(c.func) in ("pa.schema", "pyarrow.schema", "pa.field"))
+    assert built == [], "a schema written by hand: " + "; ".join(built)

@@ -51,7 +51,7 @@ def run_alone(cfg: TrialConfig, out: str | os.PathLike, *, track: Sequence[str] 
     or the competitor is not one token (each a one-line :class:`~phantom.errors.PhantomError`).
     ``say`` gets what loading the model has to tell (a conversion on first use)."""
     from phantom.storage import Store
-    from phantom.tracking import check_installed, open_tracking, record_of
+    from phantom.tracking import check_installed, open_tracking
     from phantom.workers.models import load_model
     from phantom.workers.trial import resolve_ids, run_trial
 
@@ -63,14 +63,13 @@ def run_alone(cfg: TrialConfig, out: str | os.PathLike, *, track: Sequence[str] 
     tracking.trial_started(cfg)
 
     def callback(_cfg: TrialConfig, step: int, rows: list[dict]) -> None:
-        for i, row in enumerate(rows):
-            tracking.step(cfg.trial_id, step, {**row, "context_id": i})
+        tracking.steps(cfg.trial_id, step, rows)
         if on_step is not None:
             on_step(step, rows)
 
     try:
         result = run_trial(cfg, store, base=base, callback=callback)
-        tracking.trial_finished(record_of(result))
+        tracking.finished(result)
     finally:
         tracking.close()
     return result

@@ -2,18 +2,10 @@
 optimizer steps. The trial loop (:mod:`phantom.workers.trial`) is the same for every engine.
 
 An engine trains ``K`` *members* (trials sharing model, sentence, protocol, contexts and
-budget; they differ in learning rate or seed) and answers, per step:
-
-- ``forward(train)``: logits ``z`` (k, n_ctx, V) at each context's last position, the hidden
-  state ``h`` (k, n_ctx, d) the LM head reads there, and the CE loss per member (k,), for the
-  k members still active (in the order of ``active``);
-- ``step(losses)``: one optimizer step for the active members, returning each one's
-  gradient norm;
-- ``embedding(member)``: the input-embedding matrix that member's observables read;
-- ``drop(member)``: the member leaves the pack (stopped, diverged); the rest go on.
-
+budget; they differ in learning rate or seed): the contract is :class:`Engine`.
 :class:`SingleEngine` trains one trial the plain way (a copy of the model, peft for the
-adapters, accelerate, AdamW). Packed engines live in :mod:`phantom.workers.packs`.
+adapters, accelerate, AdamW). Packed engines live in :mod:`phantom.workers.packs`, and so does
+the one choice of an engine for a pack (:func:`phantom.workers.packs.pack_engine`).
 """
 
 from __future__ import annotations
@@ -22,8 +14,8 @@ import copy
 import ctypes
 import functools
 import math
-import os
 import platform
+import typing
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +59,33 @@ class Forward:
     z: torch.Tensor  # (k, n_ctx, V) float32 (float64 for a float64 model) logits at the last positions
     h: torch.Tensor  # (k, n_ctx, d) the LM head's input there
     loss: torch.Tensor  # (k,) mean CE on g over the member's contexts
+
+
+class Engine(typing.Protocol):
+    """What the trial loop (:func:`phantom.workers.trial.run_pack`) asks of an engine, every
+    step, for the ``k`` members still ``active`` (in that order)."""
+
+    active: list[int]  # the members still training, by their index in the pack
+    device: torch.device
+
+    def forward(self, train: bool) -> Forward:
+        """The logits, the LM head's input and the loss of each active member (with the graph
+        for :meth:`step` when ``train``)."""
+
+    def step(self, losses: torch.Tensor) -> list[float]:
+        """One optimizer step of the active members on ``losses`` (k,); each one's gradient norm."""
+
+    def embedding(self, member: int) -> torch.Tensor:
+        """The input-embedding matrix that member's observables read."""
+
+    def params_count(self, member: int) -> tuple[int, int]:
+        """(trainable, total) parameters of that member's model."""
+
+    def drop(self, member: int) -> None:
+        """The member leaves (stopped, diverged); the rest go on."""
+
+    def close(self) -> None:
+        """Release what the engine holds (hooks; a full-FT copy kept for the worker's next trial)."""
 
 
 def logits_dtype(logits: torch.Tensor) -> torch.Tensor:
@@ -113,18 +132,12 @@ def _glibc():
         return None
 
 
-def plain_memory() -> bool:
-    """``PHANTOM_MEMORY=plain``: a new copy per trial and glibc left alone — the worker before
-    issue 11, kept for the benchmark's "before" figure."""
-    return os.environ.get("PHANTOM_MEMORY") == "plain"
-
-
 def release_memory() -> None:
     """After a pack: hand the heap's free pages back to the OS (glibc keeps them otherwise).
     No ``gc.collect()``: engines are freed by reference counting, and a collection costs ~0.6 s
     in a process holding torch and transformers — more than a tiny trial."""
     libc = _glibc()
-    if libc is not None and not plain_memory():
+    if libc is not None:
         libc.malloc_trim(0)
 
 
@@ -146,7 +159,7 @@ def take_spare(base: torch.nn.Module, cfg: TrialConfig):
     first trial: 3.46 GB, flat (1.29x, the interpreter's 0.28 GB included). Handing every
     tensor straight back to the OS (a fixed glibc mmap threshold, or jemalloc) also held it
     flat, but the page faults of re-mapping the gradients cost 30–50% of every step."""
-    if cfg.protocol.adapter or plain_memory() or not _SPARE or _SPARE[0][0] is not base:
+    if cfg.protocol.adapter or not _SPARE or _SPARE[0][0] is not base:
         _SPARE.clear()  # a LoRA trial or another model: the spare would only sit in memory
         return None
     _, model, optimizer = _SPARE.pop()
@@ -245,7 +258,7 @@ class SingleEngine:
 
     def close(self) -> None:
         self.head.remove()
-        if not self.cfg.protocol.adapter and self.base_model is not None and not plain_memory():
+        if not self.cfg.protocol.adapter and self.base_model is not None:
             self.optimizer.zero_grad(set_to_none=True)
             keep_spare(self.base_model, self.accelerator.unwrap_model(self.model), self.optimizer.optimizer)
             self.base_model = None

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from phantom.analysis import stats
-from phantom.schema import GEOMETRY_SCHEMA
+from phantom import schema
 
 HIST_BINS = 60
 
@@ -112,15 +112,15 @@ def sentence_values(loaded, sentence, *, pool_mass: float, pool_cap: int) -> dic
 
 
 def geometry_table(model_name: str, bulk: dict, sentences: list[dict], family: str, tied: bool):
-    import pyarrow as pa
-
+    """The model's :class:`~phantom.schema.GeometryRow` per sentence (one without a sentence
+    when none could be evaluated), as a table."""
     from phantom.release import __version__
 
     base = {"model": model_name, "family": family, "tied": tied, **bulk,
             "created_at": datetime.now(timezone.utc),
             "versions": json.dumps({"phantom": __version__})}
-    rows = [{**base, **s} for s in sentences] or [base]
-    return pa.Table.from_pylist(rows, schema=GEOMETRY_SCHEMA)
+    return schema.geometry_table([schema.row_from(schema.GeometryRow, {**base, **s}) for s in sentences]
+                                 or [schema.row_from(schema.GeometryRow, base)])
 
 
 def measure_geometry(model: str, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int = 0,

@@ -13,15 +13,13 @@ V-term sum in float64.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
-from phantom.schema import OBSERVABLE_COLUMNS
+from phantom.schema import Observables
 
 F64 = torch.float64
-
-# observables computed here: everything in the contract but the timing columns
-COLUMNS = [c for c in OBSERVABLE_COLUMNS if c not in ("obs_ms",)] + ["loss"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,13 +144,30 @@ def geometry_drift(E: torch.Tensor, ref: GeometryReference, g: int) -> tuple[tor
     return dG, 2.0 * torch.asin(torch.clamp(chord / 2.0, max=1.0))
 
 
-def _cosines(E: torch.Tensor, psi_g: torch.Tensor, psi_c: torch.Tensor, g: int, c: int, frozen: dict | None):
+@dataclass
+class VocabMemo:
+    """What :func:`vocab_cosines` gave for an E that does not train, kept by the caller across a
+    trial's steps; ``key`` names that E (its storage, version counter, shape, dtype) and (g, c)."""
+
+    key: tuple | None = None
+    cos_gc: torch.Tensor | None = None
+
+
+def _cosines(E: torch.Tensor, psi_g: torch.Tensor, psi_c: torch.Tensor, g: int, c: int, frozen: VocabMemo | None):
     if frozen is None:
         return vocab_cosines(E, psi_g, psi_c)
     key = (E.data_ptr(), E._version, tuple(E.shape), E.dtype, g, c)
-    if frozen.get("key") != key:
-        frozen.update(key=key, cos_gc=vocab_cosines(E, psi_g, psi_c))
-    return frozen["cos_gc"]
+    if frozen.key != key:
+        frozen.key, frozen.cos_gc = key, vocab_cosines(E, psi_g, psi_c)
+    return frozen.cos_gc
+
+
+class Observed(NamedTuple):
+    """:func:`observe`'s answer: the cross-entropy on g, the observables, and the pool's token ids."""
+
+    loss: float
+    values: Observables
+    pool: torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,14 +184,14 @@ def observe(
     pool_mass: float = 0.9,
     pool_cap: int = 1024,
     reference: GeometryReference | None = None,
-    frozen: dict | None = None,
-) -> tuple[dict[str, float], torch.Tensor]:
-    """All SPEC §3 observables of one context. Returns (values by column, the pool's token ids).
+    frozen: VocabMemo | None = None,
+) -> Observed:
+    """All SPEC §3 observables of one context, with the loss and the pool's token ids.
 
     ``reference`` is the step-0 geometry; without one, dG_max and the rotation are 0 (this *is*
     step 0: the pool returned is P₀, to capture a reference from).
 
-    ``frozen`` is a dict the caller keeps across the steps of a trial whose E does not train
+    ``frozen`` is a memo the caller keeps across the steps of a trial whose E does not train
     (every protocol but full FT): :func:`vocab_cosines` is computed into it once and read back
     after, the same numbers from the same E. It is keyed by E's storage and version counter as
     well as (g, c), so an E changed in place is computed afresh."""
@@ -252,6 +267,5 @@ def observe(
     out: dict[str, float] = dict(zip(floats, host[: len(floats)]))
     for name, v in zip(ints, host[len(floats) :]):
         out[name] = int(v) + 1  # ranks are 1-based
-    out["pool_size"] = int(pool.numel())
-    out["pool_capped"] = bool(capped)
-    return out, pool
+    loss = out.pop("loss")
+    return Observed(loss, Observables(**out, pool_size=int(pool.numel()), pool_capped=bool(capped)), pool)

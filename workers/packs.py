@@ -31,41 +31,50 @@ import torch
 from torch import nn
 from torch.optim.adam import adam as functional_adam
 
-from phantom.config import TrialConfig
+from phantom.config import PackMode, TrialConfig
 from phantom.errors import ConfigError
 from phantom.protocols import Protocol
-from phantom.workers.engines import Batch, Forward, HeadInput, SingleEngine, accelerator_for, drop_spare, logits_dtype
+from phantom.workers.engines import (
+    Batch,
+    Engine,
+    Forward,
+    HeadInput,
+    SingleEngine,
+    accelerator_for,
+    drop_spare,
+    logits_dtype,
+)
 from phantom.workers.models import LoadedModel
 from phantom.workers.protocols import count_params, lora_a_init, lora_targets
 
-MODES = ("auto", "packed", "loop")
 
 # The default pack size per device and protocol (``resources.pack: auto``) is the orchestrator's
 # :data:`phantom.orchestrator.packing.PACK_DEFAULTS`, measured by bench/bench_packs.py.
 
 
-def pack_engine(cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g: int, *, mode: str = "auto"):
-    """The engine for a pack of ``len(cfgs)`` members (one config: :class:`SingleEngine`).
+def pack_engine(cfgs: Sequence[TrialConfig], base: LoadedModel, batch: Batch, g: int, *,
+                mode: PackMode | str = PackMode.AUTO) -> Engine:
+    """The engine for a pack of ``len(cfgs)`` members — the one place it is chosen (one config:
+    :class:`SingleEngine`).
 
-    ``mode="packed"`` vectorises LoRA and full FT; ``"loop"`` runs K single engines side by
-    side; ``"auto"`` vectorises where it pays as measured (bench/bench_packs.py): LoRA
-    everywhere, full FT on CUDA only — on a CPU a full-FT vmap pack of smollm2-135m runs at
-    0.4-0.5x the speed of its members one after another (members share no arithmetic, and
-    vmap's strided gradient copies cost more than the kernel launches saved). ``prefix`` always
-    loops: peft feeds the prefix as a key/value cache whose layout is per family and per
-    transformers release; a packed prefix would have to rebuild that cache for each.
+    ``packed`` vectorises LoRA and full FT; ``loop`` runs K single engines side by side;
+    ``auto`` vectorises where it pays as measured (bench/bench_packs.py): LoRA everywhere, full
+    FT on CUDA only — on a CPU a full-FT vmap pack of smollm2-135m runs at 0.4-0.5x the speed
+    of its members one after another (members share no arithmetic, and vmap's strided gradient
+    copies cost more than the kernel launches saved). ``prefix`` always loops: peft feeds the
+    prefix as a key/value cache whose layout is per family and per transformers release; a
+    packed prefix would have to rebuild that cache for each.
     """
     cfgs = list(cfgs)
-    if mode not in MODES:
-        raise ConfigError(f"Unknown pack mode '{mode}'. Available: {', '.join(MODES)}")
+    mode = PackMode.parse(mode)
     if len(cfgs) == 1:
         return SingleEngine(cfgs[0], base, batch, g)
     protocol = cfgs[0].protocol
-    if mode == "loop" or protocol is Protocol.PREFIX:
+    if mode is PackMode.LOOP or protocol is Protocol.PREFIX:
         return LoopEngine(cfgs, base, batch, g)
     if protocol.is_lora:
         return LoraPackEngine(cfgs, base, batch, g)
-    if mode == "auto" and not torch.cuda.is_available():
+    if mode is PackMode.AUTO and not torch.cuda.is_available():
         return LoopEngine(cfgs, base, batch, g)
     return FullPackEngine(cfgs, base, batch, g)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -39,8 +40,9 @@ def probe_sentence(
     out = []
     for i, context in enumerate(contexts or sentence.contexts):
         z, h = last_position(loaded, context)
-        values, _ = obs.observe(z, h, E, g, c, pool_mass=pool_mass, pool_cap=pool_cap)
-        out.append({"sentence_id": sentence.id, "context_id": i, "g": g, "c": c, **values})
+        seen = obs.observe(z, h, E, g, c, pool_mass=pool_mass, pool_cap=pool_cap)
+        out.append({"sentence_id": sentence.id, "context_id": i, "g": g, "c": c, "loss": seen.loss,
+                    **dataclasses.asdict(seen.values)})
     return out
 
 

@@ -13,6 +13,7 @@ pack loses nothing of it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import socket
 import sys
@@ -21,17 +22,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import pyarrow as pa
 import torch
 
 from phantom import layout
-from phantom.config import TrialConfig
+from phantom.config import PackMode, TrialConfig
 from phantom.errors import ConfigError, SentenceError
 from phantom.outcomes import FlipStop, PhiSaturation, StopReason, TrialStatus, trial_phi
-from phantom.schema import STEP_COLUMNS, STEP_SCHEMA, TrialRecord
+from phantom.schema import StepRow, TrialRecord, row_of, steps_table
 from phantom.storage import Store
 from phantom.workers import observables as obs
-from phantom.workers.engines import Forward, SingleEngine, encode, release_memory
+from phantom.workers import packs
+from phantom.workers.engines import Engine, Forward, encode, release_memory
 from phantom.workers.models import LoadedModel, load_model_cached
 from phantom.workers.sentences import token_id
 
@@ -83,23 +84,31 @@ def pack_key(cfg: TrialConfig) -> str:
 
 
 @dataclass
+class StepCost:
+    """The optimizer step that produced a row: its gradient norm and wall ms (None at step 0)."""
+
+    grad_norm: float | None = None
+    step_ms: float | None = None
+
+
+@dataclass
 class Member:
+    """One trial of the loop: its rows, its stop rules, its record."""
+
     cfg: TrialConfig
     record: TrialRecord
     t0: float
-    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in STEP_COLUMNS})
-    references: dict[int, obs.GeometryReference] = field(default_factory=dict)
-    frozen: dict | None = None  # observe's memo of what a frozen E gives every step (None: E trains)
+    rows: list[StepRow] = field(default_factory=list)
+    references: dict[int, obs.GeometryReference] = field(default_factory=dict)  # each context's step 0
+    frozen: obs.VocabMemo | None = None  # what a frozen E gives every step (None: E trains)
     rules: list = field(default_factory=list)
-    pending: dict = field(default_factory=lambda: {"grad_norm": None, "step_ms": None})
+    cost: StepCost = field(default_factory=StepCost)  # of the step that produced the next rows
     result: TrialResult | None = None
-    meta: dict = field(default_factory=dict)  # the identity columns its step rows repeat
 
     @classmethod
     def start(cls, cfg: TrialConfig, base: LoadedModel, g: int, c: int, pack_size: int) -> Member:
-        ident = identity(cfg)
         record = TrialRecord(
-            **ident, steps_done=0,
+            **identity(cfg), steps_done=0,
             gmax=_cosine(base.input_embeddings(), g, c), gmax_head=_cosine(base.head_weights(), g, c),
             tied=base.tied, pack_size=pack_size, started_at=datetime.now(timezone.utc),
             host=socket.gethostname(), node_id=_ray_node_id(), device="cpu", versions=_versions(),
@@ -109,21 +118,25 @@ class Member:
             rules.append((FlipStop(), StopReason.FLIP))
         if cfg.stopper.phi_saturation:
             rules.append((PhiSaturation(cfg.stopper.window, cfg.stopper.tol), StopReason.PHI_SATURATION))
-        meta = {name: ident[name] for name in STEP_COLUMNS if name in ident}
-        frozen = {} if cfg.protocol.embedding_frozen else None
-        return cls(cfg, record, time.perf_counter(), rules=rules, meta=meta, frozen=frozen)
+        frozen = obs.VocabMemo() if cfg.protocol.embedding_frozen else None
+        return cls(cfg, record, time.perf_counter(), rules=rules, frozen=frozen)
 
-    def add_rows(self, step: int, values: list[dict], obs_ms: float) -> None:
-        for i, v in enumerate(values):
-            row = {**self.meta, **v, **self.pending, "step": step, "context_id": i, "obs_ms": obs_ms}
-            for name in STEP_COLUMNS:
-                self.columns[name].append(row[name])
+    def add_rows(self, step: int, observed: list[obs.Observed], obs_ms: float) -> list[dict]:
+        """This step's rows, one per context; returns them as the step callback sees them."""
+        cfg = self.cfg
+        for i, o in enumerate(observed):
+            self.rows.append(StepRow(
+                trial_id=cfg.trial_id, step=step, context_id=i, model=cfg.model, protocol=str(cfg.protocol),
+                sentence_id=cfg.sentence_id, lr=float(cfg.lr), seed=int(cfg.seed), loss=o.loss,
+                grad_norm=self.cost.grad_norm, step_ms=self.cost.step_ms, obs_ms=obs_ms,
+                **dataclasses.asdict(o.values)))
         self.record.steps_done = step
+        return [{"loss": o.loss, **dataclasses.asdict(o.values)} for o in observed]
 
-    def stop_reason(self, step: int, values: list[dict]) -> str | None:
+    def stop_reason(self, step: int, observed: list[obs.Observed]) -> str | None:
         """The first configured rule that stops at this step (each rule sees Φ of the trial,
         the mean over contexts; every rule is fed every step)."""
-        phi = trial_phi([v["phi"] for v in values])
+        phi = trial_phi([o.values.phi for o in observed])
         hits = [reason for rule, reason in self.rules if rule.update(step, phi)]
         return str(hits[0]) if hits else None
 
@@ -135,11 +148,10 @@ class Member:
         rec.finished_at = datetime.now(timezone.utc)
         rec.wall_s = time.perf_counter() - self.t0
         tid = rec.trial_id
-        steps_path = store.write_table(pa.table(self.columns, schema=STEP_SCHEMA), *layout.steps_file(tid))
+        steps_path = store.write_table(steps_table(self.rows), *layout.steps_file(tid))
         trial_path = store.write_table(rec.table(), *layout.trial_file(tid))
-        n = len(self.columns["step"])
-        final = {name: self.columns[name][-1] for name in STEP_COLUMNS} if n else {}
-        self.result = TrialResult(tid, status, rec.steps_done, stop_reason, error, n, rec.wall_s,
+        final = row_of(self.rows[-1]) if self.rows else {}
+        self.result = TrialResult(tid, status, rec.steps_done, stop_reason, error, len(self.rows), rec.wall_s,
                                   steps_path, trial_path, final)
         return self.result
 
@@ -173,12 +185,13 @@ def run_pack(
     base: LoadedModel | None = None,
     callback: StepCallback | None = None,
     raise_errors: bool = True,
-    engine_factory=None,
+    mode: PackMode = PackMode.AUTO,
 ) -> list[TrialResult]:
     """Run trials that share a pack key (:func:`pack_key`) together; one result per config, in
-    order. One config runs on :class:`~phantom.workers.engines.SingleEngine`; several on the packed
-    engine of their protocol (:func:`phantom.workers.packs.pack_engine`). Each member keeps its own id,
-    rows, record, status, divergence and early stop; one that leaves the pack is written at once.
+    order, on the engine :func:`phantom.workers.packs.pack_engine` chooses (one config: a
+    :class:`~phantom.workers.engines.SingleEngine`; several: the pack engine of their protocol
+    and ``mode``). Each member keeps its own id, rows, record, status, divergence and early
+    stop; one that leaves the pack is written at once.
     """
     cfgs = list(cfgs)
     if not cfgs:
@@ -193,18 +206,12 @@ def run_pack(
         raise SentenceError(f"token id of '{first.target}'/'{first.competitor}' is outside the embedding")
 
     members = [Member.start(cfg, base, g, c, len(cfgs)) for cfg in cfgs]
-    engine = fwd = None
+    engine: Engine | None = None
+    fwd = None
     try:
         # ---- the engine: model copy or pack, protocol, optimizer, device ----
         batch = encode(base.tokenizer, first.contexts)
-        if engine_factory is not None:
-            engine = engine_factory(cfgs, base, batch, g)
-        elif len(cfgs) == 1:
-            engine = SingleEngine(first, base, batch, g)
-        else:
-            from phantom.workers.packs import pack_engine
-
-            engine = pack_engine(cfgs, base, batch, g)
+        engine = packs.pack_engine(cfgs, base, batch, g, mode=mode)
         for k, m in enumerate(members):
             m.record.trainable_params, m.record.total_params = engine.params_count(k)
             m.record.device = _device_name(engine.device)
@@ -226,10 +233,10 @@ def run_pack(
                     engine.drop(k)
                     continue
                 t1 = time.perf_counter()
-                values = _observe(m, fwd, j, engine.embedding(k), g, c)
-                m.add_rows(t, values, (time.perf_counter() - t1) * 1e3 / len(values))
-                reason = m.stop_reason(t, values)
-                asked = callback(m.cfg, t, values) if callback is not None else None
+                observed = _observe(m, fwd, j, engine.embedding(k), g, c)
+                rows = m.add_rows(t, observed, (time.perf_counter() - t1) * 1e3 / len(observed))
+                reason = m.stop_reason(t, observed)
+                asked = callback(m.cfg, t, rows) if callback is not None else None
                 if not train or reason or asked:
                     m.finish(store, TrialStatus.OK, stop_reason=asked or reason)
                     engine.drop(k)
@@ -241,7 +248,7 @@ def run_pack(
             norms = engine.step(fwd.loss[keep])
             step_ms = (t_fwd + time.perf_counter() - t2) * 1e3
             for k, norm in zip(engine.active, norms):
-                members[k].pending = {"grad_norm": norm, "step_ms": step_ms}
+                members[k].cost = StepCost(norm, step_ms)
     except Exception as exc:  # recorded for every member still running, then re-raised
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         for m in members:
@@ -250,7 +257,7 @@ def run_pack(
         if raise_errors:
             raise
     finally:
-        if engine is not None and hasattr(engine, "close"):
+        if engine is not None:
             engine.close()
         engine = fwd = None  # the copy, its gradients and Adam state go before the next pack
         release_memory()
@@ -275,17 +282,17 @@ def _finite(fwd: Forward, j: int) -> bool:
     return bool(torch.isfinite(fwd.loss[j]) and torch.isfinite(fwd.z[j]).all())
 
 
-def _observe(m: Member, fwd: Forward, j: int, E: torch.Tensor, g: int, c: int) -> list[dict]:
+def _observe(m: Member, fwd: Forward, j: int, E: torch.Tensor, g: int, c: int) -> list[obs.Observed]:
     """SPEC §3 observables of each context of member ``m`` (pure functions, phantom.workers.observables)."""
     o = m.cfg.observables
-    values = []
+    out = []
     for i in range(fwd.z.shape[1]):
-        v, pool = obs.observe(fwd.z[j, i], fwd.h[j, i], E, g, c, pool_mass=o.pool_mass,
-                              pool_cap=o.pool_cap, reference=m.references.get(i), frozen=m.frozen)
+        seen = obs.observe(fwd.z[j, i], fwd.h[j, i], E, g, c, pool_mass=o.pool_mass,
+                           pool_cap=o.pool_cap, reference=m.references.get(i), frozen=m.frozen)
         if i not in m.references:
-            m.references[i] = obs.GeometryReference.capture(E.detach(), pool, g)
-        values.append(v)
-    return values
+            m.references[i] = obs.GeometryReference.capture(E.detach(), seen.pool, g)
+        out.append(seen)
+    return out
 
 
 def _cosine(weights: torch.Tensor, g: int, c: int) -> float:

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from phantom.orchestrator.loader import load_sweep
-from phantom.orchestrator.engine import STEP_DELAY_ENV
 from phantom.orchestrator.runner import run_sweep
 from phantom.orchestrator.testing import assert_complete, tiny_sweep
 
@@ -47,10 +46,10 @@ def _attempts(folder) -> dict[str, list[dict]]:
 
 def test_trials_run_on_both_nodes_and_survive_losing_one(cluster, write_sweep, tmp_path, monkeypatch):
     c, nodes = cluster
-    monkeypatch.setenv(STEP_DELAY_ENV, "0.25")
     sentences = tiny_sweep()["sentences"]["file"]
     path = write_sweep(tiny_sweep(
         sentences={"file": sentences, "ids": ["longing", "shame", "awe"]}, training={"steps": 8},
+        testing={"step_delay_s": 0.25},
     ))  # 6 trials of ~2 s
     folder = tmp_path / "st" / "tiny"
     sweep, sents = load_sweep(path)

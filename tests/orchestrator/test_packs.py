@@ -71,11 +71,15 @@ def test_the_pack_default_comes_from_one_table_per_device(write_sweep, monkeypat
 
 def test_a_pack_lost_with_its_workers_writes_an_error_record_per_member(tmp_path):
     sweep, sentences = load_sweep(SENTENCES.parent / "lr50.yaml", ["models=[tiny-gpt2]", "sentences.ids=[awe]"])
+    from phantom.orchestrator.packing import Pack, Unit, units_folder, write_units
+
     members = list(expand(sweep, sentences).trials[:2])
     store = Store.open(tmp_path / "sweep")
+    unit = Unit((Pack(tuple(members)),))
+    write_units(store, units_folder("run-1"), [unit])
     results = [SimpleNamespace(error=None, config={}),
                SimpleNamespace(error=RuntimeError("Traceback ...\nray.exceptions.ActorDiedError: the actor died"),
-                               config={"pack": {"trials": [m.canonical_json() for m in members]}})]
+                               config={"unit": unit.unit_id, "units": units_folder("run-1")})]
     assert record_lost(store, results) == 2
     records = read_trials(tmp_path / "sweep")
     assert {r["trial_id"] for r in records} == {m.trial_id for m in members}
@@ -200,7 +204,7 @@ def test_a_unit_file_holds_each_member_once_and_decodes_to_the_same_trials(write
     unit = packing.Unit(tuple(make_packs(trials, sweep)))
     store = Store.open(tmp_path / "sweep")
     packing.write_units(store, "run-x.units", [unit])
-    decoded = packing.read_unit(store, {"unit": unit.unit_id, "units": "run-x.units"})
+    decoded = packing.read_unit(store, "run-x.units", unit.unit_id)
     assert [[c.trial_id for c in p] for p in decoded] == [p.ids for p in unit.packs]
     assert [c for p in decoded for c in p] == trials
     text = (tmp_path / "sweep" / "ray" / "run-x.units" / f"{unit.unit_id}.json").read_text()

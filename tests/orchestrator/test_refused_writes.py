@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from phantom.orchestrator.engine import STEP_DELAY_ENV
 from phantom.orchestrator.testing import assert_complete, tiny_sweep
 
 pytestmark = pytest.mark.timeout(900)
@@ -24,7 +23,7 @@ N_TRIALS, STEPS = 6, 1
 def _sweep(write_sweep) -> Path:
     sentences = tiny_sweep()["sentences"]["file"]
     return write_sweep(tiny_sweep(models=["tiny-llama"], sentences={"file": sentences, "ids": ["longing", "shame", "awe"]},
-                                  training={"steps": STEPS}))  # 3 sentences x 2 rates = 6 trials
+                                  training={"steps": STEPS}, testing={"step_delay_s": 0.5}))  # 3 sentences x 2 rates = 6 trials
 
 
 def _env(**extra) -> dict:
@@ -106,7 +105,7 @@ def _download(s3_server, prefix: str, dest: Path) -> Path:
 def test_a_bucket_policy_refusing_writes_stops_the_driver_in_one_line_and_resume_is_exact(
         write_sweep, s3_server, tmp_path):
     path = _sweep(write_sweep)
-    env = _env(**s3_server.env, **{STEP_DELAY_ENV: "0.5"})
+    env = _env(**s3_server.env)
     storage, folder = s3_server.uri("sweeps"), s3_server.uri("sweeps/tiny")
     driver = _phantom("sweep", "run", str(path), "--storage", storage, env=env)
     try:
@@ -136,8 +135,8 @@ def test_the_server_stopped_mid_sweep_and_started_again_loses_and_duplicates_not
     refusal: Tune retries what met it, and the sweep ends with every trial once."""
     sentences = tiny_sweep()["sentences"]["file"]
     path = write_sweep(tiny_sweep(models=["tiny-llama"], sentences={"file": sentences, "ids": ["longing", "shame", "awe"]},
-                                  training={"steps": STEPS}, retries=3))
-    env = _env(**s3_server.env, **{STEP_DELAY_ENV: "0.5"})
+                                  training={"steps": STEPS}, retries=3, testing={"step_delay_s": 0.5}))
+    env = _env(**s3_server.env)
     driver = _phantom("sweep", "run", str(path), "--storage", s3_server.uri("sweeps"), env=env)
     try:
         _wait_for_a_record(driver, s3_server)
@@ -163,7 +162,7 @@ def test_a_driver_sigkilled_mid_sweep_on_s3_then_resumed_runs_every_trial_once(w
     from phantom.orchestrator.testing import descendants
 
     path = _sweep(write_sweep)
-    env = _env(**s3_server.env, **{STEP_DELAY_ENV: "0.5"})
+    env = _env(**s3_server.env)
     folder = s3_server.uri("sweeps/tiny")
     driver = _phantom("sweep", "run", str(path), "--storage", s3_server.uri("sweeps"), env=env)
     spawned: set[int] = set()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from phantom.orchestrator.engine import STEP_DELAY_ENV
 from phantom.orchestrator.runner import resume
 from phantom.orchestrator.status import sweep_status
 from phantom.orchestrator.testing import assert_complete, descendants, tiny_sweep
@@ -26,9 +25,9 @@ def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(write_sweep, tm
         ray.shutdown()
     sentences = tiny_sweep()["sentences"]["file"]
     path = write_sweep(tiny_sweep(sentences={"file": sentences, "ids": ["longing", "shame", "awe"]},
-                                  training={"steps": 8}))  # 6 trials
+                                  training={"steps": 8}, testing={"step_delay_s": 0.2}))  # 6 trials
     folder = tmp_path / "st" / "tiny"
-    env = {**os.environ, STEP_DELAY_ENV: "0.2"}
+    env = dict(os.environ)
     for key in ("RAY_DEDUP_LOGS", "RAY_USAGE_STATS_ENABLED", "RAY_AIR_NEW_OUTPUT", "RAY_SCHEDULER_EVENTS"):
         env.pop(key, None)  # the driver quiets Ray itself (issue 12)
     log = tmp_path / "driver.log"

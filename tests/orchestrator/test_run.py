@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from phantom.orchestrator.engine import STEP_DELAY_ENV
 from phantom.orchestrator.loader import load_sweep
 from phantom.orchestrator.runner import resume, run_sweep
 from phantom.orchestrator.status import sweep_status
@@ -81,8 +80,8 @@ def test_run_then_run_again_starts_no_trial(ray_local, write_sweep, tmp_path, ca
 
 
 def test_worker_killed_mid_trial_is_retried_and_completes(ray_local, write_sweep, tmp_path, monkeypatch):
-    monkeypatch.setenv(STEP_DELAY_ENV, "0.25")  # ~2.5 s a trial: time to kill one mid-way
-    path = write_sweep(tiny_sweep(training={"steps": 10}, learning_rates=[1e-3]))
+    # ~2.5 s a trial: time to kill one mid-way
+    path = write_sweep(tiny_sweep(training={"steps": 10}, learning_rates=[1e-3], testing={"step_delay_s": 0.25}))
     folder = tmp_path / "st" / "tiny"
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.update(o=_run(path, tmp_path / "st")))
@@ -231,20 +230,18 @@ def test_the_eta_c_search_keeps_its_state_in_optuna_and_reruns_errored_trials(ra
 def test_packs_run_as_one_tune_trial_each_and_reform_from_what_is_pending(
     ray_local, write_sweep, tmp_path, monkeypatch
 ):
-    """4 trials in packs of 2 (a test engine: one model per member, the packed interface):
+    """4 trials in packs of 2 (the loop engine, `resources.pack_mode: loop`: one model per member, the packed interface):
     2 Tune trials, every trial its own record and the rows of the same trial run alone; a
     resume re-forms a pack from its one missing member."""
     from phantom.orchestrator.expand import expand
-    from phantom.orchestrator.packing import PACK_ENGINE_ENV
     from phantom.orchestrator.testing import SENTENCES
     from phantom.workers.testing import threads
     from phantom.workers.trial import run_trial
 
-    monkeypatch.setenv(PACK_ENGINE_ENV, "phantom.orchestrator.testing:loop_engine")
     path = write_sweep(tiny_sweep(
         sentences={"file": str(SENTENCES), "ids": ["longing"]}, protocols=["lora"],
         learning_rates=[1e-3, 1e-2], seeds=[0, 1], training={"steps": 4},
-        resources={"cpus_per_trial": 1, "pack": 2}))
+        resources={"cpus_per_trial": 1, "pack": 2, "pack_mode": "loop"}))
     sweep, sentences = load_sweep(path)
     outcome = run_sweep(sweep, sentences, storage=str(tmp_path / "st"))
     folder = tmp_path / "st" / "tiny"
@@ -287,7 +284,9 @@ def test_an_experiment_tune_cannot_restore_is_dispatched_afresh(ray_local, write
     path = write_sweep(tiny_sweep())
     folder = tmp_path / "st" / "tiny"
     store = Store.open(str(folder))
-    store.write_text(json.dumps({"name": "run-killed-at-start"}), layout.RAY_DIR, layout.CURRENT_FILE)
+    from phantom.orchestrator.unit_task import FORMAT
+
+    store.write_text(json.dumps({"name": "run-killed-at-start", "format": FORMAT}), layout.RAY_DIR, layout.CURRENT_FILE)
 
     def broken_restore(*args, **kwargs):
         raise KeyError("pack")

@@ -198,11 +198,11 @@ def test_real_slurm_requeue_resumes_without_duplicates(slurm, tmp_path):
     env, d = slurm
     storage = tmp_path / "storage"
     folder = storage / "lr50"
-    job_env = {**env, "PHANTOM_STEP_DELAY": "1", "PHANTOM_VENV": str(Path(sys.executable).parents[1])}
+    job_env = {**env, "PHANTOM_VENV": str(Path(sys.executable).parents[1])}
     out = subprocess.run(
         ["sbatch", "--parsable", "--nodes=2", "--cpus-per-task=1", f"--output={d}/job-%j.log",
          str(SBATCH), "sweeps/lr50.yaml", str(storage), "--set", "models=[tiny-llama]",
-         "--set", "training.steps=3", "--set", "sentences.ids=[longing,shame]"],
+         "--set", "training.steps=3", "--set", "sentences.ids=[longing,shame]", "--set", "testing.step_delay_s=1"],
         env=job_env, cwd=REPO, capture_output=True, text=True, check=True,
     )
     job = out.stdout.strip().split(";")[0]

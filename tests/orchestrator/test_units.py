@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from phantom.orchestrator import capacity, packing
-from phantom.orchestrator.engine import STEP_DELAY_ENV, max_failures
+from phantom.orchestrator.engine import max_failures
 from phantom.orchestrator.loader import load_sweep
 from phantom.orchestrator.progress import ProgressView
 from phantom.orchestrator.runner import resume, run_sweep
@@ -105,8 +105,7 @@ def test_a_unit_killed_mid_way_is_retried_from_what_is_pending(ray_local, write_
     """The worker of a unit is killed in its second pack: Tune retries the unit, which leaves out
     the pack it finished and runs the killed one again, then the rest. Every trial once."""
     _batched(monkeypatch)
-    monkeypatch.setenv(STEP_DELAY_ENV, "0.25")
-    sweep, sentences = _six(write_sweep)
+    sweep, sentences = _six(write_sweep, testing={"step_delay_s": 0.25})
     from phantom.orchestrator.expand import expand
 
     ids = expand(sweep, sentences).ids
@@ -143,8 +142,7 @@ def test_a_pack_that_kills_its_worker_every_time_costs_only_its_own_members(
     """retries: 1. The second pack's worker is killed in each of its 2 attempts: its member gets
     an error record saying so, and the unit goes on: the other five trials are ok."""
     _batched(monkeypatch)
-    monkeypatch.setenv(STEP_DELAY_ENV, "0.25")
-    sweep, sentences = _six(write_sweep, retries=1)
+    sweep, sentences = _six(write_sweep, retries=1, testing={"step_delay_s": 0.25})
     from phantom.orchestrator.expand import expand
 
     grid = expand(sweep, sentences)
@@ -182,11 +180,12 @@ def test_driver_killed_mid_unit_then_resume_loses_and_duplicates_nothing(write_s
     if ray.is_initialized():
         ray.shutdown()
     path = write_sweep(tiny_sweep(sentences={"file": str(SENTENCES), "ids": ["longing"]}, training={"steps": 6},
-                                  learning_rates=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]), "six.yaml")
+                                  learning_rates=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
+                                  testing={"step_delay_s": 0.25}), "six.yaml")
     folder = tmp_path / "st" / "tiny"
     code = ("import sys; from phantom.orchestrator import packing; packing.MAX_UNITS = 1; packing.UNITS_PER_WORKER = 1;"
             "from phantom.cli import main; sys.exit(main(sys.argv[1:]))")
-    env = {**os.environ, STEP_DELAY_ENV: "0.25"}
+    env = dict(os.environ)
     driver = subprocess.Popen([sys.executable, "-c", code, "sweep", "run", str(path), "--storage", str(tmp_path / "st")],
                               env=env, stdout=(tmp_path / "driver.log").open("w"), stderr=subprocess.STDOUT,
                               start_new_session=True)

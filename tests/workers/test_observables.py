@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,6 +14,12 @@ from phantom.workers import observables as obs
 # ----------------------------------------------------------------------------------------------
 # the reference: written from SPEC §3 directly, loops and all, in NumPy float64
 
+
+
+def observe(*args, **kwargs):
+    """:func:`obs.observe` as (values by column, pool): the loss and the observables."""
+    seen = obs.observe(*args, **kwargs)
+    return {"loss": seen.loss, **dataclasses.asdict(seen.values)}, seen.pool
 
 def ref_pool(p, g, c, q, cap):
     order = np.argsort(-p, kind="stable")
@@ -96,7 +103,7 @@ def random_case(seed, V=300, d=24, temp=2.0):
 @pytest.mark.parametrize("q,cap", [(0.9, 1024), (0.5, 1024), (0.99, 40), (0.9, 3)])
 def test_observables_match_numpy_reference(seed, q, cap):
     z, h, E, g, c = random_case(seed)
-    got, pool = obs.observe(
+    got, pool = observe(
         torch.tensor(z), torch.tensor(h), torch.tensor(E), g, c, pool_mass=q, pool_cap=cap
     )
     want = reference(z, h, E, g, c, q, cap)
@@ -112,14 +119,14 @@ def test_observables_match_numpy_reference(seed, q, cap):
 @pytest.mark.parametrize("seed", range(20))
 def test_phi_is_signal_plus_drag(seed):
     z, h, E, g, c = random_case(100 + seed, V=500, d=16, temp=float(seed % 5) + 0.5)
-    got, _ = obs.observe(torch.tensor(z), torch.tensor(h), torch.tensor(E), g, c)
+    got, _ = observe(torch.tensor(z), torch.tensor(h), torch.tensor(E), g, c)
     assert abs(got["phi"] - (got["signal"] + got["drag"])) < 1e-6
     assert abs(got["phi"] - (got["born_g"] - got["born_c"])) < 1e-12
 
 
 def test_float32_inputs_agree_with_float64():
     z, h, E, g, c = random_case(7, V=2000, d=64)
-    got, _ = obs.observe(torch.tensor(z, dtype=torch.float32), torch.tensor(h, dtype=torch.float32),
+    got, _ = observe(torch.tensor(z, dtype=torch.float32), torch.tensor(h, dtype=torch.float32),
                          torch.tensor(E, dtype=torch.float32), g, c)
     want = reference(np.float32(z), np.float32(h), np.float32(E), g, c)
     for key in ("phi", "signal", "drag", "purity", "xi", "xi_pair", "burial", "drive_pred", "efficiency"):
@@ -130,7 +137,7 @@ def test_float32_inputs_agree_with_float64():
 
 
 def _figure1(E, z, g=0, c=1):
-    got, _ = obs.observe(torch.tensor(z, dtype=torch.float64), torch.zeros(E.shape[1], dtype=torch.float64),
+    got, _ = observe(torch.tensor(z, dtype=torch.float64), torch.zeros(E.shape[1], dtype=torch.float64),
                          torch.tensor(E, dtype=torch.float64), g, c, pool_mass=0.999999)
     return got
 
@@ -182,7 +189,7 @@ def test_competitor_ablation_by_hand():
     y = (G_kc - G_kg * G_gc) / math.sqrt(1 - G_gc**2)
     E[2] = [G_kg, y, math.sqrt(1 - G_kg**2 - y**2)]
     z = np.log(np.array([0.2, 0.5, 0.3]))
-    got, _ = obs.observe(torch.tensor(z), torch.zeros(3, dtype=torch.float64), torch.tensor(E), 0, 1, pool_mass=1.0)
+    got, _ = observe(torch.tensor(z), torch.zeros(3, dtype=torch.float64), torch.tensor(E), 0, 1, pool_mass=1.0)
     w_g, w_k = 0.2 / 0.5, 0.3 / 0.5
     assert got["phi_ablated"] == pytest.approx(w_g * (1 - G_gc**2) + w_k * (G_kg**2 - G_kc**2), abs=1e-12)
     assert got["drag"] == pytest.approx(0.3 * (G_kg**2 - G_kc**2), abs=1e-12)
@@ -192,7 +199,7 @@ def test_competitor_ablation_by_hand():
 def test_zero_embedding_row_has_no_direction():
     z, h, E, g, c = random_case(3, V=50, d=8, temp=0.1)
     E[0] = 0.0  # a padding row
-    got, pool = obs.observe(torch.tensor(z), torch.tensor(h), torch.tensor(E), g, c, pool_mass=1.0)
+    got, pool = observe(torch.tensor(z), torch.tensor(h), torch.tensor(E), g, c, pool_mass=1.0)
     assert 0 in pool.tolist()
     assert all(math.isfinite(v) for k, v in got.items() if isinstance(v, float))
 
@@ -203,7 +210,7 @@ def test_zero_embedding_row_has_no_direction():
 def test_drift_is_exactly_zero_for_identical_rows_and_measured_otherwise():
     z, h, E, g, c = random_case(11, V=100, d=16)
     Et = torch.tensor(E, dtype=torch.float32)
-    _, pool = obs.observe(torch.tensor(z), torch.tensor(h), Et, g, c)
+    _, pool = observe(torch.tensor(z), torch.tensor(h), Et, g, c)
     ref = obs.GeometryReference.capture(Et, pool, g)
     dG, rot = obs.geometry_drift(Et.clone(), ref, g)
     assert float(dG) == 0.0 and float(rot) == 0.0
@@ -226,15 +233,15 @@ def test_drift_is_exactly_zero_for_identical_rows_and_measured_otherwise():
 def test_a_frozen_memo_gives_the_numbers_of_a_fresh_observe_and_follows_an_e_changed_in_place():
     z, h, E, g, c = random_case(3, V=3000, d=32)
     zt, ht, Et = torch.tensor(z), torch.tensor(h), torch.tensor(E)
-    memo: dict = {}
-    first, _ = obs.observe(zt, ht, Et, g, c, frozen=memo)
-    again, _ = obs.observe(zt * 0.5, ht, Et, g, c, frozen=memo)  # read back, not recomputed
-    assert first == obs.observe(zt, ht, Et, g, c)[0]
-    assert again == obs.observe(zt * 0.5, ht, Et, g, c)[0]
+    memo = obs.VocabMemo()
+    first, _ = observe(zt, ht, Et, g, c, frozen=memo)
+    again, _ = observe(zt * 0.5, ht, Et, g, c, frozen=memo)  # read back, not recomputed
+    assert first == observe(zt, ht, Et, g, c)[0]
+    assert again == observe(zt * 0.5, ht, Et, g, c)[0]
     assert again["drive_pred"] == pytest.approx(reference(z * 0.5, h, E, g, c)["drive_pred"], rel=1e-9, abs=1e-12)
     with torch.no_grad():  # E trained in place: the memo must not answer for the old E
         Et.add_(torch.tensor(np.random.default_rng(5).normal(scale=0.5, size=E.shape)))  # cosines move
-    moved, _ = obs.observe(zt, ht, Et, g, c, frozen=memo)
-    assert moved == obs.observe(zt, ht, Et, g, c)[0]
+    moved, _ = observe(zt, ht, Et, g, c, frozen=memo)
+    assert moved == observe(zt, ht, Et, g, c)[0]
     assert moved["drive_pred"] == pytest.approx(reference(z, h, Et.numpy(), g, c)["drive_pred"], rel=1e-9, abs=1e-12)
     assert moved["drive_pred"] != first["drive_pred"]

@@ -70,10 +70,6 @@ def read_steps(result):
     return pq.read_table(result.steps_path).to_pylist()
 
 
-def packed(mode):
-    return lambda cfgs, base, batch, g: pack_engine(cfgs, base, batch, g, mode=mode)
-
-
 def flip_step(rows):
     return next((r["step"] for r in rows if r["context_id"] == 0 and r["phi"] > 0), None)
 
@@ -154,17 +150,24 @@ CASES = [
 
 
 @pytest.mark.parametrize("model,protocol,mode,kind", CASES)
-def test_packed_member_equals_the_trial_alone(tmp_path, tiny_models, model, protocol, mode, kind):
+def test_packed_member_equals_the_trial_alone(tmp_path, tiny_models, model, protocol, mode, kind, monkeypatch):
+    from phantom.workers import packs
+
     base = tiny_models[model]
     cfgs = pack_cfgs(model, protocol)
     engines = []
+    choose = packs.pack_engine
 
-    def factory(*args):
-        engines.append(pack_engine(*args, mode=mode))
-        return engines[-1]
+    def chosen(cfgs, *args, **kwargs):  # the engine run_pack's one choice made for a pack
+        engine = choose(cfgs, *args, **kwargs)
+        if len(cfgs) > 1:  # not the trials alone the pack is checked against
+            engines.append(engine)
+        return engine
+
+    monkeypatch.setattr(packs, "pack_engine", chosen)
 
     def run(cfgs, out, base):
-        return run_pack(cfgs, out, base=base, engine_factory=factory)
+        return run_pack(cfgs, out, base=base, mode=mode)
 
     results = check_pack(tmp_path, cfgs, base, run)  # the rows: float64 and float32
     assert [type(e) for e in engines] == [kind, kind]
@@ -190,7 +193,7 @@ def test_base_model_is_not_modified_by_packs(tmp_path, tiny_models):
     before = {k: v.clone() for k, v in base.model.state_dict().items()}
     flags = [p.requires_grad for p in base.model.parameters()]
     run_pack(pack_cfgs("tiny-neox", "lora", steps=2), tmp_path, base=base)
-    run_pack(pack_cfgs("tiny-neox", "full", steps=2), tmp_path, base=base, engine_factory=packed("packed"))
+    run_pack(pack_cfgs("tiny-neox", "full", steps=2), tmp_path, base=base, mode="packed")
     after = base.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert flags == [p.requires_grad for p in base.model.parameters()]
@@ -208,7 +211,7 @@ def test_a_diverging_member_leaves_and_the_rest_go_on(tmp_path, tiny_models, pro
     seen = []
 
     def run(cfgs, out, base):
-        seen.append(run_pack(cfgs, out, base=base, engine_factory=packed(mode)))
+        seen.append(run_pack(cfgs, out, base=base, mode=mode))
         return seen[-1]
 
     check_pack(tmp_path, cfgs, base, run, members=[0, 2])  # the rest: float64 and float32
@@ -230,7 +233,7 @@ def test_stopped_members_leave_and_the_rest_go_on(tmp_path, tiny_models, protoco
         return "asked" if cfg.trial_id == cfgs[0].trial_id and step == 3 else None
 
     def run(cfgs, out, base):
-        return run_pack(cfgs, out, base=base, callback=callback, engine_factory=packed(mode))
+        return run_pack(cfgs, out, base=base, callback=callback, mode=mode)
 
     results = check_pack(tmp_path, cfgs, base, run)  # each member's rows: float64 and float32
     assert [(r.status, r.stop_reason, r.steps_done) for r in results] == [
@@ -269,7 +272,7 @@ def test_a_failure_mid_pack_is_recorded_for_the_members_still_running(tmp_path, 
 # memory: a full-FT worker reuses its copy and Adam state trial after trial
 
 
-def test_reused_copy_gives_the_numbers_of_a_fresh_one(tmp_path, tiny_models, monkeypatch):
+def test_reused_copy_gives_the_numbers_of_a_fresh_one(tmp_path, tiny_models):
     from phantom.workers import engines
 
     base = tiny_models["tiny-gpt2"]
@@ -280,12 +283,11 @@ def test_reused_copy_gives_the_numbers_of_a_fresh_one(tmp_path, tiny_models, mon
     run_trial(first, tmp_path / "a", base=base)
     assert engines._SPARE and engines._SPARE[0][0] is base.model  # kept for the next trial
     reused = read_steps(run_trial(second, tmp_path / "b", base=base))
-    monkeypatch.setenv("PHANTOM_MEMORY", "plain")
+    engines.drop_spare()  # no spare: the trial deep-copies the base and makes a new AdamW
     fresh = read_steps(run_trial(second, tmp_path / "c", base=base))
     drop = ("step_ms", "obs_ms")
     assert [{k: v for k, v in r.items() if k not in drop} for r in reused] == [
         {k: v for k, v in r.items() if k not in drop} for r in fresh]
-    monkeypatch.delenv("PHANTOM_MEMORY")
     run_trial(make_cfg("tiny-gpt2", "lora", steps=1), tmp_path / "d", base=base)
     assert not engines._SPARE  # a LoRA trial does not keep a full copy sitting in memory
 
@@ -401,7 +403,7 @@ def test_packed_smollm2_equals_the_trials_alone(tmp_path, protocol, rates, mode)
             for i, lr in enumerate(rates)]
 
     def run(cfgs, out, base):
-        return run_pack(cfgs, out, base=base, engine_factory=packed(mode))
+        return run_pack(cfgs, out, base=base, mode=mode)
 
     results = check_pack(tmp_path, cfgs, base, run)  # float64 to 1e-10; float32 within this machine's noise
     assert [r.status for r in results] == ["ok"] * len(cfgs)

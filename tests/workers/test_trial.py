@@ -344,8 +344,8 @@ def test_a_frozen_embedding_trial_observes_what_a_fresh_observe_gives(tmp_path, 
         got = real(*a, **k)
         assert k["frozen"] is not None
         fresh = real(*a, **{**k, "frozen": None})
-        assert got[0] == fresh[0] and torch.equal(got[1], fresh[1])
-        checked.append(got[0]["drive_pred"])
+        assert (got.loss, got.values) == (fresh.loss, fresh.values) and torch.equal(got.pool, fresh.pool)
+        checked.append(got.values.drive_pred)
         return got
 
     monkeypatch.setattr(wt.obs, "observe", both)
