@@ -133,3 +133,16 @@ def test_the_claims_block_lists_the_claims_view_and_claims_md_agrees(hooks):
     block = hooks.gen_claims()
     assert [f"**`{c.id}`**" in block for c in CLAIMS] == [True] * len(CLAIMS)
     assert hooks.claims_md_ids() == [c.id for c in CLAIMS]
+
+
+def test_the_docs_send_readers_to_the_page_not_to_spec_md():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "reference/science.md" in nav
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "(docs/reference/science.md)" in readme
+    assert "(reference/science.md)" in (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    pages = [ROOT / "README.md", ROOT / "mkdocs.yml",
+             *(p for p in (ROOT / "docs").rglob("*.md") if "results" not in p.relative_to(ROOT / "docs").parts)]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "SPEC" not in text, f"{page.relative_to(ROOT)} still cites SPEC"
