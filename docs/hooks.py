@@ -19,10 +19,16 @@ they cannot drift from it:
 - ``report``: the report's figures and tables, from :data:`phantom.analysis.report.REPORT` (key,
   caption, the views each reads, the Python API's method);
 - ``step-columns`` / ``trial-columns``: the Parquet column contract (:mod:`phantom.schema`);
-- ``sweep-files``: each shipped ``sweeps/*.yaml`` with the comment block that opens it.
+- ``sweep-files``: each shipped ``sweeps/*.yaml`` with the comment block that opens it;
+- ``quantities-<section>`` / ``quantity-columns`` / ``science-claims``: the science page
+  (docs/reference/science.md) from ``docs/science.py``'s table: every quantity of a section with
+  the functions that compute it and the view columns that hold it (each imported / looked up at
+  build time: a missing one fails the build), the same turned into column → quantity, and the
+  claims of :data:`phantom.analysis.views.claims.CLAIMS` with the views and quantities each is
+  judged on (the build fails when docs/reference/claims.md lists other claims).
 
 This file is also imported by ``tests/test_docs.py`` (:func:`helper_view`,
-:func:`cli_commands`).
+:func:`cli_commands`) and ``tests/test_science.py`` (:func:`science`, :func:`described`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import sys
 import tempfile
 import types
 import typing
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +105,11 @@ def _slug(text: str) -> str:
 
 def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _text(text: str) -> str:
+    """A table cell of prose: also a literal ``*`` (θ*_shape is not emphasis)."""
+    return _cell(text).replace("*", "\\*")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,17 +259,14 @@ def gen_report() -> str:
         return ", ".join(f"[`{r}`](../reference/views.md#{'helper-view' if helper_view(_by_name()[r]) else 'view'}-{r})"
                          for r in names)
 
-    def caption(text: str) -> str:
-        return _cell(text).replace("*", "\\*")  # θ*_shape is not emphasis
-
     out = ["| figure | caption | reads | Python API |", "| --- | --- | --- | --- |"]
     for f in REPORT.figures.values():
         method = f"`res.{f.method}()`" if f.method else f"`res.figure(\"{f.key}\")`"
-        out.append(f"| `{f.key}` | {caption(f.caption)}{' (when the folder has it)' if f.optional else ''} | "
+        out.append(f"| `{f.key}` | {_text(f.caption)}{' (when the folder has it)' if f.optional else ''} | "
                    f"{reads(f.reads)} | {method} |")
     out += ["", "| table | caption | reads |", "| --- | --- | --- |"]
     for t in REPORT.tables.values():
-        out.append(f"| `{t.key}` | {caption(t.caption)} | {reads(t.reads)} |")
+        out.append(f"| `{t.key}` | {_text(t.caption)} | {reads(t.reads)} |")
     return "\n".join(out)
 
 
@@ -301,6 +309,102 @@ def gen_sweep_files() -> str:
     return "\n".join(out)
 
 
+# ----------------------------------------------------------------------------------------------
+# the science page (docs/reference/science.md): its quantity table and the checks are
+# docs/science.py; here, the Markdown
+
+
+@cache
+def science_module():
+    """docs/science.py, loaded by path as MkDocs loads this file (``docs/`` is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("phantom_docs_science", Path(__file__).with_name("science.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def science():
+    """docs/science.py, checked: the build fails here if its table names a function, view or
+    column the code lacks, or if docs/reference/claims.md and the claims view list different
+    claims."""
+    module = science_module()
+    problems = module.quantity_problems(described()) + module.claim_problems()
+    if problems:
+        raise ValueError("docs/science.py and the code disagree:\n  " + "\n  ".join(problems))
+    return module
+
+
+@cache
+def described() -> dict[str, list[str]]:
+    """Every view's column names, as DESCRIBE gives them."""
+    return {view: [name for name, _ in cols] for view, cols in _columns().items()}
+
+
+def _view_link(name: str) -> str:
+    """The view's entry in the views reference (from a page beside it)."""
+    anchor = "helper-view" if helper_view(_by_name()[name]) else "view"
+    return f"[`{name}`](views.md#{anchor}-{name})"
+
+
+def _quantity_link(q, section: bool = False) -> str:
+    return f"[{_text(q.symbol)}](#q-{q.key})" + (f" (§{q.section})" if section else "")
+
+
+def gen_quantities(section: str) -> str:
+    """The quantities of one section of the science page ("3"): symbol (linked to its
+    definition), unit, the functions that compute it, the view columns that hold it."""
+    out = ["| quantity | name | § | unit | computed by | held in (view: columns) |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for q in science().QUANTITIES:
+        if q.section.split(".")[0] != section:
+            continue
+        by_view: dict[str, list[str]] = {}
+        for loc in q.where:
+            view, _, column = loc.partition(".")
+            by_view.setdefault(view, []).append(f"`{column}`")
+        where = " · ".join(f"{_view_link(v)}: {', '.join(cols)}" for v, cols in by_view.items())
+        functions = "<br>".join(f"`{f}`" for f in q.functions)
+        out.append(f"| {_quantity_link(q)} | {_text(q.name)} | §{q.section} | {_cell(q.unit)} | {functions} | "
+                   f"{where or '— (not stored)'} |")
+    return "\n".join(out)
+
+
+def gen_quantity_columns() -> str:
+    """Every view column that holds a quantity, in the views' order: the quantity tables turned
+    around."""
+    held: dict[tuple[str, str], list] = {}
+    for q in science().QUANTITIES:
+        for loc in q.where:
+            held.setdefault(tuple(loc.split(".", 1)), []).append(q)
+    out = ["| view | column | quantity |", "| --- | --- | --- |"]
+    for v in _views():
+        for column in described()[v.name]:
+            if (v.name, column) in held:
+                links = ", ".join(_quantity_link(q, section=True) for q in held[v.name, column])
+                out.append(f"| {_view_link(v.name)} | `{column}` | {links} |")
+    return "\n".join(out)
+
+
+def gen_science_claims() -> str:
+    """The claims view's claims (phantom.analysis.views.claims.CLAIMS): what the paper says and
+    where, the views and quantities each is judged on, how the groups combine."""
+    from phantom.analysis.views.claims import CLAIMS
+
+    s = science()
+    out = ["| # | claim | the paper | judged on | quantities | combined |", "| --- | --- | --- | --- | --- | --- |"]
+    for c in CLAIMS:
+        views = ", ".join(_view_link(v) for v in s.claim_reads(c))
+        quantities = ", ".join(_quantity_link(q) for q in s.claim_quantities(c)) or "—"
+        rule = "some group shows it" if c.combine == "any" else "no group contradicts it"
+        paper = re.sub(r"(?<!\w)§", "paper §", c.paper)  # on this page a bare § is the page's own
+        out.append(f"| {c.ord} | **`{c.id}`**: {_text(c.claim)} | {_text(paper)} | {views} | {quantities} | {rule} |")
+    return "\n".join(out)
+
+
 GENERATORS = {
     "sweep-files": gen_sweep_files,
     "cli": gen_cli,
@@ -310,6 +414,11 @@ GENERATORS = {
     "report": gen_report,
     "step-columns": gen_step_columns,
     "trial-columns": gen_trial_columns,
+    # docs/reference/science.md
+    **{f"quantities-{name}": partial(gen_quantities, number)
+       for name, number in science_module().SECTIONS.items()},
+    "quantity-columns": gen_quantity_columns,
+    "science-claims": gen_science_claims,
 }
 
 
