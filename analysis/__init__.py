@@ -1,5 +1,5 @@
 """Read what the workers wrote: DuckDB views over the Parquet results, the study's fits and
-claims (SPEC §4–5), the report's figures and tables.
+claims (science §4–5), the report's figures and tables.
 
 The face (lazy: importing it loads neither DuckDB nor matplotlib) is what the command line and
 the Python API call:

@@ -3,8 +3,8 @@
 The Parquet is read in place; nothing is copied into a database. The views are those of the
 registry (phantom.analysis.registry, filled by the package phantom.analysis.views), defined in dependency order:
 the raw views of phantom.analysis.views.sources (which trials, one record and one set of step rows per
-trial), ``trial_steps`` and ``trial_summary`` (phantom.analysis.views.summary, SPEC §4), the fits
-(phantom.analysis.views.fits, phantom.analysis.views.bootstrap, SPEC §5), the tables (phantom.analysis.views.tables) and
+trial), ``trial_steps`` and ``trial_summary`` (phantom.analysis.views.summary, science §4), the fits
+(phantom.analysis.views.fits, phantom.analysis.views.bootstrap, science §5), the tables (phantom.analysis.views.tables) and
 the claims (phantom.analysis.views.claims).
 
 Every connection opened here owns a private temporary folder (DuckDB's spill files, and for

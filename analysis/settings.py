@@ -1,4 +1,4 @@
-"""The analysis choices SPEC leaves open, in one frozen dataclass (documented in docs/design/spec-choices.md).
+"""The analysis choices the science leaves open, in one frozen dataclass (documented in docs/design/spec-choices.md).
 
 Every number here reaches the SQL as a literal, so a view built with a setting is
 self-contained: the DuckDB file that ``phantom analyze`` writes answers the same way in any
@@ -13,14 +13,14 @@ from dataclasses import dataclass, field, replace
 from phantom.protocols import PROTOCOLS, Protocol
 from phantom.errors import ConfigError, unknown
 
-# η_ref per protocol (SPEC §5 "the protocol's standard rate"); prefix tuning has no standard
+# η_ref per protocol (science §5.1 "the protocol's standard rate"); prefix tuning has no standard
 # rate in the paper, so its H is NULL until one is given with --lr-ref prefix=X.
 DEFAULT_LR_REF = {Protocol.FULL.value: 2e-5, Protocol.LORA.value: 1e-4, Protocol.LORA_FROZEN_HEAD.value: 1e-4}
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """SPEC §4–5 knobs: character thresholds, Φ-saturation, reference rates, which trials
+    """science §4–5 knobs: character thresholds, Φ-saturation, reference rates, which trials
     enter, and the uncertainty (bootstrap over sentences, confidence level)."""
 
     catapult: float = field(default=15.0, metadata={"help": "R ≥ this: catapult"})

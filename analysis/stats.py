@@ -50,7 +50,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Kolmogorov–Smirnov distance of a sample to a fitted distribution (SPEC §5 bulk geometry)
+# Kolmogorov–Smirnov distance of a sample to a fitted distribution (science §5.8 bulk geometry)
 
 
 def ks_distance(sample: np.ndarray, cdf) -> float:
@@ -86,5 +86,5 @@ def ks_exponential(sample: np.ndarray) -> float:
 
 
 def bulk_class(ks_norm: float, ks_exp: float) -> str:
-    """SPEC §5: class A (dense, Gaussian bulk) when the normal fits better, else B."""
+    """science §5.8: class A (dense, Gaussian bulk) when the normal fits better, else B."""
     return "A" if ks_norm < ks_exp else "B"

@@ -1,4 +1,4 @@
-"""The η_c bracket and its Optuna study: state, proposals, status (SPEC §5).
+"""The η_c bracket and its Optuna study: state, proposals, status (science §5.3).
 
 A *bracket* is every trial of one config but the rate (``TrialConfig.bracket_id``). Its
 outcomes are read from the trial records through the analysis' SQL (one definition of a

@@ -147,7 +147,7 @@ class TestingConfig:
 @dataclass(frozen=True)
 class SearchConfig:
     """``grid`` runs every point; ``eta-c`` bisects each (model, sentence, protocol, seed) for
-    the critical learning rate η_c (SPEC §5) between ``lr_min`` and ``lr_max``."""
+    the critical learning rate η_c (science §5.3) between ``lr_min`` and ``lr_max``."""
 
     mode: SearchMode = field(default=SearchMode.GRID, metadata={"help": "grid | eta-c"})
     lr_min: float = field(default=1e-6, metadata={"help": "eta-c: lower end of the bracket"})

@@ -1,4 +1,4 @@
-"""Search mode ``eta-c``: the critical learning rate of every bracket, by bisection (SPEC §5).
+"""Search mode ``eta-c``: the critical learning rate of every bracket, by bisection (science §5.3).
 
 Per bracket (model, sentence[, context], protocol, seed: everything but the rate) the ends
 ``lr_min`` and ``lr_max`` run first, then the rate is bisected in log space between the

@@ -203,7 +203,7 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class ObservablesConfig:
-    """SPEC §3: the nucleus pool that every Born-gap observable is evaluated on."""
+    """science §3.1: the nucleus pool that every Born-gap observable is evaluated on."""
 
     pool_mass: float = field(default=0.9, metadata={"help": "q: nucleus mass of the pool"})
     pool_cap: int = field(default=1024, metadata={"help": "K_max: most tokens in the pool"})

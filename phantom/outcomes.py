@@ -8,20 +8,20 @@ per-trial quantities are written once each:
 - **Φ of a trial at a step** is the mean of Φ over the trial's contexts at that step (a trial
   with several contexts trains on all of them as one batch; the loss is their mean CE).
   Only finite rows count: a diverged trial keeps its rows up to the divergence.
-- **flip step** (SPEC §4): 0 when Φ₀ > 0 (pre-resolved), else the first step with Φ > 0,
+- **flip step** (science §4.2): 0 when Φ₀ > 0 (pre-resolved), else the first step with Φ > 0,
   else none. The online rule :class:`FlipStop` (the worker's ``stop at flip``) and the SQL
   ``trial_summary.flip_step`` implement it; a test runs both on the same rows.
 - **rank flip step**: the first step at which ``rank_g < rank_c`` in every context.
-- **flipped, for η_c** (SPEC §5): the trial has a flip step, *or it diverged*: a rate that
+- **flipped, for η_c** (science §4.2): the trial has a flip step, *or it diverged*: a rate that
   drives the model to non-finite logits lies above the stable range, so under the assumption
   that flipping is monotone in η it counts as above η_c. Errored trials carry no outcome.
-- **Φ-saturation stop** (SPEC §4): the first step whose last ``w`` evaluations of Φ all lie at
+- **Φ-saturation stop** (science §4.6): the first step whose last ``w`` evaluations of Φ all lie at
   or after the flip and span max − min < ``tol``. :class:`PhiSaturation` (online, worker) and
   ``trial_summary.phi_stop`` (SQL) implement it; a test runs both on the same rows.
 - **η_c of a bracket** (all trials of one config but the rate): sqrt(lo·hi) with lo the
   largest rate that does not flip and hi the smallest that does; *non-monotone* when lo ≥ hi.
   :func:`eta_c` here (used by the search to propose rates) and the SQL ``eta_c`` view.
-- **character** (SPEC §4): from the jump concentration ratio R, in SQL only
+- **character** (science §4.4): from the jump concentration ratio R, in SQL only
   (``phantom.analysis.summary``); a flip at step 1 has no shoulder to judge and is its own label.
 """
 
@@ -51,7 +51,7 @@ class TrialStatus(str, enum.Enum):
 class StopReason(str, enum.Enum):
     """Why a trial stopped before its budget (NULL in the record: it ran the whole budget)."""
 
-    PHI_SATURATION = "phi-saturation"  # SPEC §4.1: Φ plateaued after the flip
+    PHI_SATURATION = "phi-saturation"  # science §4.6: Φ plateaued after the flip
     FLIP = "flip"  # the trial only had to answer "does it flip?" (η_c search)
 
     def __str__(self) -> str:
@@ -59,7 +59,7 @@ class StopReason(str, enum.Enum):
 
 
 class Character(str, enum.Enum):
-    """SPEC §4 trajectory character (set in SQL, ``trial_summary.character``)."""
+    """science §4.4 trajectory character (set in SQL, ``trial_summary.character``)."""
 
     PRE_RESOLVED = "pre-resolved"  # Φ₀ > 0
     UNRESOLVED = "unresolved"  # never flips within the budget
@@ -118,7 +118,7 @@ class FlipStop:
 
 
 class PhiSaturation:
-    """SPEC §4 Φ-saturation: ``update`` answers True at the first step whose last ``window``
+    """science §4.6 Φ-saturation: ``update`` answers True at the first step whose last ``window``
     evaluations all lie at or after the flip and span less than ``tol``."""
 
     def __init__(self, window: int = 3, tol: float = 0.01) -> None:

@@ -1,4 +1,4 @@
-"""The fine-tuning protocols (SPEC §6) as one vocabulary: what each trains and what it freezes.
+"""The fine-tuning protocols (science §6.2) as one vocabulary: what each trains and what it freezes.
 
 A :class:`Protocol` *is* the string the sweep files, the trial configs, the trial ids, the
 Parquet columns and the SQL use (``'full'``, ``'lora'``, ...): a ``str`` enum, so equality,

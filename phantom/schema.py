@@ -61,7 +61,7 @@ def project(schema: pa.Schema, columns) -> pa.Schema:
 
 
 # ----------------------------------------------------------------------------------------------
-# steps/<trial_id>.parquet: one row per step and context (SPEC §3). Row ``step = 0`` is the
+# steps/<trial_id>.parquet: one row per step and context (science §3). Row ``step = 0`` is the
 # base model; row ``step = t`` is the model after t optimizer steps.
 
 
@@ -85,7 +85,7 @@ class StepMeta:
 
 @dataclass
 class Observables:
-    """What one context measures at one step (SPEC §3): :func:`phantom.workers.observables.observe`
+    """What one context measures at one step (science §3): :func:`phantom.workers.observables.observe`
     returns one. ``P`` is the nucleus pool, ``p̃`` its renormalised probabilities."""
 
     p_g: float | None = _col(pa.float64(), "softmax probability of g (full vocabulary)")
@@ -201,7 +201,7 @@ TRIAL_COLUMNS = TRIAL_SCHEMA.names
 @dataclass
 class GeometryRow:
     """One row of ``geometry/<model>.parquet``: the model's bulk statistics, then one sentence's
-    base values (SPEC §5)."""
+    base values (science §5.8)."""
 
     model: str | None = _col(pa.string(), "registered name, hub id or local directory")
     family: str | None = _col(pa.string(), "the model's architecture family")

@@ -168,3 +168,14 @@ def test_the_docs_send_readers_to_the_page_not_to_spec_md():
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert "SPEC" not in text, f"{page.relative_to(ROOT)} still cites SPEC"
+
+
+def test_the_code_cites_the_science_page_not_spec_md():
+    """Docstrings and comments cite the page's sections (``science §3.1``); the sweep files too."""
+    folders = ("phantom", "models", "workers", "orchestrator", "analysis", "sweeps", "bench", "docker", "scripts")
+    files = [p for d in folders for p in (ROOT / d).rglob("*") if p.suffix in (".py", ".yaml", ".sbatch", ".sh")
+             and not any(q.is_symlink() for q in (p, *p.parents))]  # phantom/workers is workers/: once
+    cited = [f"{p.relative_to(ROOT)}:{i}" for p in files
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if re.search(r"\bSPEC\b", line)]
+    assert cited == [], "still cites SPEC: " + ", ".join(cited)
+    assert sum("science §" in p.read_text(encoding="utf-8") for p in files) >= 20

@@ -1,5 +1,5 @@
 """One trial: a model loaded, trained on one sentence under one protocol, observed after every
-step, written to Parquet (SPEC §2–3). The Born gap and every observable: :mod:`.observables`.
+step, written to Parquet (science §2–3). The Born gap and every observable: :mod:`.observables`.
 
 The face (lazy: importing it loads no torch) is what the command line and the Python API call:
 

@@ -1,4 +1,4 @@
-"""``phantom geometry``: inference only, no training (SPEC §5 "bulk embedding geometry").
+"""``phantom geometry``: inference only, no training (science §5.8 "bulk embedding geometry").
 
 The probe runs a model, so it lives where models run (workers/); analysis reads what it writes
 (the ``geometry`` views of phantom.analysis.views.sources) and never imports it. ``phantom predict``
@@ -59,7 +59,7 @@ def pair_cosines(E, i: np.ndarray, j: np.ndarray, chunk: int = 8192) -> np.ndarr
 
 
 def bulk_statistics(E, *, n_pairs: int = 100_000, tau: float = 0.3, seed: int = 0) -> dict:
-    """SPEC §5 bulk geometry of an embedding matrix E (V, d)."""
+    """science §5.8 bulk geometry of an embedding matrix E (V, d)."""
     vocab = int(E.shape[0])
     i, j = sample_pairs(vocab, n_pairs, seed)
     G = pair_cosines(E, i, j)

@@ -1,4 +1,4 @@
-"""SPEC §3: the per-step observables, as pure functions of tensors.
+"""science §3: the per-step observables, as pure functions of tensors.
 
 Inputs are the logits ``z`` (V,) at the last context position, the hidden state ``h`` (d,) that
 the LM head reads there, and the input-embedding matrix ``E`` (V, d). Nothing here touches a
@@ -36,7 +36,7 @@ def unit_rows(rows: torch.Tensor) -> torch.Tensor:
 def nucleus_pool(
     p: torch.Tensor, g: int, c: int, mass: float = 0.9, cap: int = 1024
 ) -> tuple[torch.Tensor, bool]:
-    """SPEC §3 pool P: the smallest top-p prefix with cumulative mass ≥ ``mass``, plus g and c,
+    """science §3.1 pool P: the smallest top-p prefix with cumulative mass ≥ ``mass``, plus g and c,
     at most ``cap`` tokens (g and c always kept). Returns (token ids, capped)."""
     k = min(cap, p.numel())
     top_p, top_i = torch.topk(p, k, sorted=True)
@@ -186,7 +186,7 @@ def observe(
     reference: GeometryReference | None = None,
     frozen: VocabMemo | None = None,
 ) -> Observed:
-    """All SPEC §3 observables of one context, with the loss and the pool's token ids.
+    """All the science §3 observables of one context, with the loss and the pool's token ids.
 
     ``reference`` is the step-0 geometry; without one, dG_max and the rotation are 0 (this *is*
     step 0: the pool returned is P₀, to capture a reference from).

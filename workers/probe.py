@@ -31,7 +31,7 @@ def probe_sentence(
     loaded: LoadedModel, sentence: Sentence, *, pool_mass: float = 0.9, pool_cap: int = 1024,
     contexts: tuple[str, ...] | None = None,
 ) -> list[dict]:
-    """Base-model observables (SPEC §3 at step 0) for each context of ``sentence``.
+    """Base-model observables (science §3 at step 0) for each context of ``sentence``.
 
     Raises SentenceError if the target or competitor is not a single token."""
     g = token_id(loaded.tokenizer, sentence.target)
@@ -47,7 +47,7 @@ def probe_sentence(
 
 
 def is_hard(values: dict) -> bool:
-    """SPEC §1: the competitor leads under Born scoring at the base model (Φ₀ ≤ 0)."""
+    """science §1.3: the competitor leads under Born scoring at the base model (Φ₀ ≤ 0)."""
     return values["phi"] <= 0.0
 
 
@@ -64,7 +64,7 @@ class SentenceCheck:
 
 
 def check_sentences(loaded: LoadedModel, sentences: dict[str, Sentence]) -> list[SentenceCheck]:
-    """Each sentence on ``loaded`` at step 0, in the file's order (SPEC §1: hard when Φ₀ ≤ 0,
+    """Each sentence on ``loaded`` at step 0, in the file's order (science §1.3: hard when Φ₀ ≤ 0,
     :func:`is_hard`); a sentence whose target or competitor is not one token is skipped, with
     the pieces the tokenizer splits it into."""
     W = loaded.head_weights().detach()

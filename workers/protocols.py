@@ -1,4 +1,4 @@
-"""Fine-tuning protocols (SPEC §6), through peft (what each trains and freezes, as properties:
+"""Fine-tuning protocols (science §6.2), through peft (what each trains and freezes, as properties:
 :class:`phantom.protocols.Protocol`).
 
 - ``full``: every parameter trains.

@@ -1,4 +1,4 @@
-"""Sentences: a context whose next token g has a near-synonym competitor c (SPEC §1)."""
+"""Sentences: a context whose next token g has a near-synonym competitor c (science §1.1)."""
 
 from __future__ import annotations
 

@@ -283,7 +283,7 @@ def _finite(fwd: Forward, j: int) -> bool:
 
 
 def _observe(m: Member, fwd: Forward, j: int, E: torch.Tensor, g: int, c: int) -> list[obs.Observed]:
-    """SPEC §3 observables of each context of member ``m`` (pure functions, phantom.workers.observables)."""
+    """science §3 observables of each context of member ``m`` (pure functions, phantom.workers.observables)."""
     o = m.cfg.observables
     out = []
     for i in range(fwd.z.shape[1]):

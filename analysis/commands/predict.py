@@ -1,4 +1,4 @@
-"""``phantom predict``: the blind prediction (SPEC §5, paper §7, Eq. 22) for a model that was
+"""``phantom predict``: the blind prediction (science §5.9, paper §7, Eq. 22) for a model that was
 never fine-tuned. Class from its bulk geometry; H̄ = mean H of the *other* models of that class
 under the protocol (from reference sweeps), or of all other models when no model of its class
 has one (as the ``blind_prediction`` view does); then

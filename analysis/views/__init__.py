@@ -8,9 +8,9 @@ to the import below, nowhere else.
 
 - :mod:`~phantom.analysis.views.sources`: the raw views (which trials, their records, their steps,
   the geometry files) and the folders they come from;
-- :mod:`~phantom.analysis.views.summary`: ``trial_steps``, ``trial_summary`` (SPEC §4);
+- :mod:`~phantom.analysis.views.summary`: ``trial_steps``, ``trial_summary`` (science §4);
 - :mod:`~phantom.analysis.views.fits`, :mod:`~phantom.analysis.views.bootstrap`: η_c, θ*, H, B_FT and their
-  intervals (SPEC §5);
+  intervals (science §5);
 - :mod:`~phantom.analysis.views.tables`: the paper's tables (correlations, isolation, stopping,
   ablation, blind prediction, frozen head);
 - :mod:`~phantom.analysis.views.claims`: the paper's claims checked on the grid.

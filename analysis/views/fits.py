@@ -1,4 +1,4 @@
-"""SPEC §5 fits across the grid, as SQL views over ``trial_summary``.
+"""science §5 fits across the grid, as SQL views over ``trial_summary``.
 
 - ``reference_trials``: ok trials at the rate nearest the protocol's η_ref (per model,
   protocol, sentence) whose shape was measured; the paper's tables are at the standard rate.
@@ -193,7 +193,7 @@ ORDER BY model, protocol
 @view("fits", reads=("trial_summary", "eta_c", "fit_replicates", "resamples", "lr_ref"))
 def fits(ctx: ViewContext) -> str:
     """One row per (model, protocol): counts, θ*_shape, θ*_resolve, H, B_FT and their
-    bootstrap percentile intervals over sentences (SPEC §5; phantom.analysis.bootstrap)."""
+    bootstrap percentile intervals over sentences (science §5.6; phantom.analysis.bootstrap)."""
     level = ctx.settings.confidence
     lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
 

@@ -156,7 +156,7 @@ def _globs(src: Source, folder: str) -> list[str]:
 
 @view("lr_ref", kind="raw")
 def lr_ref(ctx: ViewContext) -> str:
-    """η_ref per protocol (settings): the standard rate of SPEC §5."""
+    """η_ref per protocol (settings): the standard rate of science §5.1"""
     rates = ", ".join(f"({quote(p)}, {r!r})" for p, r in ctx.settings.lr_ref)
     return f"SELECT * FROM (VALUES {rates}) AS v(protocol, lr_ref)"
 

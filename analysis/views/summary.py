@@ -1,4 +1,4 @@
-"""SPEC §4 in SQL: the per-trial summary, computed with window functions over the step table.
+"""science §4 in SQL: the per-trial summary, computed with window functions over the step table.
 
 Two views: ``trial_steps`` (one row per trial and step: Φ of the trial = the mean over its
 contexts, phantom.outcomes) and ``trial_summary`` (one row per analysed trial record, including
@@ -51,7 +51,7 @@ HAVING bool_and({_FINITE})
 
 @view("trial_summary", reads=("trial_steps", "trials"))
 def trial_summary(ctx: ViewContext) -> str:
-    """SPEC §4 per trial: base values, flip step, R, character, failure mode, Φ-saturation stop,
+    """science §4 per trial: base values, flip step, R, character, failure mode, Φ-saturation stop,
     η_c outcome (``flipped``) and the η_c bracket."""
     s = ctx.settings
     w, tol = s.saturation_window, s.saturation_tol

@@ -1,4 +1,4 @@
-"""SPEC §5 cross-grid tables as SQL views: Spearman correlations, the paper's Tables 3
+"""science §5 cross-grid tables as SQL views: Spearman correlations, the paper's Tables 3
 (causal isolation), 1 (stopping) and 5 (ablation), and the blind prediction (§7, Eq. 22).
 
 Spearman ρ is computed in SQL (average ranks for ties, then Pearson on the ranks); only the

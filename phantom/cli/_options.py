@@ -27,11 +27,11 @@ def positive_int(text: str) -> int:
 
 
 def add_settings(p: argparse.ArgumentParser) -> None:
-    """The options of the analysis settings (SPEC §4–5), as one group of ``p``."""
+    """The options of the analysis settings (science §4–5), as one group of ``p``."""
     from phantom.analysis import AnalysisSettings
 
     d = AnalysisSettings()
-    g = p.add_argument_group("analysis settings (SPEC §4–5)")
+    g = p.add_argument_group("analysis settings (science §4–5)")
     g.add_argument("--lr-ref", action="append", metavar="PROTOCOL=RATE",
                    help="η_ref of a protocol (repeatable); defaults: "
                    + ", ".join(f"{k}={v:g}" for k, v in d.lr_ref))

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "geometry",
         help="inference only: bulk embedding geometry, class, and per-sentence base values",
-        description="Bulk statistics of the input embedding (SPEC §5: mean G², fraction above τ, "
+        description="Bulk statistics of the input embedding (science §5.8: mean G², fraction above τ, "
         "KS distances, class A/B) and, per sentence, G_max, base Born rank, B0, eps0, Phi0. "
         "Writes OUT/geometry/<model>.parquet (the `geometry` view reads it).",
     )
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="blind prediction of η_c and θ* for a model that was never fine-tuned",
         description="Classify MODEL from its bulk geometry, take the mean H of the other models "
         "of its class under PROTOCOL in the reference results, and predict η_c, θ* and, per "
-        "sentence, whether rate LR is above threshold (SPEC §5, Eq. 22).",
+        "sentence, whether rate LR is above threshold (science §5.9, Eq. 22).",
     )
     p.add_argument("--model", required=True)
     p.add_argument("--protocol", default="lora")

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze",
         help="fit the study's numbers and write tables, a DuckDB file and an HTML report",
-        description="Compute every summary table of SPEC §4–5 over the results folder(s) and write "
+        description="Compute every summary table of science §4–5 over the results folder(s) and write "
         "them, a DuckDB file with the views and report.html under <first PATH>/analysis/ (or --out).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")

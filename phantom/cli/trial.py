@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool-mass", type=float, default=None, help="nucleus mass q (default 0.9)")
     p.add_argument("--pool-cap", type=int, default=None, help="K_max (default 1024)")
     p.add_argument("--phi-saturation", action="store_true",
-                   help="stop once Φ plateaus after the flip (SPEC §4; window 3, tol 0.01)")
+                   help="stop once Φ plateaus after the flip (science §4.6; window 3, tol 0.01)")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--track", action="append", default=[], metavar="TRACKER",
                    help="also log to mlflow | tensorboard | wandb (repeatable; stores under --out)")

@@ -1,4 +1,4 @@
-"""Blind-prediction arithmetic (SPEC §5, Eq. 22): the pure function and the SQL view."""
+"""Blind-prediction arithmetic (science §5.9, Eq. 22): the pure function and the SQL view."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""θ*_shape, η_c, θ*_resolve and H (SPEC §5) on synthetic trial summaries."""
+"""θ*_shape, η_c, θ*_resolve and H (science §5) on synthetic trial summaries."""
 
 import itertools
 import math

@@ -1,4 +1,4 @@
-"""An independent recomputation of the per-trial summary (SPEC §4) and the fits (SPEC §5, with
+"""An independent recomputation of the per-trial summary (science §4–5) and the fits (science §5, with
 the bootstrap intervals) from the raw Parquet, in pandas/NumPy loops that never read a view,
 compared with the views: on random synthetic grids (every kind of trial, two overlapping
 folders with plans) and on real tiny-model trials."""
@@ -55,7 +55,7 @@ def load(folders, all_trials=False):
 
 
 # ----------------------------------------------------------------------------------------------
-# SPEC §4, one trial at a time
+# science §4, one trial at a time
 
 
 def trial_steps(rows: pd.DataFrame) -> pd.DataFrame:
@@ -141,7 +141,7 @@ def summarize(rec, rows, s: AnalysisSettings) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
-# SPEC §5 with weights (a bootstrap replicate = weights on sentences; replicate 0: all 1)
+# science §5 with weights (a bootstrap replicate = weights on sentences; replicate 0: all 1)
 
 
 def lowbias32(x: int) -> int:

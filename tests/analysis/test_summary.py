@@ -1,4 +1,4 @@
-"""SPEC §4 on planted step tables: every expected value is computed by hand or with NumPy."""
+"""science §4 on planted step tables: every expected value is computed by hand or with NumPy."""
 
 import math
 

@@ -105,7 +105,7 @@ def test_worker_killed_mid_trial_is_retried_and_completes(ray_local, write_sweep
 
 
 def test_phi_saturation_stop_is_recorded_not_failed(ray_local, write_sweep, tmp_path):
-    """Off: the whole budget; on: stops at the SPEC §4 step of that same trajectory, status ok."""
+    """Off: the whole budget; on: stops at the science §4.6 step of that same trajectory, status ok."""
     data = tiny_sweep(models=["tiny-llama"], learning_rates=[1e-4], training={"steps": 12},
                       sentences={"file": tiny_sweep()["sentences"]["file"], "ids": ["shame"]})
     _run(write_sweep(data, "off.yaml"), tmp_path / "off")

@@ -15,7 +15,7 @@ from phantom.config import LoraConfig, TrialConfig, to_dict
 from phantom.errors import ConfigError
 from phantom.protocols import HEAD_ABLATION, PROTOCOLS, Protocol
 
-# protocol, adapter, LoRA, embedding frozen, head trained (tied), head trained (untied): SPEC §6
+# protocol, adapter, LoRA, embedding frozen, head trained (tied), head trained (untied): science §6.2
 # and the paper ("standard LoRA freezes the input embedding but not the LM head")
 CASES = [
     ("full", False, False, False, True, True),

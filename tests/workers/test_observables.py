@@ -1,4 +1,4 @@
-"""Every observable against an independent float64 NumPy reference (SPEC §3)."""
+"""Every observable against an independent float64 NumPy reference (science §3)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from phantom.workers import observables as obs
 
 # ----------------------------------------------------------------------------------------------
-# the reference: written from SPEC §3 directly, loops and all, in NumPy float64
+# the reference: written from science §3 directly, loops and all, in NumPy float64
 
 
 
