@@ -152,7 +152,7 @@ def take_spare(base: torch.nn.Module, cfg: TrialConfig):
     copied back in, the AdamW state zeroed (step 0: what a new AdamW starts from), the trial's
     rate and settings — or None when there is no spare for this base.
 
-    Reuse is the memory fix of issue 11: a worker that allocates a new copy, gradients and Adam
+    Reuse keeps a worker's memory flat: a worker that allocates a new copy, gradients and Adam
     state per trial fragments glibc's heap (the next trial's tensors do not fit the holes of the
     last): full-FT smollm2 trials in a row peaked at 3.50 GB, then 4.24 GB from the second on
     (1.58x weights + gradients + Adam + base). Reusing them allocates nothing big after the

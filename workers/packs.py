@@ -1,5 +1,5 @@
 """Trial packs: up to K trials that share (model, sentence, protocol, contexts, budget) and
-differ in learning rate or seed, trained as one vectorised loop (issue 11).
+differ in learning rate or seed, trained as one vectorised loop.
 
 Every member keeps its own trainable tensors, AdamW state, learning rate, gradient norm and
 clipping; only the arithmetic is batched. Rows are member-major: the pack's batch is the

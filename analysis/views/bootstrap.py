@@ -1,4 +1,4 @@
-"""Bootstrap over sentences (issue 9.3), in SQL: every science §5 fit once per resample.
+"""Bootstrap over sentences, in SQL: every science §5 fit once per resample.
 
 For each (model, protocol), the sentences of its grid (those with a trial that did not error)
 are resampled with replacement: replicate ``r`` (1..N) draws sentence number

@@ -1,4 +1,4 @@
-"""The paper's claims, checked on this grid: the ``claims`` view (issue 9).
+"""The paper's claims, checked on this grid: the ``claims`` view.
 
 One row per claim: ``claim`` (what the paper says), ``paper`` (its figure, where the text gives
 one), ``measured`` (this grid's figure, per model/protocol where the claim is per architecture),
