@@ -9,7 +9,6 @@ and ``--set``) lives in :mod:`phantom.orchestrator.loader`; expanding the grid i
 
 from __future__ import annotations
 
-import enum
 import math
 import re
 from dataclasses import dataclass, field
@@ -27,11 +26,12 @@ from phantom.config import (
 from phantom.errors import ConfigError, suggest
 from phantom.protocols import Protocol
 from phantom.tracking import check_names as check_tracking
+from phantom.vocabulary import Vocabulary
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class SearchMode(str, enum.Enum):
+class SearchMode(Vocabulary):
     """How a sweep chooses its trials (``search.mode``): a vocabulary, like
     :class:`~phantom.protocols.Protocol`, whose value is its name in sweep files. What each plans
     is :func:`phantom.orchestrator.search.plan_sweep`."""
@@ -39,18 +39,9 @@ class SearchMode(str, enum.Enum):
     GRID = "grid"  # every point of the grid, once: models x sentences x protocols x rates x seeds
     ETA_C = "eta-c"  # per bracket (a point without its rate), η_c by bisection between lr_min and lr_max
 
-    def __str__(self) -> str:
-        return self.value
-
     @classmethod
-    def parse(cls, value: object) -> SearchMode:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            names = [m.value for m in cls]
-            raise ConfigError(f"`mode` should be one of {', '.join(names)}, got {value!r}.{suggest(str(value), names)}") from None
+    def unknown(cls, value: str, names: list[str], where: str) -> str:
+        return f"`mode` should be one of {', '.join(names)}, got {value!r}.{suggest(value, names)}"
 
     @property
     def takes_rates(self) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from phantom.errors import ConfigError, suggest, unknown
 from phantom.protocols import Protocol
+from phantom.vocabulary import Vocabulary
 
 T = TypeVar("T")
 
@@ -122,7 +123,7 @@ def _positive(name: str, value: float) -> None:
 # the concepts
 
 
-class PackMode(str, enum.Enum):
+class PackMode(Vocabulary):
     """How a pack of several trials trains (``resources.pack_mode``; one trial always trains
     alone). Its value is its name in sweep files."""
 
@@ -130,17 +131,9 @@ class PackMode(str, enum.Enum):
     PACKED = "packed"  # vectorised: LoRA and full FT
     LOOP = "loop"  # each member's own single engine, side by side: the reference of the packed engines
 
-    def __str__(self) -> str:
-        return self.value
-
     @classmethod
-    def parse(cls, value: object) -> PackMode:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigError(unknown("pack mode", str(value), [m.value for m in cls])) from None
+    def unknown(cls, value: str, names: list[str], where: str) -> str:
+        return unknown("pack mode", value, names)
 
 
 @dataclass(frozen=True)

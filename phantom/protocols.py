@@ -19,12 +19,11 @@ How each protocol is applied to a model is :mod:`phantom.workers.protocols`.
 
 from __future__ import annotations
 
-import enum
+from phantom.errors import suggest
+from phantom.vocabulary import Vocabulary
 
-from phantom.errors import ConfigError, suggest
 
-
-class Protocol(str, enum.Enum):
+class Protocol(Vocabulary):
     """A fine-tuning protocol. Its value is its name in configs, records and SQL."""
 
     FULL = "full"  # every parameter trains
@@ -32,22 +31,9 @@ class Protocol(str, enum.Enum):
     LORA_FROZEN_HEAD = "lora-frozen-head"  # the same LoRA with the LM head frozen explicitly
     PREFIX = "prefix"  # prefix tuning: virtual tokens train, every base weight is frozen
 
-    def __str__(self) -> str:
-        return self.value
-
     @classmethod
-    def parse(cls, value: object, where: str = "") -> Protocol:
-        """The protocol named ``value``, or a ConfigError naming it (``where``: e.g. `` in
-        `protocols` ``) with a suggestion and the protocols available."""
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            names = [p.value for p in cls]
-            raise ConfigError(
-                f"Unknown protocol '{value}'{where}.{suggest(str(value), names)} Available: {', '.join(names)}"
-            ) from None
+    def unknown(cls, value: str, names: list[str], where: str) -> str:
+        return f"Unknown protocol '{value}'{where}.{suggest(value, names)} Available: {', '.join(names)}"
 
     @property
     def adapter(self) -> bool:
