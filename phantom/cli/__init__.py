@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str, code: int = 2) -> int:
-    print(f"phantom: error: {message}", file=sys.stderr)
+    from phantom.cloud import redact
+
+    print(f"phantom: error: {redact(message)}", file=sys.stderr)  # a URI's credentials never shown
     return code
 
 
