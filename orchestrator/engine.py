@@ -120,7 +120,13 @@ def _trainable(sweep: SweepConfig):
 
 
 def _ray_path(store: Store, *parts: str) -> str:
-    return store.path(layout.RAY_DIR, *parts) if store.is_local else "/".join([store.uri, layout.RAY_DIR, *parts])
+    """Tune's folder, a path in :func:`_ray_fs` (never a URI: its query string, credentials)."""
+    return store.path(layout.RAY_DIR, *parts)
+
+
+def _ray_fs(store: Store):
+    """The filesystem Tune keeps its state in (None: a local folder); it pickles as the clean URI."""
+    return None if store.is_local else store.tune_filesystem()
 
 
 def max_failures(retries: int, units: list[Unit]) -> int:
@@ -152,7 +158,7 @@ def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=_ray_path(store),
+            name=name, storage_path=_ray_path(store), storage_filesystem=_ray_fs(store),
             failure_config=tune.FailureConfig(max_failures=max_failures(sweep.retries, units)),
             callbacks=[ProgressCallback(), StartCallback()], verbose=0,
         ),
@@ -166,13 +172,15 @@ def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
 
 
 def _cannot_start(store: Store, folder: str | None, cause: str) -> None:
+    from phantom.orchestrator.hints import resume_hint
+
     """The workers could not load Phantom: nothing was recorded, and the next run plans afresh
     (the units and the restore marker go; Tune's own folder stays, as Ray leaves it)."""
     if folder:
         delete_units(store, folder)
     store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
     raise ClusterError(f"the workers could not start the trials: {cause}; nothing was recorded. Install this "
-                       f"Phantom on every node, then: phantom sweep resume {store.uri}")
+                       f"Phantom on every node, then: {resume_hint(store)}")
 
 
 def _finish(store: Store, results, folder: str | None) -> None:
@@ -203,7 +211,8 @@ def _restore(store: Store, sweep: SweepConfig):
         return None
     name = json.loads(store.read_text(layout.RAY_DIR, layout.CURRENT_FILE))["name"]
     path = _ray_path(store, name)
-    if not tune.Tuner.can_restore(path) or _no_experiment_state(path):
+    if not tune.Tuner.can_restore(path, storage_filesystem=_ray_fs(store)) or \
+            (store.is_local and _no_experiment_state(path)):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
         delete_units(store, units_folder(name))
         return None
@@ -211,7 +220,7 @@ def _restore(store: Store, sweep: SweepConfig):
         os.environ.setdefault(key, value)
     try:
         tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True,
-                                   resume_errored=True)
+                                   resume_errored=True, storage_filesystem=_ray_fs(store))
         with callback_telemetry_off(), StartWatch() as watch:
             results = tuner.fit()
     except Exception as exc:  # noqa: BLE001 - Tune's own state, not a trial: dispatch afresh

@@ -342,7 +342,7 @@ def azure_filesystem(loc: Location):
     if s.key:
         kw["account_key"] = s.key
     elif s.sas:
-        kw["sas_token"] = s.sas
+        kw["sas_token"] = f"?{s.sas}"  # pyarrow appends it to the account URL as it is
     elif s.principal:
         kw.update(tenant_id=s.principal[0], client_id=s.principal[1], client_secret=s.principal[2])
     return pafs.AzureFileSystem(**kw)

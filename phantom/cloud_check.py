@@ -172,6 +172,8 @@ def azure_cause(exc: BaseException) -> str | None:
         return AZURE_UNREACHABLE
     if code in ("ContainerNotFound",):
         return NO_CONTAINER
+    if "failed to authenticate" in str(exc):  # a wrong key or SAS (Azurite says AuthorizationFailure)
+        return AZURE_CREDENTIALS
     if code in ("AuthenticationFailed", "InvalidAuthenticationInfo") or name == "ClientAuthenticationError" and \
             code not in ("AuthorizationFailure", "AuthorizationPermissionMismatch"):
         return AZURE_CREDENTIALS

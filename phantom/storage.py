@@ -85,6 +85,13 @@ class Store:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
+    def duckdb_path(self, *parts: str) -> str:
+        """What DuckDB reads for ``parts``: a local path, or ``SCHEME://`` + the path inside the
+        store, read through :meth:`fsspec` (no credentials, no query string, no ``user@``)."""
+        if self.is_local:
+            return self.path(*parts)
+        return f"{self.scheme}://" + "/".join([self.root, *parts])
+
     def child(self, name: str) -> Store:
         """The folder ``name`` inside this one (joined to the path, never to a query string)."""
         if self.location is None:
@@ -111,7 +118,7 @@ class Store:
         returns the final path."""
         final = self.path(*parts)
         parent = final.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
+        self.makedirs(parent)
         if not self.is_local:
             pq.write_table(table, final, filesystem=self.fs, **options)
             return final
@@ -129,7 +136,7 @@ class Store:
 
     def write_text(self, text: str, *parts: str) -> str:
         final = self.path(*parts)
-        self.fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
+        self.makedirs(final.rsplit("/", 1)[0])
         if not self.is_local:
             with self.fs.open_output_stream(final) as out:
                 out.write(text.encode())
@@ -146,6 +153,13 @@ class Store:
                 pass
             raise
         return final
+
+    def makedirs(self, path: str) -> None:
+        """Create ``path``'s folders where the store has folders. Blob storage without a
+        hierarchical namespace has none, and pyarrow's create_dir there only reads the
+        container's properties, which a container-scoped SAS may not: skipped."""
+        if not _flat(self):
+            self.fs.create_dir(path, recursive=True)
 
     def read_text(self, *parts: str) -> str:
         with self.fs.open_input_stream(self.path(*parts)) as src:
@@ -171,6 +185,12 @@ class Store:
 
 # ----------------------------------------------------------------------------------------------
 # filesystems per scheme, DuckDB's reads, Tune's state
+
+
+def _flat(store: Store) -> bool:
+    from phantom import cloud
+
+    return store.location is not None and store.scheme in cloud.AZURE_SCHEMES
 
 
 def _filesystem(loc) -> pafs.FileSystem:
@@ -287,7 +307,10 @@ class _Reopening(pafs.FileSystemHandler):
         return self.fs.get_file_info(selector)
 
     def create_dir(self, path, recursive):
-        self.fs.create_dir(path, recursive=recursive)
+        from phantom import cloud
+
+        if self.uri.split("://", 1)[0] not in cloud.AZURE_SCHEMES:  # no folders in blob storage
+            self.fs.create_dir(path, recursive=recursive)
 
     def delete_dir(self, path):
         self.fs.delete_dir(path)

@@ -71,4 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    except Exception:  # a bug: its traceback, with any credential a URI held redacted
+        import traceback
+
+        from phantom.cloud import redact
+
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return int(code or 0)
