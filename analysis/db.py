@@ -15,6 +15,7 @@ nothing is left in the working directory, the results folders or the system's te
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -103,7 +104,8 @@ def one_line(exc: BaseException) -> str:
         from phantom.storage_errors import storage_cause_text
 
         cause = storage_cause_text(str(exc))
-        return redact(f"storage refused: {cause}" if cause else f"reading the results failed: {lines[-1]}")
+        errors = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Invalid)\b", line)]
+        return redact(f"storage refused: {cause}" if cause else f"reading the results failed: {(errors or lines)[-1]}")
     return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 

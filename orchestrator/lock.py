@@ -33,6 +33,7 @@ The backends (each storage's create, read, take-over, heartbeat and release) liv
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import socket
@@ -117,7 +118,7 @@ def holder_state(info: dict, now: float | None = None) -> Holder:
     age = now - beat
     if age > STALE_AFTER_S:
         return Holder(True, False, f"last heartbeat {_age(age)} ago (stale after {_age(STALE_AFTER_S)})")
-    return Holder(False, False, f"last heartbeat {_age(age)} ago; stale in {_age(STALE_AFTER_S - age)} "
+    return Holder(False, False, f"last heartbeat {_age(age)} ago; stale in {_age(math.ceil(STALE_AFTER_S - age))} "
                                 f"(at {_clock(beat + STALE_AFTER_S)})", beat + STALE_AFTER_S)
 
 
@@ -270,8 +271,7 @@ class SweepLock:
         it over now), unless ``--take-over`` names this holder and it is not provably alive."""
         where = f"(lock: {self.store.uri.split('?', 1)[0]}/{layout.LOCK_FILE})"
         if self.take_over is None:
-            when = (f"the next run or resume takes it over from {_clock(state.stale_at)}"
-                    if state.stale_at else "wait for it to finish or stop it")
+            when = "the next run or resume takes it over then" if state.stale_at else "wait for it to finish or stop it"
             hint = "" if state.alive else f"; if that driver is gone, take it over now: {take_over_hint(self.store.uri, holder)}"
             raise LockError(f"sweep folder {self.store.uri} is in use by another driver: {describe_holder(holder)}; "
                             f"{state.why}; {when}{hint} {where}")

@@ -264,8 +264,14 @@ def fsspec_wrapper(fs: pafs.FileSystem, protocol: str):
             return _RangeFile(self.fs.open_input_file(self._strip_protocol(path)), path)
         return ArrowFSWrapper._open(self, path, mode, block_size, seekable, **kwargs)
 
+    def _strip_protocol(cls, path):  # PROTOCOL://bucket/path -> bucket/path, whatever the scheme
+        path = path[0] if isinstance(path, list) else str(path)
+        prefix = f"{protocol}://"
+        return (path[len(prefix):] if path.startswith(prefix) else path).rstrip("/")
+
     wrapper = type(f"Phantom{protocol.title()}FS", (ArrowFSWrapper,),
-                   {"protocol": protocol, "cachable": False, "_open": _open})
+                   {"protocol": protocol, "cachable": False, "_open": _open,
+                    "_strip_protocol": classmethod(_strip_protocol)})
     return wrapper(fs)
 
 
