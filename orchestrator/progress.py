@@ -33,6 +33,15 @@ def activate(view: ProgressView | None) -> None:
     _ACTIVE = view
 
 
+def say(text: str) -> None:
+    """A line above the live progress line (or on its own without one)."""
+    view = _ACTIVE
+    if view is not None and view._live is not None:
+        view._live.console.print(text, highlight=False, markup=False)
+    else:
+        print(text, file=(view.stream if view is not None else sys.stderr), flush=True)
+
+
 def _key(trial) -> str:
     """The unit id of a Tune trial (:func:`phantom.orchestrator.engine.unit_id`)."""
     config = trial.config
