@@ -111,7 +111,9 @@ class RaySession:
             import ray
 
             ctx = ray.get_runtime_context()
-            gcs = ctx.gcs_address
+            # the address as the user gave it (what they can reach), else the one Ray resolved
+            given = address or ""
+            gcs = given if ":" in given and "://" not in given else ctx.gcs_address
             cluster_id = getattr(_node(), "cluster_id", None)
             self.lock.attach_ray(gcs, ctx.get_job_id(), cluster_id.hex() if hasattr(cluster_id, "hex") else None,
                                  address)

@@ -177,16 +177,17 @@ def set_secrets(loc: Location) -> None:
     passes them in Ray's runtime environment: :func:`secret_env`)."""
     for key, value in loc.secrets.items():
         os.environ[key] = value
+        _FROM_URIS.add(key)
 
 
-SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY",
-              "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME")
+_FROM_URIS: set[str] = set()  # the variables set here from a URI's credentials
 
 
 def secret_env() -> dict[str, str]:
-    """The storage credentials of this process's environment, for Ray's runtime environment
-    (a cluster's workers then open the clean URI as the driver does)."""
-    return {k: os.environ[k] for k in SECRET_ENV if os.environ.get(k)}
+    """The credentials this process took from URIs, for Ray's runtime environment: a cluster's
+    workers then open the clean URI as the driver does. (Settings a node has of its own, as
+    every node should, are not passed: the nodes keep theirs.)"""
+    return {k: os.environ[k] for k in sorted(_FROM_URIS) if os.environ.get(k)}
 
 
 # ----------------------------------------------------------------------------------------------
