@@ -26,8 +26,10 @@ Settings per store, as the clouds' own SDKs read them:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
@@ -122,7 +124,7 @@ def parse(uri: str) -> Location:
     netloc, _, path = rest.partition("/")
     path = path.strip("/")
     if scheme in AZURE_SCHEMES:
-        return _parse_azure(scheme, netloc, path, params)
+        return _parse_azure(scheme, netloc, path, params, query)
     user, at, host = netloc.rpartition("@")
     secrets = {}
     if scheme == "s3" and ":" in user:  # pyarrow's s3://KEY:SECRET@bucket
@@ -143,13 +145,14 @@ def parse(uri: str) -> Location:
     return Location(scheme, f"{scheme}://{user}{at}", bucket_path, tuple(options), secrets)
 
 
-def _parse_azure(scheme: str, netloc: str, path: str, params) -> Location:
+def _parse_azure(scheme: str, netloc: str, path: str, params, query: str) -> Location:
     user, at, host = netloc.rpartition("@")
     secrets, options = {}, []
-    sas = []
+    # the SAS as written (its signature covers the values; keep their encoding as given)
+    sas = [p for p in query.split("&") if p.partition("=")[0].lower() in _SAS_FIELDS]
     for name, value in params:
         if name.lower() in _SAS_FIELDS:
-            sas.append((name, value))
+            continue
         elif name in ("account_key", "sas_token"):
             secrets["AZURE_STORAGE_ACCOUNT_KEY" if name == "account_key" else "AZURE_STORAGE_SAS_TOKEN"] = value
         elif _SECRET_KEYS.search(name):
@@ -158,7 +161,7 @@ def _parse_azure(scheme: str, netloc: str, path: str, params) -> Location:
         else:
             options.append((name, value))
     if sas:
-        secrets["AZURE_STORAGE_SAS_TOKEN"] = urlencode(sas, safe=":/")
+        secrets["AZURE_STORAGE_SAS_TOKEN"] = "&".join(sas)
     if at and (":" in host or host in ("localhost",) or re.fullmatch(r"[\d.]+", host)):
         # pyarrow's emulator form: abfs://ACCOUNT@HOST:PORT/CONTAINER/path
         return Location(scheme, f"{scheme}://{user}@{host}/", path, tuple(options), secrets)
@@ -224,12 +227,38 @@ def gcs_settings(loc: Location) -> GcsSettings:
                        os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None)
 
 
+GCS_NONE = ("no GCS credentials found (set GOOGLE_APPLICATION_CREDENTIALS to a key file, use "
+            "gs://anonymous@BUCKET/... for a public bucket, or CLOUD_STORAGE_EMULATOR_ENDPOINT for an emulator)")
+
+
+def _adc_file() -> str | None:
+    """gcloud's application default credentials file, when there is one."""
+    root = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(os.path.expanduser("~"), ".config", "gcloud")
+    path = os.path.join(root, "application_default_credentials.json")
+    return path if os.path.isfile(path) else None
+
+
+@functools.lru_cache(maxsize=1)
+def _on_gce() -> bool:
+    """A GCE metadata server answers (one try, 1 s): Google's default credentials would
+    otherwise wait a minute for one that is not there."""
+    host = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_IP") or "169.254.169.254"
+    name, _, port = host.partition(":")
+    try:
+        with socket.create_connection((name, int(port or 80)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def gcs_has_credentials(settings: cloud.GcsSettings) -> bool:
+    return settings.anonymous or bool(settings.credentials_file) or bool(_adc_file()) or _on_gce()
+
+
 def gcs_filesystem(loc: Location):
     import datetime
 
     import pyarrow.fs as pafs
-
-    from phantom.cloud_check import GCS_NONE, gcs_has_credentials
 
     s = gcs_settings(loc)
     if not gcs_has_credentials(s):  # Google's default chain would wait a minute for a metadata server

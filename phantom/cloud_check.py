@@ -7,11 +7,8 @@ GCS through its JSON API with google-auth's credentials, Azure through azure-sto
 
 from __future__ import annotations
 
-import functools
-import os
-import socket
-
 from phantom import cloud
+from phantom.cloud import GCS_NONE, gcs_has_credentials  # noqa: F401  (part of this face)
 from phantom.errors import StorageError
 
 TIMEOUT_S = (3.0, 6.0)  # connect, read: a preflight answers within 10 s
@@ -24,8 +21,6 @@ AZURE_UNREACHABLE = ("the endpoint cannot be reached (is the server up? check Bl
 GCS_CREDENTIALS = "the credentials were refused (check GOOGLE_APPLICATION_CREDENTIALS)"
 AZURE_CREDENTIALS = ("the credentials were refused (check AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN "
                      "or AZURE_STORAGE_CONNECTION_STRING)")
-GCS_NONE = ("no GCS credentials found (set GOOGLE_APPLICATION_CREDENTIALS to a key file, use "
-            "gs://anonymous@BUCKET/... for a public bucket, or CLOUD_STORAGE_EMULATOR_ENDPOINT for an emulator)")
 DENIED = "access denied (by the credentials' permissions or a bucket policy)"
 NO_BUCKET = "no such bucket"
 NO_CONTAINER = "no such container"
@@ -33,30 +28,6 @@ NO_CONTAINER = "no such container"
 
 # ----------------------------------------------------------------------------------------------
 # GCS
-
-
-def _adc_file() -> str | None:
-    """gcloud's application default credentials file, when there is one."""
-    root = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(os.path.expanduser("~"), ".config", "gcloud")
-    path = os.path.join(root, "application_default_credentials.json")
-    return path if os.path.isfile(path) else None
-
-
-@functools.lru_cache(maxsize=1)
-def _on_gce() -> bool:
-    """A GCE metadata server answers (one try, 1 s): Google's default credentials would
-    otherwise wait a minute for one that is not there."""
-    host = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_IP") or "169.254.169.254"
-    name, _, port = host.partition(":")
-    try:
-        with socket.create_connection((name, int(port or 80)), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def gcs_has_credentials(settings: cloud.GcsSettings) -> bool:
-    return settings.anonymous or bool(settings.credentials_file) or bool(_adc_file()) or _on_gce()
 
 
 def gcs_session(loc: cloud.Location):
