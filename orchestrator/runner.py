@@ -115,10 +115,12 @@ def run_sweep(
             raise storage_error(watch.refusal, store.uri)
         clean_leftovers(store, lock)  # what workers killed mid-write left behind
     print(summary(store.uri), file=stream)
+    from phantom.orchestrator.hints import command
+
     if subset is not None:
         outcome.selected = tuple(t.trial_id for t in subset)
         print(f"  --only {describe_only(only)}: ran what was missing of {outcome.dispatched + outcome.already} of "
-              f"the sweep's trials; the rest of its plan is left as it was (phantom sweep status {store.uri})",
+              f"the sweep's trials; the rest of its plan is left as it was ({command('status', store.uri)})",
               file=stream)
     return outcome
 

@@ -55,7 +55,9 @@ class Store:
     @property
     def scheme(self) -> str:
         """The URI scheme (``s3``, ``gs``, ``abfs``, ...); ``file`` for a local folder."""
-        return self.location.scheme if self.location is not None else "file"
+        if self.location is not None:
+            return self.location.scheme
+        return self.uri.split("://", 1)[0] if "://" in self.uri else "file"
 
     @property
     def name(self) -> str:
