@@ -125,8 +125,13 @@ def main() -> int:
                     os.environ.update(env)
                     upload(local, uri)
                 st = timed(phantom + ["sweep", "status", uri], full, args.runs)
-                q = timed(phantom + ["query", uri, QUERY, "--format", "csv", "--out", os.devnull], full, args.runs)
-                report.append(f"  {name:<6} status {st:6.2f} s   grouped query {q:6.2f} s")
+                out = os.path.join(tmp, f"{name}.csv")
+                q = timed(phantom + ["query", uri, QUERY, "--format", "csv", "--out", out], full, args.runs)
+                rows = open(out).read()
+                same = "same rows as local" if name == "local" or rows == open(os.path.join(tmp, "local.csv")).read() \
+                    else "ROWS DIFFER FROM LOCAL"
+                report.append(f"  {name:<6} status {st:6.2f} s   grouped query {q:6.2f} s  "
+                              f"({rows.count(chr(10)) - 1} rows, {same})")
                 print(report[-1], flush=True)
             if args.compare:
                 sys.path.insert(0, args.compare)

@@ -152,7 +152,11 @@ def probe_cluster(address: str) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {target}: nothing answers there within "
                            f"{CONNECT_S:g} s (check --address / RAY_ADDRESS, and that its head runs: "
                            f"`ray status --address {target}`)") from None
-    error = _ask_gcs(target)
+    error, nodes = _ask_gcs(target)
+    if error is None and nodes and not (set(nodes) & _local_addresses(host)):
+        raise ClusterError(f"this machine is not a node of the Ray cluster at {target} (its nodes: "
+                           f"{', '.join(sorted(set(nodes))[:4])}): run the driver on one of them, join this machine "
+                           f"first (`ray start --address {target}`), or submit the sweep as a Ray job")
     if error is not None and ("InvalidAuthToken" in error or "Authentication" in error or "UNAUTHENTICATED" in error):
         if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
             raise ClusterError(f"the Ray cluster at {target} requires token authentication: set RAY_AUTH_MODE=token, "
@@ -161,26 +165,43 @@ def probe_cluster(address: str) -> None:
                            "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
 
 
-def _ask_gcs(target: str) -> str | None:
-    """The error of one small request to the cluster's GCS (None: it answered), with Ray's
-    own C++ warning lines kept off the terminal."""
+def _ask_gcs(target: str) -> tuple[str | None, list[str]]:
+    """(the error of a small request to the cluster's GCS or None, the addresses of its live
+    nodes), with Ray's own C++ warning lines kept off the terminal."""
     out: list = []
 
     def ask() -> None:
         try:
             import ray._raylet
 
-            ray._raylet.GcsClient(address=target).get_all_job_info(
-                timeout=CONNECT_S, skip_submission_job_info_field=True, skip_is_running_tasks_field=True)
-            out.append(None)
+            client = ray._raylet.GcsClient(address=target)
+            infos = client.get_all_node_info(timeout=CONNECT_S).values()
+            out.append((None, [i.node_manager_address for i in infos if i.state == 0]))  # 0: ALIVE
         except Exception as exc:  # noqa: BLE001
-            out.append(f"{type(exc).__name__}: {exc}")
+            out.append((f"{type(exc).__name__}: {exc}", []))
 
     with _stderr_off():
         thread = threading.Thread(target=ask, daemon=True)
         thread.start()
         thread.join(CONNECT_S * 2)
-    return out[0] if out else f"no answer within {CONNECT_S * 2:g} s"
+    return out[0] if out else (f"no answer within {CONNECT_S * 2:g} s", [])
+
+
+def _local_addresses(head: str) -> set[str]:
+    """This machine's addresses: the one it reaches the head from (a UDP socket's routing,
+    nothing sent), its hostname's, and loopback."""
+    found = {"127.0.0.1", "localhost"}
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((head, 1))
+            found.add(s.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        found |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    return found
 
 
 @contextlib.contextmanager

@@ -152,3 +152,19 @@ def test_an_address_where_nothing_answers_is_one_line_within_15_s(write_sweep, t
     assert res.returncode == 2 and len(lines) == 1 and "cannot reach the Ray cluster at 127.0.0.1:" in lines[0], \
         res.stdout + res.stderr
     assert not (tmp_path / "st" / "tiny").exists()  # nothing left behind
+
+
+def test_a_driver_on_a_machine_that_is_no_node_is_one_line(nodes, monkeypatch):
+    """ray.init from a machine that is not a node of the cluster waits a minute, then a
+    traceback (issue 27): the probe compares the cluster's nodes with this machine's addresses
+    (here made to look like another machine's)."""
+    from phantom.errors import ClusterError
+    from phantom.orchestrator import session
+
+    for key, value in nodes.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(session, "_local_addresses", lambda head: {"198.51.100.7"})
+    t0 = time.monotonic()
+    with pytest.raises(ClusterError, match="this machine is not a node of the Ray cluster at 127.0.0.1:"):
+        session.probe_cluster(nodes.address)
+    assert time.monotonic() - t0 < 15
