@@ -211,8 +211,8 @@ def _restore(store: Store, sweep: SweepConfig):
         return None
     name = json.loads(store.read_text(layout.RAY_DIR, layout.CURRENT_FILE))["name"]
     path = _ray_path(store, name)
-    if not tune.Tuner.can_restore(path, storage_filesystem=_ray_fs(store)) or \
-            (store.is_local and _no_experiment_state(path)):
+    fs = {} if store.is_local else {"storage_filesystem": _ray_fs(store)}
+    if not tune.Tuner.can_restore(path, **fs) or (store.is_local and _no_experiment_state(path)):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
         delete_units(store, units_folder(name))
         return None
@@ -220,7 +220,7 @@ def _restore(store: Store, sweep: SweepConfig):
         os.environ.setdefault(key, value)
     try:
         tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True,
-                                   resume_errored=True, storage_filesystem=_ray_fs(store))
+                                   resume_errored=True, **fs)
         with callback_telemetry_off(), StartWatch() as watch:
             results = tuner.fit()
     except Exception as exc:  # noqa: BLE001 - Tune's own state, not a trial: dispatch afresh

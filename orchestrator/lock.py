@@ -379,9 +379,9 @@ def _backend_for(store: Store):
             return S3Lock(store, s3_client(store.fs))
         except ImportError:  # boto3 missing
             reason = "boto3 is not installed"
-    elif store.scheme in cloud.GCS_SCHEMES:
+    elif store.location is not None and store.scheme in cloud.GCS_SCHEMES:
         return GcsLock(store)
-    elif store.scheme in cloud.AZURE_SCHEMES:
+    elif store.location is not None and store.scheme in cloud.AZURE_SCHEMES:
         try:
             return AzureLock(store)
         except ImportError:

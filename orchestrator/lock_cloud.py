@@ -16,16 +16,15 @@ import json
 
 from phantom import cloud, cloud_check, layout
 from phantom.storage import Store
-from phantom.orchestrator.lock_backends import FileLock
 
 
-class GcsLock(FileLock):
+class GcsLock:
     """GCS: generation preconditions on the lock object."""
 
     kind = "atomic (GCS conditional writes: ifGenerationMatch)"
 
     def __init__(self, store: Store) -> None:
-        super().__init__(store)
+        self.store = store
         self.session, self.api = cloud_check.gcs_session(store.location)
         bucket, _, prefix = store.root.partition("/")
         self.bucket = bucket
@@ -95,13 +94,13 @@ class GcsLock(FileLock):
             r.raise_for_status()
 
 
-class AzureLock(FileLock):
+class AzureLock:
     """Azure Blob storage: ETag preconditions on the lock blob."""
 
     kind = "atomic (Azure conditional writes: If-None-Match / If-Match)"
 
     def __init__(self, store: Store) -> None:
-        super().__init__(store)
+        self.store = store
         container, _, prefix = store.root.partition("/")
         key = f"{prefix}/{layout.LOCK_FILE}" if prefix else layout.LOCK_FILE
         self.blob = cloud_check.azure_service(store.location, retries=2).get_blob_client(container, key)

@@ -192,6 +192,13 @@ def _local_addresses(head: str) -> set[str]:
     nothing sent), its hostname's, and loopback."""
     found = {"127.0.0.1", "localhost"}
     try:
+        import psutil  # Ray's own dependency: every address of every interface
+
+        found |= {a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                  if a.family in (socket.AF_INET, socket.AF_INET6)}
+    except Exception:  # noqa: BLE001
+        pass
+    try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((head, 1))
             found.add(s.getsockname()[0])

@@ -21,6 +21,7 @@ explains), so :class:`StartCallback` holds no state and forwards to the active :
 from __future__ import annotations
 
 import _thread
+import json
 import re
 import signal
 import threading
@@ -60,8 +61,14 @@ def loss_line(config: dict, wait_s: float = NODE_DEAD_WAIT_S) -> str:
     trials were running (the members without a record whose attempt is the newest) and the node
     of that attempt (from ``attempts/<trial_id>.json``), as far as the folder tells."""
     from phantom.orchestrator.packing import read_unit
-    from phantom.orchestrator.trainable import read_attempts
     from phantom.storage import Store
+
+    def read_attempts(store, trial_id: str) -> list[dict]:  # attempts/<trial_id>.json (the trainable's)
+        from phantom import layout
+
+        if not store.exists(*layout.attempts_file(trial_id)):
+            return []
+        return json.loads(store.read_text(*layout.attempts_file(trial_id))).get("attempts", [])
 
     try:
         store = Store.open(config["storage"])

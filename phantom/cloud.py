@@ -347,14 +347,16 @@ def azure_settings(loc: Location) -> AzureSettings:
         authority = f".blob.{conn.get('EndpointSuffix', 'core.windows.net')}"
     scheme = scheme or conn.get("DefaultEndpointsProtocol", "https")
     dfs = authority.replace(".blob.", ".dfs.") if authority.startswith(".") else authority
-    key = loc.secrets.get("AZURE_STORAGE_ACCOUNT_KEY") or env.get("AZURE_STORAGE_ACCOUNT_KEY") or conn.get("AccountKey")
-    sas = loc.secrets.get("AZURE_STORAGE_SAS_TOKEN") or env.get("AZURE_STORAGE_SAS_TOKEN") \
-        or conn.get("SharedAccessSignature")
+    # one credential, the first found: the URI's, the connection string's, then the variables
+    key = sas = None
+    for source in (loc.secrets, {"AZURE_STORAGE_ACCOUNT_KEY": conn.get("AccountKey"),
+                                 "AZURE_STORAGE_SAS_TOKEN": conn.get("SharedAccessSignature")}, env):
+        key, sas = source.get("AZURE_STORAGE_ACCOUNT_KEY"), source.get("AZURE_STORAGE_SAS_TOKEN")
+        if key or sas:
+            break
     principal = None
     if env.get("AZURE_CLIENT_SECRET") and env.get("AZURE_CLIENT_ID") and env.get("AZURE_TENANT_ID"):
         principal = (env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"], env["AZURE_CLIENT_SECRET"])
-    if sas:
-        key = None if not loc.secrets.get("AZURE_STORAGE_ACCOUNT_KEY") else key  # a SAS given wins
     return AzureSettings(account, scheme, authority, dfs, key, (sas or "").lstrip("?") or None, principal)
 
 

@@ -19,6 +19,23 @@ def tiny_models():
     return {name: load_model(name) for name in ("tiny-gpt2", "tiny-neox", "tiny-llama")}
 
 
+URI_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY",
+                      "AZURE_STORAGE_SAS_TOKEN")
+
+
+@pytest.fixture(autouse=True)
+def _uri_credentials_stay_in_their_test():
+    """Opening a URI that carries credentials moves them into os.environ (phantom.cloud): put
+    back what was there, so that no later test on this worker meets them."""
+    before = {k: os.environ.get(k) for k in URI_CREDENTIAL_ENV}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray (2 CPUs) per test module, shut down after it. ``address="local"``: a new
