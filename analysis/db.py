@@ -15,6 +15,7 @@ nothing is left in the working directory, the results folders or the system's te
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -97,6 +98,14 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        # an object store's read failed inside the fsspec filesystem: the cause, not its traceback
+        from phantom.cloud import redact
+        from phantom.storage_errors import storage_cause_text
+
+        cause = storage_cause_text(str(exc))
+        errors = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Invalid)\b", line)]
+        return redact(f"storage refused: {cause}" if cause else f"reading the results failed: {(errors or lines)[-1]}")
     return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
@@ -208,7 +217,7 @@ def connect_readonly(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     register_functions(conn)
-    _lock(conn, [s.location for s in ctx.sources])
+    _lock(conn, [s.store.duckdb_path() for s in ctx.sources])
     return conn
 
 
@@ -226,11 +235,11 @@ def _open_database_file(path: Path) -> Connection:
             raise QueryError(f"{path}: not a DuckDB file ({one_line(exc)})") from None
         raise
     try:
-        roots = [r[0] for r in conn.execute("SELECT path FROM sources").fetchall()]
-        for scheme, root in {r.split("://", 1)[0]: r for r in roots if "://" in r}.items():
-            conn.register_filesystem(Store.open(root).fsspec())  # results on an object store
+        roots = [Store.open(r[0]) for r in conn.execute("SELECT path FROM sources").fetchall()]
+        for scheme, store in {s.scheme: s for s in roots if not s.is_local}.items():
+            conn.register_filesystem(store.fsspec())  # results on an object store
         register_functions(conn)
-        _lock(conn, roots)
+        _lock(conn, [s.duckdb_path() for s in roots])
     except BaseException as exc:
         conn.close()
         if isinstance(exc, duckdb.Error):

@@ -72,9 +72,11 @@ class Compactor:
         try:
             out = results.compact(self.store, **options)
         except Exception as exc:  # noqa: BLE001 - the data is safe; the next compaction retries
+            from phantom.orchestrator.hints import command
+
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             print(f"compaction of {self.store.uri} failed ({type(exc).__name__}: {first}); "
-                  f"it is retried later (phantom sweep compact {self.store.uri})", file=self.stream, flush=True)
+                  f"it is retried later ({command('compact', self.store.uri)})", file=self.stream, flush=True)
             return
         self.compacted += out.trials
 

@@ -100,7 +100,13 @@ def _trainable(sweep: SweepConfig):
 
 
 def _ray_path(store: Store, *parts: str) -> str:
-    return store.path(layout.RAY_DIR, *parts) if store.is_local else "/".join([store.uri, layout.RAY_DIR, *parts])
+    """Tune's folder, a path in :func:`_ray_fs` (never a URI: its query string, credentials)."""
+    return store.path(layout.RAY_DIR, *parts)
+
+
+def _ray_fs(store: Store):
+    """The filesystem Tune keeps its state in (None: a local folder); it pickles as the clean URI."""
+    return None if store.is_local else store.tune_filesystem()
 
 
 def max_failures(retries: int, units: list[Unit]) -> int:
@@ -132,7 +138,7 @@ def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=_ray_path(store),
+            name=name, storage_path=_ray_path(store), storage_filesystem=_ray_fs(store),
             failure_config=tune.FailureConfig(max_failures=max_failures(sweep.retries, units)),
             callbacks=[ProgressCallback(), StartCallback()], verbose=0,
         ),
@@ -146,13 +152,15 @@ def _fit(store: Store, sweep: SweepConfig, units: list[Unit]):
 
 
 def _cannot_start(store: Store, folder: str | None, cause: str) -> None:
+    from phantom.orchestrator.hints import resume_hint
+
     """The workers could not load Phantom: nothing was recorded, and the next run plans afresh
     (the units and the restore marker go; Tune's own folder stays, as Ray leaves it)."""
     if folder:
         delete_units(store, folder)
     store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
     raise ClusterError(f"the workers could not start the trials: {cause}; nothing was recorded. Install this "
-                       f"Phantom on every node, then: phantom sweep resume {store.uri}")
+                       f"Phantom on every node, then: {resume_hint(store)}")
 
 
 def _finish(store: Store, results, folder: str | None) -> None:
@@ -187,7 +195,9 @@ def _restore(store: Store, sweep: SweepConfig):
     if current.get("format") != FORMAT:  # another release's units and task: the records say what is left
         print("the interrupted Tune experiment was written by another release of Phantom: running what is "
               "pending afresh", file=sys.stderr, flush=True)
-    if current.get("format") != FORMAT or not tune.Tuner.can_restore(path) or _no_experiment_state(path):
+    fs = {} if store.is_local else {"storage_filesystem": _ray_fs(store)}
+    if (current.get("format") != FORMAT or not tune.Tuner.can_restore(path, **fs)
+            or (store.is_local and _no_experiment_state(path))):
         store.delete(layout.RAY_DIR, layout.CURRENT_FILE)
         delete_units(store, units_folder(name))
         return None
@@ -195,7 +205,7 @@ def _restore(store: Store, sweep: SweepConfig):
         os.environ.setdefault(key, value)
     try:
         tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True,
-                                   resume_errored=True)
+                                   resume_errored=True, **fs)
         with callback_telemetry_off(), StartWatch() as watch:
             results = tuner.fit()
     except Exception as exc:  # noqa: BLE001 - Tune's own state, not a trial: dispatch afresh

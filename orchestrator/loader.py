@@ -220,8 +220,8 @@ def open_folder(path: str) -> Iterator[tuple[SweepConfig, Path, str]]:
     store = Store.open(path)
     if not store.exists(layout.SWEEP_FILE):
         raise StorageError(f"'{store.uri}' is not a sweep folder (no {layout.SWEEP_FILE})")
-    name = store.uri.rstrip("/").rsplit("/", 1)[-1]
-    root = store.uri.rstrip("/").rsplit("/", 1)[0]
+    name = store.name
+    root = store.parent_uri()  # the storage root, its options kept (a URI's query string)
     with contextlib.ExitStack() as stack:
         if store.is_local:
             folder = Path(store.root)

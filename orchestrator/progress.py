@@ -4,7 +4,8 @@ It follows Tune trials, which are dispatch units (:mod:`phantom.orchestrator.pac
 (:class:`~phantom.orchestrator.unit_report.UnitReport`) its members' counts as they finish (finished,
 failed, skipped), the members of the pack it is running, and member-steps. A unit retried
 after its worker died keeps what its earlier attempts finished (their records are on disk)
-and counts the new attempt on top.
+and counts the new attempt on top; until Tune starts that attempt (on a cluster that lost a
+node it may wait for a free slot) its members count as pending, not running.
 
 Tune pickles its callbacks into the experiment state, and ``Tuner.restore`` brings back the
 pickled ones; so :class:`ProgressCallback` holds no state and forwards every event to the view
@@ -30,6 +31,15 @@ LIVE_EVERY_S = 0.25  # the terminal's live line is recomputed at most this often
 def activate(view: ProgressView | None) -> None:
     global _ACTIVE
     _ACTIVE = view
+
+
+def say(text: str) -> None:
+    """A line above the live progress line (or on its own without one)."""
+    view = _ACTIVE
+    if view is not None and view._live is not None:
+        view._live.console.print(text, highlight=False, markup=False)
+    else:
+        print(text, file=(view.stream if view is not None else sys.stderr), flush=True)
 
 
 def _key(trial) -> str:
@@ -76,12 +86,13 @@ class _Unit:
     running: int | None = None  # members of the pack it runs (None: not reported)
     pack_steps: int = 0  # member-steps of that pack
     done: bool = False
+    waiting: bool = False  # retried, its new attempt not started yet: nothing of it runs
 
     def total(self, key: str) -> int:
         return self.earlier[key] + self.now[key]
 
     def running_now(self) -> int:
-        if self.done:
+        if self.done or self.waiting:
             return 0
         if self.running is not None:
             return self.running
@@ -132,7 +143,7 @@ class ProgressView:
     # -- events ----------------------------------------------------------------------------------
     def started(self, key: str, members: int | None = None) -> None:
         if key not in self.ignored:
-            self.units.setdefault(key, _Unit(self.sizes.get(key, 0) if members is None else members))
+            self.units.setdefault(key, _Unit(self.sizes.get(key, 0) if members is None else members)).waiting = False
 
     def result(self, key: str, result: UnitReport | Mapping) -> None:
         """A unit's report (Tune's result dict: :meth:`UnitReport.from_dict` reads it)."""
@@ -148,6 +159,7 @@ class ProgressView:
             self.units.pop(key, None)
             return
         unit = self.units.setdefault(key, _Unit(1))
+        unit.waiting = False  # it reports: it runs
         if report.members is not None:
             unit.members = report.members
         unit.now["member_steps"] = max(unit.now["member_steps"], report.member_steps)
@@ -164,6 +176,7 @@ class ProgressView:
                 unit.earlier[k] += unit.now[k]
             unit.now = dict.fromkeys(_COUNTS, 0)
             unit.running, unit.pack_steps = None, 0
+            unit.waiting = True
 
     def lost(self, key: str) -> None:
         """Tune gave up on the unit: its members without a record get an error record."""

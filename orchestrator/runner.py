@@ -48,8 +48,9 @@ def run_file(file, overrides=(), *, storage: str | None = None, address: str | N
 
     sweep, sentences = load_sweep(file, overrides)
     check_installed(sweep.tracking)  # a tracker without its package: fail before anything starts
-    root = (storage or sweep.storage or "").rstrip("/")
-    with translated(f"{root}/{sweep.name}"):  # a refused write: one line naming cause and path
+    from phantom.orchestrator.hints import folder_uri
+
+    with translated(folder_uri(storage or sweep.storage or "", sweep.name)):  # a refused write: one line naming cause and path
         return run_sweep(sweep, sentences, storage=storage, address=address, verbose=verbose,
                          stream=stream, only=only)
 
@@ -69,6 +70,7 @@ def finished_ok(outcome: Outcome) -> bool:
 def run_sweep(
     sweep: SweepConfig, sentences_file: Path, *, storage: str | None = None, address: str | None = None,
     rerun_errored: bool = False, verbose: bool = False, stream=None, only: dict[str, tuple] | None = None,
+    take_over: str | None = None,
 ) -> Outcome:
     """Check, lock, plan, dispatch what is missing (of the trials ``only`` selects: see
     :mod:`phantom.orchestrator.only`), and print the summary."""
@@ -83,9 +85,9 @@ def run_sweep(
         subset = select(plan.trials, only, sweep.name)
         print(f"--only {describe_only(only)}: {len(subset)} of the {len(plan.trials)} trials of "
               f"{sweep.name}", file=stream)
-    with SweepLock(store, stream) as lock:
+    with SweepLock(store, stream, take_over=take_over) as lock:
         prepare_tracking(sweep.tracking, store.uri)
-        with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream):
+        with RaySession(address, sweep.resources.request(), verbose=verbose, stream=stream, lock=lock):
             with RefusalWatch(lock, verbose) as watch:
                 try:
                     clean_leftovers(store, lock)
@@ -109,10 +111,12 @@ def run_sweep(
             raise storage_error(watch.refusal, store.uri)
         clean_leftovers(store, lock)  # what workers killed mid-write left behind
     print(summary(store.uri), file=stream)
+    from phantom.orchestrator.hints import command
+
     if subset is not None:
         outcome.selected = tuple(t.trial_id for t in subset)
         print(f"  --only {describe_only(only)}: ran what was missing of {outcome.dispatched + outcome.already} of "
-              f"the sweep's trials; the rest of its plan is left as it was (phantom sweep status {store.uri})",
+              f"the sweep's trials; the rest of its plan is left as it was ({command('status', store.uri)})",
               file=stream)
     return outcome
 
@@ -120,11 +124,12 @@ def run_sweep(
 def summary(uri: str) -> str:
     st = sweep_status(uri)
     text = format_status(st)
-    return f"{text}\n  data: {st.uri}/steps, {st.uri}/trials\n  next: {query_hint(st.uri)}"
+    data = ", ".join(Store.open(st.uri).child(d).uri for d in (layout.STEPS_DIR, layout.TRIALS_DIR))
+    return f"{text}\n  data: {data}\n  next: {query_hint(st.uri)}"
 
 
 def resume(path: str, *, address: str | None = None, rerun_errored: bool = False, verbose: bool = False,
-           stream=None, only: dict[str, tuple] | None = None) -> Outcome:
+           stream=None, only: dict[str, tuple] | None = None, take_over: str | None = None) -> Outcome:
     """Continue the sweep of an existing folder from what it holds (``only``: part of it)."""
     from phantom.storage_errors import translated
 
@@ -132,7 +137,7 @@ def resume(path: str, *, address: str | None = None, rerun_errored: bool = False
         check_store(Store.open(path))
         with open_folder(path) as (sweep, sentences, root):
             return run_sweep(sweep, sentences, storage=root, address=address, rerun_errored=rerun_errored,
-                             verbose=verbose, stream=stream, only=only)
+                             verbose=verbose, stream=stream, only=only, take_over=take_over)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import sys
+import threading
+
+from phantom.errors import ClusterError
+
+CONNECT_S = 5.0  # how long the cluster's head may take to answer before the driver says so
 
 QUIET_ENV = {  # set before Ray is imported: its constants read them at import
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -34,8 +40,9 @@ class RaySession:
     """
 
     def __init__(self, address: str | None, request: dict[str, float], *, verbose: bool = False,
-                 stream=None) -> None:
+                 stream=None, lock=None) -> None:
         self.address = address
+        self.lock = lock  # the folder's SweepLock: told the cluster and job this driver runs as
         self.request = request
         self.verbose = verbose
         self.stream = stream or sys.stderr
@@ -55,12 +62,17 @@ class RaySession:
             level = "WARNING" if self.verbose else "ERROR"
             kwargs = dict(logging_level=level, log_to_driver=self.verbose)
             address = self.address or os.environ.get("RAY_ADDRESS")  # `ray job submit` sets it
+            env = _storage_env()
+            if env:  # a URI's credentials, for the workers (never in the folder: phantom.cloud)
+                kwargs["runtime_env"] = {"env_vars": env}
             if address:
+                probe_cluster(address)
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(address="local", include_dashboard=False, **kwargs)
             self.connected = True
             self.started = _started_here()
+            self._tell_lock(address)
         if not self.verbose:
             self._quiet.enter_context(raylet_messages_off())
         try:
@@ -85,6 +97,135 @@ class RaySession:
             # folder goes after a clean run and stays (for Ray's own logs) after a failed one
             if session_dir and exc_type is None and not self.verbose:
                 shutil.rmtree(session_dir, ignore_errors=True)
+
+
+    def _tell_lock(self, address: str | None) -> None:
+        """Record in the lock (and, for the hints, in the folder) which cluster and job this
+        driver runs as, when it attached to a cluster rather than starting Ray here."""
+        if self.lock is None:
+            return
+        from phantom.orchestrator.hints import record_cluster
+
+        gcs = None
+        if not self.started:
+            import ray
+
+            ctx = ray.get_runtime_context()
+            # the address as the user gave it (what they can reach), else the one Ray resolved
+            given = address or ""
+            gcs = given if ":" in given and "://" not in given else ctx.gcs_address
+            cluster_id = getattr(_node(), "cluster_id", None)
+            self.lock.attach_ray(gcs, ctx.get_job_id(), cluster_id.hex() if hasattr(cluster_id, "hex") else None,
+                                 address)
+        try:
+            record_cluster(self.lock.store, gcs)
+        except Exception:  # noqa: BLE001 - only the hints need it
+            pass
+
+
+def _storage_env() -> dict[str, str]:
+    from phantom.cloud import secret_env
+
+    return secret_env()
+
+
+def probe_cluster(address: str) -> None:
+    """Before ``ray.init`` attaches (which waits a minute for a head that does not answer and
+    prints a page of errors when the cluster wants a token): the head answers within
+    :data:`CONNECT_S` and accepts this driver, or one line says what to set."""
+    if address.startswith("ray://"):
+        return  # Ray Client: its own server, its own errors
+    target = address
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+
+            target = canonicalize_bootstrap_address_or_die("auto")
+        except Exception:  # noqa: BLE001 - ConnectionError: no cluster started on this node
+            raise ClusterError("no Ray cluster runs on this node (--address auto): start one with `ray start "
+                               "--head`, or name its head with --address HOST:PORT (or RAY_ADDRESS)") from None
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host or target, int(port or 6379)), timeout=CONNECT_S):
+            pass
+    except (OSError, ValueError):
+        raise ClusterError(f"cannot reach the Ray cluster at {target}: nothing answers there within "
+                           f"{CONNECT_S:g} s (check --address / RAY_ADDRESS, and that its head runs: "
+                           f"`ray status --address {target}`)") from None
+    error, nodes = _ask_gcs(target)
+    if error is None and nodes and not (set(nodes) & _local_addresses(host)):
+        raise ClusterError(f"this machine is not a node of the Ray cluster at {target} (its nodes: "
+                           f"{', '.join(sorted(set(nodes))[:4])}): run the driver on one of them, join this machine "
+                           f"first (`ray start --address {target}`), or submit the sweep as a Ray job")
+    if error is not None and ("InvalidAuthToken" in error or "Authentication" in error or "UNAUTHENTICATED" in error):
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            raise ClusterError(f"the Ray cluster at {target} requires token authentication: set RAY_AUTH_MODE=token, "
+                               "with the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token")
+        raise ClusterError(f"the Ray cluster at {target} refused this driver's token: give it the cluster's token "
+                           "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
+
+
+def _ask_gcs(target: str) -> tuple[str | None, list[str]]:
+    """(the error of a small request to the cluster's GCS or None, the addresses of its live
+    nodes), with Ray's own C++ warning lines kept off the terminal."""
+    out: list = []
+
+    def ask() -> None:
+        try:
+            import ray._raylet
+
+            client = ray._raylet.GcsClient(address=target)
+            infos = client.get_all_node_info(timeout=CONNECT_S).values()
+            out.append((None, [i.node_manager_address for i in infos if i.state == 0]))  # 0: ALIVE
+        except Exception as exc:  # noqa: BLE001
+            out.append((f"{type(exc).__name__}: {exc}", []))
+
+    with _stderr_off():
+        thread = threading.Thread(target=ask, daemon=True)
+        thread.start()
+        thread.join(CONNECT_S * 2)
+    return out[0] if out else (f"no answer within {CONNECT_S * 2:g} s", [])
+
+
+def _local_addresses(head: str) -> set[str]:
+    """This machine's addresses: the one it reaches the head from (a UDP socket's routing,
+    nothing sent), its hostname's, and loopback."""
+    found = {"127.0.0.1", "localhost"}
+    try:
+        import psutil  # Ray's own dependency: every address of every interface
+
+        found |= {a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                  if a.family in (socket.AF_INET, socket.AF_INET6)}
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((head, 1))
+            found.add(s.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        found |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    return found
+
+
+@contextlib.contextmanager
+def _stderr_off():
+    """File descriptor 2 to /dev/null (Ray's C++ client logs there directly)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _node():

@@ -34,6 +34,8 @@ class SweepStatus:
     holder: dict | None = None  # the driver holding the folder's lock, if any
     holder_stale: bool = False  # that driver is provably gone (phantom.orchestrator.lock.is_stale)
     holder_why: str = ""  # why it counts as live or stale (phantom.orchestrator.lock.liveness)
+    holder_alive: bool = False  # that driver is provably running (it cannot be taken over)
+    address: str | None = None  # the Ray cluster the sweep runs on, for the hints (None: Ray started here)
 
     @property
     def done(self) -> int:
@@ -87,7 +89,8 @@ def read_worker_skips(store: Store) -> dict[str, dict]:
 
 
 def sweep_status(path: str | Store) -> SweepStatus:
-    from phantom.orchestrator.lock import is_stale, liveness, read_lock
+    from phantom.orchestrator.hints import cluster_address
+    from phantom.orchestrator.lock import holder_state, read_lock
 
     store = path if isinstance(path, Store) else Store.open(path)
     plan = read_plan(store)
@@ -123,12 +126,14 @@ def sweep_status(path: str | Store) -> SweepStatus:
     recorded = store.completed_trial_ids()
     orphans = sum(1 for n in store.list(layout.STEPS_DIR) if layout.trial_id_of(n) not in recorded)
     holder = read_lock(store)
+    state = holder_state(holder) if holder is not None else None
+    address = ((holder or {}).get("ray") or {}).get("gcs") or cluster_address(store)
     return SweepStatus(
-        uri=store.uri, name=plan.get("name", store.uri.rsplit("/", 1)[-1]), planned=len(planned),
+        uri=store.uri, name=plan.get("name", store.name), planned=len(planned),
         counts=counts, missing=len(planned - seen), stopped_early=dict(stopped), failures=failures,
         skipped=skipped, orphans=orphans, extra=extra, holder=holder,
-        holder_stale=holder is not None and (not holder or is_stale(holder)),
-        holder_why=liveness(holder) if holder else "",
+        holder_stale=state is not None and state.stale, holder_why=state.why if holder else "",
+        holder_alive=state is not None and state.alive, address=address,
     )
 
 
@@ -143,8 +148,10 @@ def read_status(path: str) -> SweepStatus:
 
 
 def query_hint(uri: str) -> str:
+    import shlex
+
     return (
-        f'phantom query {uri} "SELECT sentence_id, lr, status, steps_done FROM trials ORDER BY sentence_id, lr"'
+        f'phantom query {shlex.quote(uri)} "SELECT sentence_id, lr, status, steps_done FROM trials ORDER BY sentence_id, lr"'
     )
 
 
@@ -162,7 +169,8 @@ def _stops(stopped: dict[str, int]) -> str:
 
 
 def format_status(st: SweepStatus, limit: int = 10) -> str:
-    from phantom.orchestrator.lock import describe_holder
+    from phantom.orchestrator.hints import command
+    from phantom.orchestrator.lock import describe_holder, take_over_hint
 
     counts = ", ".join(f"{st.counts.get(s.value, 0)} {s.value}" for s in TrialStatus)
     lines = [f"sweep {st.name} at {st.uri}"]
@@ -176,8 +184,8 @@ def format_status(st: SweepStatus, limit: int = 10) -> str:
             lines.append(f"    {s['model']} / {s['sentence_id']}: {s['reason']}")
     if st.failures:
         groups = failure_groups(st.failures)
-        lines.append(f"  {len(st.failures)} failed trials, by message (fix the cause, then re-run them with"
-                     f"  phantom sweep resume {st.uri} --errored):")
+        lines.append(f"  {len(st.failures)} failed trials, by message (fix the cause, then re-run them with: "
+                     f"{command('resume', st.uri, st.address, '--errored')}):")
         for message, rows in groups[:limit]:
             f = rows[0]
             lines.append(f"    {len(rows)} x {message}")
@@ -191,6 +199,8 @@ def format_status(st: SweepStatus, limit: int = 10) -> str:
     live = st.holder is not None and not st.holder_stale
     if live:
         lines.append(f"  running: a driver holds the folder ({describe_holder(st.holder)}; {st.holder_why})")
+        if not st.holder_alive:
+            lines.append(f"  if that driver is gone, take the folder over now: {take_over_hint(st.uri, st.holder)}")
     elif st.holder is not None:
         who = f"{describe_holder(st.holder)}; {st.holder_why}" if st.holder else "unreadable"
         lines.append(f"  stale lock: the driver that held the folder is gone ({who});"
@@ -198,5 +208,5 @@ def format_status(st: SweepStatus, limit: int = 10) -> str:
     if st.complete:
         lines.append("  complete" + ("" if st.finished_ok else " (with failures)"))
     elif not live:
-        lines.append(f"  incomplete: {st.missing} trials not run; continue with  phantom sweep resume {st.uri}")
+        lines.append(f"  incomplete: {st.missing} trials not run; continue with: {command('resume', st.uri, st.address)}")
     return "\n".join(lines)

@@ -52,7 +52,12 @@ def validate_sweep(file: str | os.PathLike, overrides=(), *, storage: str | None
 
         with translated(root):  # reachable, credentials accepted, the bucket exists (nothing written)
             check_store(Store.open(root))
-    lines.append(f"  data: {root.rstrip('/')}/{sweep.name}" if root else "  data: (no storage set: pass --storage to run)")
+    if root:
+        from phantom.orchestrator.hints import folder_uri
+
+        lines.append(f"  data: {folder_uri(root, sweep.name)}")
+    else:
+        lines.append("  data: (no storage set: pass --storage to run)")
     return lines
 
 

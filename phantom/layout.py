@@ -41,6 +41,7 @@ SKIPPED_FILE = "skipped.parquet"
 LOCK_FILE = "sweep.lock"
 JOURNAL_FILE = "optuna.journal"
 CURRENT_FILE = "current.json"  # inside RAY_DIR: the Tune experiment to restore
+CLUSTER_FILE = "cluster.json"  # inside RAY_DIR: the Ray cluster the last driver attached to (for hints)
 
 DATABASE_FILE = "phantom.duckdb"  # inside ANALYSIS_DIR
 REPORT_FILE = "report.html"  # inside ANALYSIS_DIR

@@ -58,8 +58,13 @@ def _chain(exc: BaseException):
 
 
 def _one(exc: BaseException) -> str | None:
+    from phantom.cloud_check import azure_cause, gcs_cause
+
     if isinstance(exc, OSError) and exc.errno in _ERRNO:
         return _ERRNO[exc.errno]
+    cloud = gcs_cause(exc) or azure_cause(exc)
+    if cloud:
+        return cloud
     name = type(exc).__name__
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"):
         return _UNREACHABLE
@@ -107,21 +112,37 @@ _TEXT = [  # what the messages of the exceptions above say, for a message read b
     (re.compile(r"AccessDenied|ACCESS_DENIED"), _DENIED),
     (re.compile(r"NoSuchBucket|NO_SUCH_BUCKET"), _NO_BUCKET),
     (re.compile(r"AWS Error NETWORK_CONNECTION|Could not connect to the endpoint"), _UNREACHABLE),
+    # pyarrow's GCS (google-cloud-cpp) and Azure (Azure SDK for C++) messages
+    (re.compile(r"google::cloud::Status\((UNAVAILABLE|DEADLINE_EXCEEDED)"), "gcs-unreachable"),
+    (re.compile(r"google::cloud::Status\(UNAUTHENTICATED"), "gcs-credentials"),
+    (re.compile(r"google::cloud::Status\(PERMISSION_DENIED"), _DENIED),
+    (re.compile(r"AuthenticationFailed|Server failed to authenticate the request"), "azure-credentials"),
+    (re.compile(r"AuthorizationFailure|AuthorizationPermissionMismatch"), _DENIED),
+    (re.compile(r"ContainerNotFound"), "no such container"),
+    (re.compile(r"Failed to connect to|Couldn't connect to server|Connection refused", re.I), "azure-unreachable"),
 ]
 
 
 def storage_cause_text(text: str) -> str | None:
     """:func:`storage_cause` for a message (a trial record's ``error``, a log line)."""
+    from phantom import cloud_check as cc
+
+    named = {"gcs-unreachable": cc.GCS_UNREACHABLE, "gcs-credentials": cc.GCS_CREDENTIALS,
+             "azure-credentials": cc.AZURE_CREDENTIALS, "azure-unreachable": cc.AZURE_UNREACHABLE}
     for pattern, cause in _TEXT:
         if pattern.search(text or ""):
-            return cause
+            if cause == "azure-unreachable" and "google::cloud" in (text or ""):
+                return cc.GCS_UNREACHABLE
+            return named.get(cause, cause)
     return None
 
 
 def is_transient(cause: str | None) -> bool:
     """An endpoint that does not answer may answer again (a restarted server): retried, not
     a reason to stop a sweep at once. Every other refusal stays until someone acts."""
-    return cause == _UNREACHABLE
+    from phantom.cloud_check import AZURE_UNREACHABLE, GCS_UNREACHABLE
+
+    return cause in (_UNREACHABLE, GCS_UNREACHABLE, AZURE_UNREACHABLE)
 
 
 def failing_path(exc: BaseException) -> str | None:
@@ -146,12 +167,14 @@ def storage_error(exc: BaseException, where: str) -> StorageError | None:
     cause = storage_cause(exc)
     if cause is None:
         return None
+    from phantom.cloud import redact
+
     path = failing_path(exc) or where
-    if where and where.startswith(path.rstrip("/") + "/"):
+    if where and where.split("?", 1)[0].startswith(path.rstrip("/") + "/"):
         # refused on a parent of the folder (pyarrow creates the folder markers above a file on
         # S3 first): the folder is what the user knows
         path = where
-    return StorageError(f"storage refused: {cause}: {path}")
+    return StorageError(redact(f"storage refused: {cause}: {path}"))
 
 
 def check_store(store) -> None:
@@ -159,6 +182,11 @@ def check_store(store) -> None:
     credentials, or has no such bucket (reads only: nothing is written). Local paths pass."""
     import pyarrow.fs as pafs
 
+    from phantom import cloud, cloud_check
+
+    if store.location is not None and store.scheme in cloud.GCS_SCHEMES + cloud.AZURE_SCHEMES:
+        cloud_check.check(store.location)
+        return
     if not isinstance(store.fs, pafs.S3FileSystem):
         return
     bucket = store.root.split("/", 1)[0]

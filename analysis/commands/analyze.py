@@ -181,7 +181,7 @@ def _write_database(ctx: ViewContext, out: Store, stage: Staging) -> None:
     try:
         for v in REGISTRY.order():
             if v.snapshot:
-                path = out.path(f"{v.name}{PARQUET}") if out.is_local else f"{out.uri}/{v.name}{PARQUET}"
+                path = out.duckdb_path(f"{v.name}{PARQUET}")
                 db.fetch(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM read_parquet({_quote(path)})")
             else:
                 db.fetch(conn, v.create_sql(ctx))

@@ -49,10 +49,12 @@ class Source:
 
     @property
     def location(self) -> str:
+        """The folder as shown (``folders.path``) and as reopened: its path, or its URI."""
         return self.store.root if self.store.is_local else self.store.uri
 
     def file(self, *parts: str) -> str:
-        return self.store.path(*parts) if self.store.is_local else "/".join([self.store.uri, *parts])
+        """What DuckDB reads (:meth:`Store.duckdb_path`)."""
+        return self.store.duckdb_path(*parts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,7 +129,7 @@ def open_sources(stores: Sequence[Store]) -> tuple[Source, ...]:
                 if not isinstance(plan.get("trials"), list):
                     raise ValueError("no list of trial ids under 'trials'")
             except (ValueError, AttributeError, OSError) as exc:
-                raise StorageError(f"cannot read {store.uri}/{PLAN_FILE}: {exc}") from None
+                raise StorageError(f"cannot read {store.child(PLAN_FILE).uri}: {exc}") from None
             name, planned = plan.get("name"), True
         out.append(Source(i, store, name, planned, tuple(committed_parts(store))))
     return tuple(out)

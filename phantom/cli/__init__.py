@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str, code: int = 2) -> int:
-    print(f"phantom: error: {message}", file=sys.stderr)
+    from phantom.cloud import redact
+
+    print(f"phantom: error: {redact(message)}", file=sys.stderr)  # a URI's credentials never shown
     return code
 
 
@@ -69,4 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    except Exception:  # a bug: its traceback, with any credential a URI held redacted
+        import traceback
+
+        from phantom.cloud import redact
+
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return int(code or 0)

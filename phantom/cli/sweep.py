@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--errored", action="store_true", help="also re-run trials that failed")
     s.add_argument("--address", default=None, help="Ray cluster to attach to (default: RAY_ADDRESS if set, else start Ray here)")
     s.add_argument("--only", action="append", default=[], metavar="KEY=V[,V...]", help=ONLY_HELP)
+    s.add_argument("--take-over", default=None, metavar="HOST:PID",
+                   help="take the folder's lock over now from the driver HOST:PID that holds it (as `sweep status` "
+                        "names it), when you know that driver is gone; refused while it is provably alive")
     s.add_argument("--verbose", action="store_true", help="show Ray's own logs, warnings and worker output")
     s.set_defaults(run=resume_command)
 
@@ -83,7 +86,7 @@ def resume_command(args: argparse.Namespace) -> int:
     from phantom.orchestrator import parse_only, resume
 
     outcome = resume(args.path, address=args.address, rerun_errored=args.errored, verbose=args.verbose,
-                     stream=sys.stdout, only=parse_only(args.only))
+                     stream=sys.stdout, only=parse_only(args.only), take_over=args.take_over)
     return _exit_code(outcome)
 
 

@@ -145,7 +145,7 @@ def test_a_trial_that_fails_at_load_writes_its_record_and_the_summary_groups_by_
     assert all(t["error"].startswith(f"ModelError: cannot load model from directory '{broken}'") for t in trials)
     out = capsys.readouterr().out
     assert "4 trials planned: 0 ok, 0 diverged, 4 error, 0 not done" in out
-    assert f"4 failed trials, by message (fix the cause, then re-run them with  phantom sweep resume {folder} --errored):" in out
+    assert f"4 failed trials, by message (fix the cause, then re-run them with: phantom sweep resume {folder} --errored):" in out
     assert f"    4 x ModelError: cannot load model from directory '{broken}'" in out
     assert "continue with" not in out
     # resume re-runs nothing (errors need --errored) and leaves nothing behind either

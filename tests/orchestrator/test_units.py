@@ -222,3 +222,18 @@ def test_driver_killed_mid_unit_then_resume_loses_and_duplicates_nothing(write_s
     assert not list((folder / "ray").glob("*.units"))
 
 
+
+
+def test_a_retried_unit_waiting_for_a_slot_is_pending_not_running():
+    """A node lost: Tune retries the unit, which waits for a free CPU (on a cluster with one
+    CPU left, for minutes). The line said "2 running" all that time (issue 27): it counts the
+    unit's members as pending until Tune starts the new attempt."""
+    view = ProgressView(total=4, budget=4, stream=io.StringIO(), sizes={"a": 2, "b": 2})
+    view.started("a")
+    view.started("b")
+    view.result("b", {"members": 2, "finished": 0, "running": 2, "member_steps": 2, "pack_steps": 2})
+    assert "0 done, 4 running, 0 failed, 0 pending" in view.line()
+    view.retried("b")  # its node is gone; no slot for it yet
+    assert "0 done, 2 running, 0 failed, 2 pending, 1 retried" in view.line()
+    view.started("b")  # Tune starts the new attempt
+    assert "0 done, 4 running, 0 failed, 0 pending, 1 retried" in view.line()
