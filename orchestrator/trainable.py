@@ -84,7 +84,7 @@ def _job_id() -> str | None:
 def _record_attempt(store, trial_id: str, attempts: list[dict], dispatch: str | None) -> None:
     attempts = [*attempts, {
         "node_id": _node_id(), "host": socket.gethostname(), "pid": os.getpid(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "dispatch": dispatch,
+        "started": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "dispatch": dispatch,
     }]
     store.write_text(json.dumps({"trial_id": trial_id, "attempts": attempts}, indent=1),
                      *layout.attempts_file(trial_id))

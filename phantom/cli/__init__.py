@@ -30,7 +30,18 @@ COMMANDS = [
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit 2), like every other user error."""
+    """argparse, but a usage error is one line (and exit 2), like every other user error; and a
+    description may be a function (``describe=``), called only when the help is shown, so that
+    building the parser imports nothing a command does not run."""
+
+    def __init__(self, *args, describe=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._describe = describe
+
+    def format_help(self) -> str:  # noqa: D102
+        if self._describe is not None:
+            self.description, self._describe = self._describe(), None
+        return super().format_help()
 
     def error(self, message: str):  # noqa: D102
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

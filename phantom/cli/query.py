@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "query",
         help="run one read-only SQL query over results (views: steps, trials, trial_summary, fits, ...)",
-        description=query_description(),
+        describe=query_description,  # the registry loads only when the help is shown
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="results folder(s); the SQL comes last")
     p.add_argument("sql", metavar="SQL")
