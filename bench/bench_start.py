@@ -6,7 +6,8 @@ and the max:
 
 - ``phantom --help``;
 - ``phantom trial`` on the tiny model, 1 step;
-- ``phantom sweep run`` of 5 and of 5,000 tiny trials (1 step each);
+- ``phantom sweep run`` of 5 and of 5,000 tiny trials (1 step each), and of the 5 on a Ray that
+  already runs (``ray start --head``, then ``--address``: no Ray to start);
 - the five-LoRA sweep of docs/design/packs.md (smollm2-135m, 50 steps), packed and unpacked.
 
 "First step" is the earliest ``started_at`` of the trial records a command wrote (set when a
@@ -70,6 +71,20 @@ def _tiny_sweep(work: Path, n: int) -> Path:
         "name": f"tiny-{n}", "sentences": {"file": str(DEFAULT_SENTENCES), "ids": ids}, "models": ["tiny-llama"],
         "learning_rates": rates, "training": {"steps": 1}, "resources": {"cpus_per_trial": 1}}))
     return path
+
+
+def _start_head(work: Path) -> str:
+    """A Ray head on this machine (``ray start --head``), as a user keeps one between sweeps: its address."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port),
+                    "--num-cpus", str(os.cpu_count()), "--include-dashboard", "false", "--temp-dir",
+                    str(work / "ray")], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return f"127.0.0.1:{port}"
 
 
 def run_once(argv: list[str], folder: Path | None, log) -> dict:
@@ -141,7 +156,7 @@ def timeline(folder: Path, argv: list[str], log) -> list[tuple[str, float]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", default="help,trial,sweep5,sweep5000,lora", help="comma-separated parts")
+    ap.add_argument("--only", default="help,trial,sweep5,attached,sweep5000,lora", help="comma-separated parts")
     ap.add_argument("--smoke", action="store_true", help="one run of help, trial and sweep5")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
@@ -163,6 +178,13 @@ def main() -> int:
             commands.append((f"phantom sweep run ({n} tiny trials)",
                              [*PHANTOM, "sweep", "run", str(sweep), "--storage", str(work / "st")],
                              work / "st" / f"tiny-{n}"))
+    head = None
+    if "attached" in parts:  # the same 5 trials on a Ray already running (`ray start --head`, then --address)
+        sweep = _tiny_sweep(work, 5)
+        head = _start_head(work)
+        commands.append(("phantom sweep run (5, attached Ray)",
+                         [*PHANTOM, "sweep", "run", str(sweep), "--storage", str(work / "st"), "--address", head],
+                         work / "st" / "tiny-5"))
     if "lora" in parts:
         for label, extra in (("packed", []), ("unpacked", ["--set", "resources.pack=1"])):
             commands.append((f"five-LoRA sweep, {label}", [*PHANTOM, "sweep", "run", "lr50", "--storage", str(work / "st"),
@@ -186,6 +208,8 @@ def main() -> int:
         for what, at in timeline(folder, [*PHANTOM, "sweep", "run", str(work / f"tiny-{n}.yaml"), "--storage",
                                           str(work / "st")], log):
             print(f"  {at:6.1f}  {what}", flush=True)
+    if head is not None:
+        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], stdout=log, stderr=log)
     log.close()
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -5,7 +5,10 @@
   takeover;
 - :class:`S3Lock`: S3 and S3-compatible stores, conditional PUT / DELETE on the lock object
   (``If-None-Match``, ``If-Match`` on its ETag) through a boto3 client (:func:`s3_client`);
-- :class:`AdvisoryLock`: a store without conditional writes, write and read back.
+- :class:`AdvisoryLock`: a store without conditional writes, write and read back;
+- :class:`ConditionalLock`: the protocol of every store with conditional writes (S3 here, GCS and
+  Azure in :mod:`phantom.orchestrator.lock_cloud`): create if absent, refresh and take over if
+  unchanged, delete if unchanged.
 """
 
 from __future__ import annotations
@@ -109,7 +112,65 @@ class AdvisoryLock(FileLock):
         return self.create(text)
 
 
-class S3Lock(FileLock):
+class ConditionalLock:
+    """An object store with conditional writes: the lock object is written only if it is absent
+    (create) or still the version this driver last saw (take over, heartbeat), and deleted only
+    if it is still the version read. The protocol is here once; each store says how it writes,
+    reads and deletes under a condition (:meth:`_put_if`, :meth:`read`, :meth:`_delete_if`)."""
+
+    kind = "atomic (conditional writes)"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        bucket, _, prefix = store.root.partition("/")
+        self.bucket = bucket  # the bucket or container
+        self.key = f"{prefix}/{layout.LOCK_FILE}" if prefix else layout.LOCK_FILE
+        self.version: str | None = None  # the version (ETag, generation) this driver last wrote
+
+    def _put_if(self, text: str, version: str | None) -> str | None:
+        """Write the lock if it is at ``version`` (None: if there is none); the new version, or
+        None when the condition failed."""
+        raise NotImplementedError
+
+    def _delete_if(self, version: str | None) -> None:
+        """Delete the lock if it is still at ``version`` (a failed condition is no error)."""
+        raise NotImplementedError
+
+    def read(self) -> tuple[dict | None, str | None]:
+        """(the lock's content, its version); (None, None) when there is none; ({}, version)
+        when it cannot be read as JSON."""
+        raise NotImplementedError
+
+    def create(self, text: str) -> bool:
+        self.version = self._put_if(text, None)
+        return self.version is not None
+
+    def take_over(self, text: str, version) -> bool:
+        if version is None:
+            return False
+        self.version = self._put_if(text, version)
+        return self.version is not None
+
+    def beat(self, text: str, token: str) -> bool:
+        version = self._put_if(text, self.version)
+        if version is None:  # swapped under us, unless our own last write landed unanswered
+            current, version = self.read()
+            if not current or current.get("token") != token:
+                return False
+            version = self._put_if(text, version)
+            if version is None:
+                return False
+        self.version = version
+        return True
+
+    def release(self, token: str) -> None:
+        current, version = self.read()
+        if not current or current.get("token") != token:
+            return  # taken over: not ours to delete
+        self._delete_if(version)
+
+
+class S3Lock(ConditionalLock):
     """S3 and S3-compatible stores: conditional PUT / DELETE on the lock object, through boto3."""
 
     kind = "atomic (S3 conditional writes)"
@@ -117,10 +178,9 @@ class S3Lock(FileLock):
     def __init__(self, store: Store, client) -> None:
         super().__init__(store)
         self.client = client  # lock.s3_client(store.fs)
-        bucket, _, prefix = store.root.partition("/")
-        self.bucket = bucket
-        self.key = f"{prefix}/{layout.LOCK_FILE}" if prefix else layout.LOCK_FILE
-        self.version: str | None = None  # the ETag of the lock as this driver last wrote it
+
+    def _put_if(self, text: str, version: str | None) -> str | None:
+        return self._put(text, **({"IfNoneMatch": "*"} if version is None else {"IfMatch": version}))
 
     def _put(self, text: str, **condition) -> str | None:
         """PUT the lock under ``condition``; its ETag, or None when the condition failed."""
@@ -134,10 +194,6 @@ class S3Lock(FileLock):
                               "NoSuchKey", "404"):
                 return None
             raise
-
-    def create(self, text: str) -> bool:
-        self.version = self._put(text, IfNoneMatch="*")
-        return self.version is not None
 
     def check_honoured(self, text: str) -> None:
         """A second create of the lock, and a swap on a wrong ETag, must both be refused; a
@@ -159,33 +215,12 @@ class S3Lock(FileLock):
         except ValueError:
             return {}, etag
 
-    def take_over(self, text: str, version) -> bool:
-        if version is None:
-            return False
-        self.version = self._put(text, IfMatch=version)
-        return self.version is not None
-
-    def beat(self, text: str, token: str) -> bool:
-        etag = self._put(text, IfMatch=self.version)
-        if etag is None:  # swapped under us, unless our own last write landed unanswered
-            current, etag = self.read()
-            if not current or current.get("token") != token:
-                return False
-            etag = self._put(text, IfMatch=etag)
-            if etag is None:
-                return False
-        self.version = etag
-        return True
-
-    def release(self, token: str) -> None:
-        current, etag = self.read()
-        if not current or current.get("token") != token:
-            return  # taken over: not ours to delete
+    def _delete_if(self, version: str | None) -> None:
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+            self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=version)
         except Exception as exc:
             if refuses_conditions(exc) or error_code(exc) in ("InvalidArgument", "400"):
-                self.client.delete_object(Bucket=self.bucket, Key=self.key)  # checked just above
+                self.client.delete_object(Bucket=self.bucket, Key=self.key)  # read as ours just before
             elif error_code(exc) not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
                 raise
 

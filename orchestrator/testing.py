@@ -46,6 +46,20 @@ def read_trials(folder: Path) -> list[dict]:
     return [pq.read_table(p).to_pylist()[0] for p in sorted((folder / TRIALS_DIR).glob("*.parquet"))]
 
 
+def download(store, dest: Path) -> Path:
+    """Every file of a results folder on any store (a :class:`~phantom.storage.Store`) copied
+    under ``dest``, so that the helpers here, which read local files, can check it."""
+    import pyarrow.fs as pafs
+
+    for info in store.fs.get_file_info(pafs.FileSelector(store.root, recursive=True)):
+        if info.type == pafs.FileType.File:
+            target = dest / info.path[len(store.root) + 1:]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with store.fs.open_input_stream(info.path) as src:
+                target.write_bytes(src.read())
+    return dest
+
+
 def assert_complete(folder: Path, n_trials: int, steps: int) -> None:
     """Exactly n_trials x (steps + 1) step rows, one per (trial_id, step), no partial files."""
     trials = read_trials(folder)

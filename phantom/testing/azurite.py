@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from phantom.cloud import AZURITE_ACCOUNT, AZURITE_KEY
+from phantom.testing import end_process
 from phantom.testing.gcs import OFF_MACHINE_ENV
 from phantom.testing.s3 import free_port
 
@@ -105,13 +106,7 @@ class AzuriteServer:
 
     def stop(self) -> None:
         """Stop serving (clients get "connection refused"); the blobs stay on disk."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc)
         self.proc = None
 
     def service(self):

@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 
+from phantom.testing import end_process
 from phantom.testing.s3 import free_port
 
 CLOSED = f"127.0.0.1:{free_port()}"  # nothing listens there
@@ -89,13 +90,7 @@ class GcsServer:
 
     def stop(self) -> None:
         """Stop serving (clients get "connection refused"); the objects stay on disk."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc)
         self.proc = None
 
     def new_bucket(self) -> str:

@@ -50,6 +50,8 @@ import threading
 import uuid
 from contextlib import contextmanager
 
+from phantom.testing import end_process
+
 REGION = "us-east-1"
 CONDITION_HEADERS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH")
 _NOT_IMPLEMENTED = (
@@ -307,13 +309,7 @@ class S3Process(S3Server):
         self._listening = False
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        end_process(self.proc)
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
         self._listening = False

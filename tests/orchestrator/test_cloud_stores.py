@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from phantom.cli import main
-from phantom.orchestrator.testing import assert_complete, descendants, tiny_sweep
+from phantom.orchestrator.testing import assert_complete, descendants, download, tiny_sweep
 from phantom.storage import Store
 from phantom.testing.s3 import free_port
 
@@ -58,16 +58,7 @@ def _records(keys) -> list[str]:
 
 def _download(root: str, dest: Path) -> Path:
     """The sweep folder copied to disk (assert_complete reads local files)."""
-    import pyarrow.fs as pafs
-
-    store = Store.open(root).child("tiny")
-    for info in store.fs.get_file_info(pafs.FileSelector(store.root, recursive=True)):
-        if info.type == pafs.FileType.File:
-            target = dest / info.path[len(store.root) + 1:]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with store.fs.open_input_stream(info.path) as src:
-                target.write_bytes(src.read())
-    return dest
+    return download(Store.open(root).child("tiny"), dest)
 
 
 def test_sigkilled_sweep_resumes_exact_and_query_analyze_read_it(store, write_sweep, tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from phantom.orchestrator.testing import assert_complete, tiny_sweep
+from phantom.orchestrator.testing import assert_complete, download, tiny_sweep
 from phantom.storage import Store
 from phantom.testing.s3 import free_port
 
@@ -62,16 +62,6 @@ def _sweep(write_sweep, step_delay_s: float = 0.0) -> Path:
                                   training={"steps": STEPS}, testing={"step_delay_s": step_delay_s}))
 
 
-def _download(store: Store, dest: Path) -> Path:
-    import pyarrow.fs as pafs
-
-    for info in store.fs.get_file_info(pafs.FileSelector(store.root, recursive=True)):
-        if info.type == pafs.FileType.File:
-            target = dest / info.path[len(store.root) + 1:]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with store.fs.open_input_stream(info.path) as src:
-                target.write_bytes(src.read())
-    return dest
 
 
 def test_a_sigkilled_drivers_folder_is_resumed_from_another_machine_at_once(nodes, s3_server, write_sweep, tmp_path):
@@ -106,7 +96,7 @@ def test_a_sigkilled_drivers_folder_is_resumed_from_another_machine_at_once(node
     text = "".join(lines)
     assert resume.returncode == 0 and "taking over the stale lock" in text, text
     assert "Traceback" not in text, text
-    assert_complete(_download(Store.open(folder), tmp_path / "copy"), n_trials=N_TRIALS, steps=STEPS)
+    assert_complete(download(Store.open(folder), tmp_path / "copy"), n_trials=N_TRIALS, steps=STEPS)
 
 
 def test_a_lost_node_is_one_line(nodes, s3_server, write_sweep):

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "orchestrator"
 RANK = {
     "runner": 6, "validate": 6, "search": 5, "grid": 4, "etac": 4, "bisect": 3, "engine": 3, "session": 3, "trainable": 2,
     "progress": 1, "watch": 2, "plan": 2, "capacity": 2, "status": 1, "packing": 1, "expand": 1, "compactor": 1,
-    "lock": 0, "resolve": 0, "loader": 0, "only": 0, "config": -1, "lock_backends": -1, "unit_report": -1,
+    "lock": 0, "resolve": 0, "loader": 0, "only": 0, "config": -1, "lock_backends": -2, "unit_report": -1,
     "unit_task": -1, "lock_cloud": -1, "hints": -1,
     "testing": 7, "__init__": 7,
 }
