@@ -6,9 +6,14 @@ import os
 
 import pytest
 
+from phantom.testing.gcs import OFF_MACHINE_ENV
+
 # never touch the network or the user's hub cache from tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Google's and Azure's default credential chains look for a metadata server off this machine:
+# in every test, and every process a test starts, they look at a closed port on 127.0.0.1
+os.environ.update(OFF_MACHINE_ENV)
 
 
 @pytest.fixture(scope="session")

@@ -50,11 +50,12 @@ def test_redact_hides_every_credential(text, hidden):
 
 
 def test_a_store_child_and_parent_keep_the_options(monkeypatch):
+    # no credentials anywhere (the tests' metadata server is a closed port): anonymous, said in the URI
     monkeypatch.setenv("CLOUD_STORAGE_EMULATOR_ENDPOINT", "http://127.0.0.1:1")
-    store = Store.open("gs://b/sweeps?endpoint_override=127.0.0.1:1&scheme=http").child("lr50")
-    assert store.uri == "gs://b/sweeps/lr50?endpoint_override=127.0.0.1:1&scheme=http"
+    store = Store.open("gs://b/sweeps?endpoint_override=127.0.0.1:1&scheme=http&anonymous=true").child("lr50")
+    assert store.uri == "gs://b/sweeps/lr50?endpoint_override=127.0.0.1:1&scheme=http&anonymous=true"
     assert (store.root, store.name) == ("b/sweeps/lr50", "lr50")
-    assert store.parent_uri() == "gs://b/sweeps?endpoint_override=127.0.0.1:1&scheme=http"
+    assert store.parent_uri() == "gs://b/sweeps?endpoint_override=127.0.0.1:1&scheme=http&anonymous=true"
     assert store.duckdb_path("trials", "*.parquet") == "gs://b/sweeps/lr50/trials/*.parquet"
 
 
