@@ -145,14 +145,16 @@ def define_views(conn, ctx: ViewContext, names: Iterable[str] | None = None,
 
 def define_view(conn, v: View, ctx: ViewContext, cache: bool = False) -> str:
     """Create view ``v``; with ``cache``, compute it into ``_table_<name>`` and point the view
-    there. Returns the relation that holds it."""
+    there; then run its check, if it has one. Returns the relation that holds it."""
     _execute(conn, v.create_sql(ctx))
-    if not cache:
-        return v.name
-    table = f"_table_{v.name}"
-    _execute(conn, f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {v.name}")
-    _execute(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM {table}")
-    return table
+    relation = v.name
+    if cache:
+        relation = f"_table_{v.name}"
+        _execute(conn, f"CREATE OR REPLACE TABLE {relation} AS SELECT * FROM {v.name}")
+        _execute(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM {relation}")
+    if v.check is not None:
+        v.check(conn, relation, ctx)
+    return relation
 
 
 def connect(
