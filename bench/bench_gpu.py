@@ -6,6 +6,7 @@ shapes, unpacked and packed, and what bf16 does to step 0. No weights and no hub
     python bench/bench_gpu.py --smoke          # any CPU, seconds: a 2-layer model of the same
                                                # family, 2 sentences x 2 rates x 3 steps (run by the suite)
     python bench/bench_gpu.py --sentences 3 --steps 10 --precision fp32     # a part of the grid
+    python bench/bench_gpu.py --model smollm2-135m --ids longing --only precision   # real weights
 
 The grid runs twice in this process, each trial on the engine a sweep's worker uses: *unpacked*
 (each of the trials alone, a SingleEngine, one after another) and *packed* (the rates of a
@@ -67,15 +68,26 @@ def random_model(shape: str):
     return LoadedModel(name=f"{shape}-random", model=model, tokenizer=tiny.build_tokenizer(), source="tiny")
 
 
-def grid(base, n_sentences: int | None, n_rates: int | None, steps: int | None, precision: str | None):
+def grid(base, n_sentences: int | None, n_rates: int | None, steps: int | None, precision: str | None,
+         ids: list[str] | None = None):
     """The lr50 grid's trial configs (sweeps/lr50.yaml: its sentences, full-FT rates, budget and
-    settings) on ``base``, grouped by sentence (one pack each)."""
+    settings) on ``base``, grouped by sentence (one pack each); a sentence whose words are not
+    one token each for ``base``'s tokenizer is left out, as a sweep leaves it out."""
     from phantom.config import TrialConfig
+    from phantom.errors import SentenceError
     from phantom.orchestrator.loader import load_sweep
-    from phantom.workers.sentences import load_sentences
+    from phantom.workers.sentences import load_sentences, token_id
 
     sweep, sentences_file = load_sweep(REPO / "sweeps" / "lr50.yaml")
-    sentences = list(load_sentences(sentences_file).values())[:n_sentences]
+    sentences = []
+    for s in load_sentences(sentences_file).values():
+        try:
+            token_id(base.tokenizer, s.target), token_id(base.tokenizer, s.competitor)
+        except SentenceError:
+            continue
+        if ids is None or s.id in ids:
+            sentences.append(s)
+    sentences = sentences[:n_sentences]
     rates = list(sweep.rates("full"))
     if n_rates is not None:  # an even spread of the grid's rates, its ends included
         rates = [rates[round(i * (len(rates) - 1) / max(1, n_rates - 1))] for i in range(n_rates)]
@@ -186,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="a 2-layer model, 2 sentences x 2 rates x 3 steps (CPU, seconds)")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="smollm-360m")
+    ap.add_argument("--model", default=None, help="a registered model instead of random weights (e.g. smollm2-135m)")
+    ap.add_argument("--ids", default=None, help="sentence ids, comma-separated (default: the grid's)")
     ap.add_argument("--sentences", type=int, default=None, help="the first N sentences (default: all 10)")
     ap.add_argument("--rates", type=int, default=None, help="N of lr50's 5 rates, spread (default: all)")
     ap.add_argument("--steps", type=int, default=None, help="the budget (default: lr50's 50)")
@@ -206,12 +220,17 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_gpu: no GPU here: the figures below are this CPU's (--smoke for a quick check)", file=sys.stderr)
     device = f"cuda:0 ({torch.cuda.get_device_name(0)})" if cuda else "cpu (no GPU)"
     t0 = time.perf_counter()
-    base = random_model(args.shape)
-    packs = grid(base, args.sentences, args.rates, args.steps, args.precision)
+    if args.model:
+        from phantom.workers.models import load_model
+
+        base, what = load_model(args.model), f"{args.model}, its weights"
+    else:
+        base, what = random_model(args.shape), f"{args.shape} shapes, random init"
+    packs = grid(base, args.sentences, args.rates, args.steps, args.precision, args.ids and args.ids.split(","))
     params = sum(p.numel() for p in base.model.parameters())
     cfg = packs[0][len(packs[0]) // 2]
     print(f"device: {device}; torch {torch.__version__}")
-    print(f"model: {args.shape} shapes, random init, {params / 1e6:.1f}M parameters (built in {time.perf_counter() - t0:.1f} s)")
+    print(f"model: {what}, {params / 1e6:.1f}M parameters (ready in {time.perf_counter() - t0:.1f} s)")
     print(f"grid: lr50, {len(packs)} sentences x {len(packs[0])} rates x {cfg.training.steps} steps, full FT, "
           f"precision {cfg.training.precision}")
     sections = args.only.split(",")

@@ -171,15 +171,33 @@ def forward_pair(precision: Precision, train: bool, run: Callable[[], tuple[torc
     mixed = precision.autocast is not None
     trained = None
     if train or not mixed:
-        with torch.set_grad_enabled(train), precision.training():
+        # in full precision this forward is the observation too: TF32 off for it as well
+        full = contextlib.nullcontext() if mixed else full_fp32_matmuls()
+        with torch.set_grad_enabled(train), precision.training(), full:
             logits, h = run()
         trained = logits_dtype(logits)
         if not mixed:
             return trained, trained, h
-    with torch.no_grad():
+    with torch.no_grad(), full_fp32_matmuls():
         logits, h = run()
     observed = logits_dtype(logits)
     return (observed if trained is None else trained), observed, h
+
+
+@contextlib.contextmanager
+def full_fp32_matmuls():
+    """fp32 matmuls in full precision inside the block: TF32 off (PyTorch's default, which a
+    script's ``torch.set_float32_matmul_precision("high")`` would change, rounding the inputs
+    of every fp32 matmul of the observation to 10 bits on an Ampere or later GPU)."""
+    before = torch.get_float32_matmul_precision()
+    if before == "highest":
+        yield
+        return
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 class LossScaler:

@@ -75,7 +75,8 @@ def test_a_trial_trains_under_autocast_and_observes_in_fp32(tmp_path, tiny_model
 @pytest.mark.parametrize("precision,forwards", [("fp32", [1, 1, 1]), ("bf16", [2, 2, 1])])
 def test_the_forwards_of_each_step(tmp_path, tiny_models, monkeypatch, precision, forwards):
     """fp32: one forward a step is both the gradient's and the observables'. Autocast: a second,
-    fp32 forward a step; the last state is observed only (one forward, no graph)."""
+    fp32 forward a step; the last state is observed only (one forward, no graph). The forward
+    the observables read runs with fp32 matmuls in full precision whatever the process allows."""
     from phantom.workers import engines
 
     calls = []
@@ -85,7 +86,7 @@ def test_the_forwards_of_each_step(tmp_path, tiny_models, monkeypatch, precision
         runs = []
 
         def counted():
-            runs.append(torch.is_autocast_enabled("cpu"))
+            runs.append((torch.is_autocast_enabled("cpu"), torch.get_float32_matmul_precision()))
             return run()
 
         out = real(p, train, counted)
@@ -93,12 +94,18 @@ def test_the_forwards_of_each_step(tmp_path, tiny_models, monkeypatch, precision
         return out
 
     monkeypatch.setattr(engines, "forward_pair", spy)
-    run_trial(make_cfg(precision, steps=2), tmp_path, base=tiny_models["tiny-gpt2"])
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")  # a script that allows TF32 (bf16 on this CPU)
+    try:
+        run_trial(make_cfg(precision, steps=2), tmp_path, base=tiny_models["tiny-gpt2"])
+        assert torch.get_float32_matmul_precision() == "medium"  # given back
+    finally:
+        torch.set_float32_matmul_precision(before)
     assert [train for train, _ in calls] == [True, True, False]
     assert [len(runs) for _, runs in calls] == forwards
-    # the forward the observables read (the last of each step) never runs under autocast
-    assert [runs[-1] for _, runs in calls] == [False, False, False]
-    assert [runs[0] for _, runs in calls[:2]] == [precision != "fp32"] * 2
+    # the forward the observables read (the last of each step): no autocast, fp32 matmuls in full
+    assert [runs[-1] for _, runs in calls] == [(False, "highest")] * 3
+    assert [runs[0][0] for _, runs in calls[:2]] == [precision != "fp32"] * 2
 
 
 @pytest.mark.parametrize("asked,device,bf16_ok,dtype,want", [
