@@ -381,10 +381,13 @@ class SingleEngine:
         if self.scaler is None:
             self.accelerator.backward(losses.sum())
         else:
-            [scale] = self.scaler.backward(losses, [0], lambda: [all_finite([p.grad for p in self.params])],
+            def grads() -> list[torch.Tensor]:
+                return [p.grad for p in self.params if p.grad is not None]
+
+            [scale] = self.scaler.backward(losses, [0], lambda: [all_finite(grads())],
                                            lambda: self.optimizer.zero_grad(set_to_none=True))
-            for p in self.params:
-                p.grad.div_(scale)  # a power of 2: exact
+            for grad in grads():
+                grad.div_(scale)  # a power of 2: exact
         max_norm = self.cfg.training.max_grad_norm or math.inf
         grad_norm = self.accelerator.clip_grad_norm_(self.params, max_norm)
         self.optimizer.step()
