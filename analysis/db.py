@@ -148,20 +148,26 @@ def define_views(conn, ctx: ViewContext, names: Iterable[str] | None = None,
         raise ValueError(f"`cache` should be 'readers', 'all' or 'none', got {cache!r}")
     order = registry.order(names, given)
     read = {dep for v in order for dep in v.reads}
+    guarded = {g for v in order for g in v.guards}  # a check guards the views that name it, not itself
     for v in order:
-        define_view(conn, v, ctx, v.cache and (cache == "all" or (cache == "readers" and v.name in read)))
+        define_view(conn, v, ctx, v.cache and (cache == "all" or (cache == "readers" and v.name in read)),
+                    check=v.name in guarded)
 
 
-def define_view(conn, v: View, ctx: ViewContext, cache: bool = False) -> str:
+def define_view(conn, v: View, ctx: ViewContext, cache: bool = False, check: bool = True) -> str:
     """Create view ``v``; with ``cache``, compute it into ``_table_<name>`` and point the view
-    there. Returns the relation that holds it."""
+    there; then run its check, if it has one and ``check`` (a view that another defined view is
+    guarded by: ``SELECT * FROM precisions`` alone shows the labels a fit would refuse to mix).
+    Returns the relation that holds it."""
     _execute(conn, v.create_sql(ctx))
-    if not cache:
-        return v.name
-    table = f"_table_{v.name}"
-    _execute(conn, f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {v.name}")
-    _execute(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM {table}")
-    return table
+    relation = v.name
+    if cache:
+        relation = f"_table_{v.name}"
+        _execute(conn, f"CREATE OR REPLACE TABLE {relation} AS SELECT * FROM {v.name}")
+        _execute(conn, f"CREATE OR REPLACE VIEW {v.name} AS SELECT * FROM {relation}")
+    if check and v.check is not None:
+        v.check(conn, relation, ctx)
+    return relation
 
 
 def connect(

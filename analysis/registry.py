@@ -55,6 +55,16 @@ class View:
     cache: bool = True  # computed once into a table when other views read it
     doc: str = ""
     internal: bool = False  # an intermediate step, not a table for users (see the module doc)
+    # run on the relation once it is defined: raises a PhantomError when the views built on it
+    # would be wrong (phantom.analysis.views.precisions: fits that would mix precisions)
+    check: Callable[[object, str, ViewContext], None] | None = None
+    # views that must be defined (their checks passed) before this one, though its SQL does not
+    # read them: the fits are guarded by ``precisions``
+    guards: tuple[str, ...] = ()
+
+    @property
+    def depends(self) -> tuple[str, ...]:
+        return self.reads + self.guards
 
     def create_sql(self, ctx: ViewContext) -> str:
         return f"CREATE OR REPLACE VIEW {self.name} AS\n{self.build(ctx)}"
@@ -65,10 +75,14 @@ class ViewRegistry:
     views: dict[str, View] = field(default_factory=dict)
 
     def register(self, name: str, *, reads: Iterable[str] = (), kind: str = "derived",
-                 snapshot: bool | None = None, cache: bool | None = None, internal: bool = False):
+                 snapshot: bool | None = None, cache: bool | None = None, internal: bool = False,
+                 check: Callable[[object, str, ViewContext], None] | None = None,
+                 guards: Iterable[str] = ()):
         """Decorator: ``@REGISTRY.register("fits", reads=("trial_summary", ...))`` over a
         function ``(ctx) -> SELECT``. Raw views are never snapshots; ``cache`` defaults to
-        ``snapshot``; ``internal`` marks an intermediate step (not in :meth:`public`)."""
+        ``snapshot``; ``internal`` marks an intermediate step (not in :meth:`public`);
+        ``check(conn, relation, ctx)`` runs once the view is defined (it may refuse);
+        ``guards``: views whose checks must pass before this one is defined."""
         if kind not in ("raw", "derived"):
             raise RegistryError(f"`kind` should be 'raw' or 'derived', got '{kind}'")
 
@@ -78,7 +92,8 @@ class ViewRegistry:
             snap = ((kind == "derived") if snapshot is None else snapshot) and kind == "derived"
             self.views[name] = View(name, fn, tuple(reads), kind, snap,
                                     snap if cache is None else cache,
-                                    (fn.__doc__ or "").strip().split("\n")[0], internal)
+                                    (fn.__doc__ or "").strip().split("\n")[0], internal, check,
+                                    tuple(guards))
             return fn
 
         return wrap
@@ -113,7 +128,7 @@ class ViewRegistry:
                 who = f"view '{path[-1]}' reads" if path else "asked for"
                 raise RegistryError(f"{who} an unknown view '{name}'")
             state[name] = "visiting"
-            for dep in self.views[name].reads:
+            for dep in self.views[name].depends:
                 visit(dep, path + (name,))
             state[name] = "done"
             out.append(self.views[name])

@@ -37,6 +37,8 @@ class AnalysisSettings:
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples over sentences (0: none)"})
     bootstrap_seed: int = field(default=0, metadata={"help": "seed of the bootstrap draw"})
     confidence: float = field(default=0.95, metadata={"help": "level of every interval"})
+    mix_precisions: bool = field(default=False, metadata={
+        "help": "fit trials of several precisions together (refused by default: docs/design/precision.md)"})
 
     def __post_init__(self) -> None:
         cuts = [self.borderline, self.intermediate, self.catapult_like, self.catapult]

@@ -39,6 +39,7 @@ def step_table(
     dG: Sequence[float] | None = None,
     gmax: float = 0.5,
     context_id: int = 0,
+    precision: tuple[str, str] = ("fp32", "fp32"),
 ) -> pa.Table:
     """One context's step rows (step 0..T) from a planted Φ series; every other column gets
     a consistent default (ranks follow the sign of Φ, S = Φ − D). In a column given as a
@@ -68,6 +69,8 @@ def step_table(
         "grad_norm": np.r_[np.nan, np.ones(n - 1)],
         "step_ms": np.r_[np.nan, np.full(n - 1, 10.0)],
         "obs_ms": np.full(n, 1.0),
+        "train_precision": [precision[0]] * n,
+        "obs_precision": [precision[1]] * n,
         "p_g": np.full(n, 0.3),
         "p_c": np.full(n, 0.2),
         "z_g": delta_,
@@ -123,6 +126,7 @@ def trial_record(
     bracket_id: str | None = None,
     finished_at: datetime | None = None,
     tied: bool = True,
+    precision: tuple[str, str] | None = ("fp32", "fp32"),
 ) -> pa.Table:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     record = TrialRecord(
@@ -134,6 +138,7 @@ def trial_record(
         stop_reason=stop_reason, gmax=gmax, gmax_head=gmax if gmax_head is None else gmax_head, tied=tied, trainable_params=1,
         total_params=1, started_at=now, finished_at=finished_at or now, wall_s=1.0, host="test",
         device="cpu", config=json.dumps({"lr": lr}), versions="{}",
+        train_precision=precision and precision[0], obs_precision=precision and precision[1],
     )
     return record.table()
 
@@ -193,6 +198,7 @@ def synthetic_block(
         "lr": rep(lrs), "seed": rep(seeds).astype(np.int64),
         "loss": flat(3.0 - 2.0 * t[None, :] / T * np.ones((k, 1))),
         "grad_norm": np.ones(n), "step_ms": np.full(n, 10.0), "obs_ms": np.ones(n),
+        "train_precision": ["fp32"] * n, "obs_precision": ["fp32"] * n,
         "p_g": np.full(n, 0.3), "p_c": np.full(n, 0.2), "z_g": flat(delta),
         "z_c": np.zeros(n), "logit_gap": flat(delta),
         "rank_g": np.where(res, 1, 2).astype(np.int64),
@@ -222,6 +228,7 @@ def synthetic_block(
         "trainable_params": np.ones(k, np.int64), "total_params": np.ones(k, np.int64),
         "started_at": [now] * k, "finished_at": [now] * k, "wall_s": np.ones(k),
         "host": ["bench"] * k, "device": ["cpu"] * k, "config": ["{}"] * k,
+        "train_precision": ["fp32"] * k, "obs_precision": ["fp32"] * k,
         "versions": ["{}"] * k, "node_id": [None] * k, "context_index": [None] * k,
         "pack_size": np.ones(k, np.int32),
         "bracket_id": [f"{m}|{p}|{s}|{sd}" for m, p, s, sd in zip(models, protocols, sentences, seeds)],

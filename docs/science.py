@@ -123,6 +123,11 @@ QUANTITIES: tuple[Quantity, ...] = (
     Q("step-costs", "‖∇‖, ms", "gradient norm and timings", "3.12",
       "gradient 2-norm; milliseconds", ("phantom.workers.trial.run_trial",),
       ("steps.grad_norm", "steps.step_ms", "steps.obs_ms")),
+    Q("precision", "fp32, bf16/fp32", "precision of the training and of the observation", "3.12",
+      "a label", ("phantom.workers.engines.resolve_precision", "phantom.analysis.views.precision.refuse_mixed"),
+      ("steps.train_precision", "steps.obs_precision", "trials.train_precision", "trials.obs_precision",
+       "trial_summary.precision", "eta_c.precision", "eta_c_sentence.precision",
+       "fits.precision", "precisions.precision")),
     # 4. per-trial summary
     Q("trial-phi", "Φ_t", "Φ of a trial at step t", "4.1", "dimensionless",
       (_OUT + "trial_phi", _SUMMARY + "trial_steps"), ("trial_steps.phi", "trial_steps.n_contexts")),

@@ -72,7 +72,11 @@ def check_capacity(request: dict[str, float], *, can_autoscale=None) -> str | No
     if (can_autoscale or autoscaler_can_add_nodes)():
         return f"no node has {wanted} for a trial yet: waiting for the autoscaler to add one"
     have = "; ".join(sorted({_shape(r) for r in nodes})) or "no nodes"
-    hint = " (no GPU here? run on CPUs with --set resources.gpus_per_trial=0)" if request.get("GPU") else ""
+    most = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
+    hint = ""
+    if request.get("GPU", 0.0) > most:
+        hint = (" (no GPU here? run on CPUs with --set resources.gpus_per_trial=0)" if not most else
+                f" (a trial runs on one node: ask for at most {most:g} GPU)")
     raise ResourceError(
         f"a trial asks for {wanted} (`resources`), but no node of this Ray cluster has that "
         f"(nodes: {have}) and no autoscaler can add one{hint}"

@@ -34,7 +34,8 @@ from phantom.protocols import Protocol
 # member step costs 1/2.5 of a trial alone at K = 5 and 1/3.7 at K = 8; full-FT packs run at
 # 0.4-0.5x (vmap) or ~1x (loop), so full FT stays unpacked. CUDA, not measured (no GPU was lent):
 # LoRA packs are launch-bound and a member costs 7 MB beside the shared base, so 8 is
-# conservative; full FT stays unpacked until a GPU run of the benchmark shows the vmap pack pays.
+# conservative; full FT stays unpacked until a GPU run of the benchmark shows the vmap pack pays
+# (bench/bench_gpu.py prints packed against unpacked steps/s on the card).
 # Prefix tuning always runs as a loop pack (phantom.workers.packs.pack_engine), so it gains nothing.
 PACK_DEFAULTS: dict[str, dict[Protocol, int]] = {
     "cpu": {Protocol.LORA: 8, Protocol.LORA_FROZEN_HEAD: 8, Protocol.PREFIX: 1, Protocol.FULL: 1},

@@ -30,13 +30,17 @@ def tiny_sweep(**over) -> dict:
 
 
 def read_steps(folder: Path):
-    """All step rows of a sweep folder (only files with a trial record count as results)."""
+    """All step rows of a sweep folder (only files with a trial record count as results), as
+    STEP_SCHEMA: a file of an earlier release has NULL in the columns it did not have."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    done = {p.stem for p in (folder / TRIALS_DIR).glob("*.parquet")}
-    tables = [pq.read_table(p) for p in sorted((folder / STEPS_DIR).glob("*.parquet")) if p.stem in done]
-    import pyarrow as pa
+    from phantom.results import conform
+    from phantom.schema import STEP_SCHEMA
 
+    done = {p.stem for p in (folder / TRIALS_DIR).glob("*.parquet")}
+    tables = [conform(pq.read_table(p), STEP_SCHEMA) for p in sorted((folder / STEPS_DIR).glob("*.parquet"))
+              if p.stem in done]
     return pa.concat_tables(tables) if tables else None
 
 

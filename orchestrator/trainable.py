@@ -12,7 +12,8 @@ asked (``--errored``). A failure while loading — the model, the tokenizer — 
 an ``error`` record for every member of that pack (phantom.workers.trial.record_failure), never only
 reported.
 
-Each start of a pack appends an attempt (Ray node id, host, pid, time, dispatch) to
+Each start of a pack appends an attempt (Ray node id, host, pid, the GPUs Ray assigned, time,
+dispatch) to
 ``attempts/<trial_id>.json``. A pack whose worker died in ``retries + 1`` attempts of this
 dispatch (this Tune run, this driver's Ray job) gets an ``error`` record per member instead
 of another attempt, and the unit goes on with its next pack: one pack that kills its worker
@@ -81,9 +82,19 @@ def _job_id() -> str | None:
         return None
 
 
+def _gpu_ids() -> list[str]:
+    """The GPUs Ray assigned this worker (a fraction of one shares its id); [] without Ray or GPUs."""
+    try:
+        import ray
+
+        return [str(g) for g in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
+    except Exception:
+        return []
+
+
 def _record_attempt(store, trial_id: str, attempts: list[dict], dispatch: str | None) -> None:
     attempts = [*attempts, {
-        "node_id": _node_id(), "host": socket.gethostname(), "pid": os.getpid(),
+        "node_id": _node_id(), "host": socket.gethostname(), "pid": os.getpid(), "gpus": _gpu_ids(),
         "started": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "dispatch": dispatch,
     }]
     store.write_text(json.dumps({"trial_id": trial_id, "attempts": attempts}, indent=1),

@@ -48,7 +48,8 @@ def open(paths: PathLike | Iterable[PathLike], all_trials: bool = False, **setti
         **settings: The analysis settings of ``phantom analyze`` / ``phantom query``, by the
             field names of ``phantom.analysis.settings.AnalysisSettings``: ``catapult``,
             ``catapult_like``, ``intermediate``, ``borderline``, ``saturation_window``,
-            ``saturation_tol``, ``bootstrap``, ``bootstrap_seed``, ``confidence``, and
+            ``saturation_tol``, ``bootstrap``, ``bootstrap_seed``, ``confidence``,
+            ``mix_precisions`` (fit trials of several precisions together), and
             ``lr_ref`` as a mapping protocol -> rate (merged with the defaults, like
             ``--lr-ref``).
 
@@ -330,6 +331,11 @@ def _settings(all_trials: bool, given: Mapping[str, Any]) -> AnalysisSettings:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"`lr_ref` should be a mapping protocol -> rate (e.g. {{'lora': 2e-4}}), got {value!r}")
             rates = parse_lr_ref([f"{p}={r}" for p, r in value.items()])
+            continue
+        if isinstance(fields[key].default, bool):  # a switch (mix_precisions)
+            if not isinstance(value, bool):
+                raise ConfigError(f"`{key}` should be True or False, got {value!r}")
+            kw[key] = value
             continue
         numeric = (int,) if isinstance(fields[key].default, int) else (int, float)
         if isinstance(value, bool) or not isinstance(value, numeric):

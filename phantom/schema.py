@@ -60,6 +60,17 @@ def project(schema: pa.Schema, columns) -> pa.Schema:
     return pa.schema([schema.field(c) for c in columns if c in schema.names])
 
 
+# The precision columns of the step rows and the trial record (docs/design/precision.md)
+PRECISION_DOCS = {
+    "train_precision": "arithmetic of the forward and backward of every step so far: fp32, bf16 or fp16 "
+                       "(autocast), fp64 (a float64 model); `auto` resolved on the device. NULL: written "
+                       "before 2026-12-07 (the views infer it from the config and device)",
+    "obs_precision": "arithmetic of the forward the loss and the observables are read from: fp32 (fp64 for "
+                     "a float64 model) whatever train_precision is. NULL: written before 2026-12-07, "
+                     "when they were read from the training forward, in train_precision",
+}
+
+
 # ----------------------------------------------------------------------------------------------
 # steps/<trial_id>.parquet: one row per step and context (science §3). Row ``step = 0`` is the
 # base model; row ``step = t`` is the model after t optimizer steps.
@@ -81,6 +92,8 @@ class StepMeta:
     grad_norm: float | None = _col(pa.float64(), "gradient norm of the step that produced the row (NULL at step 0)")
     step_ms: float | None = _col(pa.float64(), "wall ms of that step: forward, backward, update (NULL at step 0)")
     obs_ms: float | None = _col(pa.float64(), "wall ms of this row's observables")
+    train_precision: str | None = _col(pa.string(), PRECISION_DOCS["train_precision"])
+    obs_precision: str | None = _col(pa.string(), PRECISION_DOCS["obs_precision"])
 
 
 @dataclass
@@ -176,6 +189,8 @@ class TrialRecord:
     host: str | None = _col(pa.string(), "hostname of the worker")
     node_id: str | None = _col(pa.string(), "the Ray node, when run by the orchestrator")
     device: str | None = _col(pa.string(), "torch device")
+    train_precision: str | None = _col(pa.string(), PRECISION_DOCS["train_precision"])
+    obs_precision: str | None = _col(pa.string(), PRECISION_DOCS["obs_precision"])
     config: str | None = _col(pa.string(), "canonical JSON of the resolved TrialConfig")
     versions: str | None = _col(pa.string(), "JSON: python, torch, transformers, peft, accelerate, phantom, lock")
 

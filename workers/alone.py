@@ -24,19 +24,20 @@ OnStep = Callable[[int, list[dict]], None]
 def trial_config(model: str, sentence: str, *, lr: float, steps: int, protocol: str = "full",
                  seed: int = 0, sentences: str | os.PathLike | None = None,
                  lora: dict | None = None, observables: dict | None = None,
-                 phi_saturation: bool = False, trust_remote_code: bool = False) -> TrialConfig:
+                 phi_saturation: bool = False, trust_remote_code: bool = False,
+                 precision: str = "auto") -> TrialConfig:
     """The config of one trial, validated (protocol, rate, sentence id) before anything runs.
 
     ``sentence``: an id of the sentences file ``sentences`` (default: the shipped one);
     ``lora`` / ``observables``: keys of :class:`LoraConfig` / :class:`ObservablesConfig` that
-    differ from the defaults."""
+    differ from the defaults; ``precision``: ``training.precision`` (auto, fp32, bf16, fp16)."""
     from phantom.workers.sentences import get_sentence
 
     s = get_sentence(sentence, sentences)
     return TrialConfig(
         model=model, sentence_id=s.id, target=s.target, competitor=s.competitor,
         contexts=s.contexts, protocol=protocol, lr=lr, seed=seed,
-        training=TrainingConfig(steps=steps), lora=LoraConfig(**(lora or {})),
+        training=TrainingConfig(steps=steps, precision=precision), lora=LoraConfig(**(lora or {})),
         observables=ObservablesConfig(**(observables or {})),
         stopper=StopperConfig(phi_saturation=phi_saturation), trust_remote_code=trust_remote_code,
     )

@@ -39,10 +39,13 @@ from phantom.workers.engines import (
     Engine,
     Forward,
     HeadInput,
+    LossScaler,
     SingleEngine,
     accelerator_for,
+    all_finite,
     drop_spare,
-    logits_dtype,
+    forward_pair,
+    resolve_precision,
 )
 from phantom.workers.models import LoadedModel
 from phantom.workers.protocols import count_params, lora_a_init, lora_targets
@@ -131,12 +134,16 @@ class StackedAdamW:
         device = tensors[0].device
         self.fused = device.type in ("cpu", "cuda") and all(x.is_floating_point() for x in tensors)
 
-    def step(self, slots: list[int]) -> list[float]:
+    def step(self, slots: list[int], scales: list[float] | None = None) -> list[float]:
         """Clip the gradient of the members in ``slots``, update them, clear every gradient;
-        returns their gradient norms."""
+        returns their gradient norms. ``scales``: the loss scale of each slot's member (fp16,
+        :class:`~phantom.workers.engines.LossScaler`), divided out first."""
         grads = [x.grad if x.grad is not None else torch.zeros_like(x) for x in self.tensors]
         k = self.tensors[0].shape[0]
         with torch.no_grad():
+            for j, scale in zip(slots, scales or []):
+                for gr in grads:
+                    gr[j].div_(scale)  # a power of 2: exact
             per_tensor = torch.stack([torch.linalg.vector_norm(gr.reshape(k, -1), dim=1) for gr in grads])
             norms = torch.linalg.vector_norm(per_tensor, dim=0)  # (k,)
             if self.max_norm is not None:
@@ -176,8 +183,10 @@ class _VectorisedEngine:
         self.cfgs = list(cfgs)
         self.active = list(range(len(self.cfgs)))
         self.slots = list(self.active)  # member of each slot of the stacked tensors
-        self.accelerator = accelerator_for(self.cfgs[0].training.precision)
-        self.device = self.accelerator.device
+        self.device = accelerator_for().device
+        self.precision = resolve_precision(self.cfgs[0].training.precision, self.device,
+                                           next(base.model.parameters()).dtype)
+        self.scaler = LossScaler(len(self.cfgs)) if self.precision.train == "fp16" else None
         self.batch = batch.to(self.device)
         self.g = g
         self.E = base.input_embeddings()  # frozen under LoRA; full FT overrides embedding()
@@ -189,9 +198,20 @@ class _VectorisedEngine:
         return torch.nn.functional.cross_entropy(z.reshape(k * n, V), targets, reduction="none").view(k, n).mean(1)
 
     def step(self, losses: torch.Tensor) -> list[float]:
-        losses.sum().backward()
         slots = [self.slots.index(m) for m in self.active]
-        norms = self.optimizer.step(slots)
+        scales = None
+        if self.scaler is None:
+            losses.sum().backward()
+        else:
+            def finite() -> list[bool]:
+                return [all_finite([x.grad[j] for x in self.optimizer.tensors if x.grad is not None]) for j in slots]
+
+            def clear() -> None:
+                for x in self.optimizer.tensors:
+                    x.grad = None
+
+            scales = self.scaler.backward(losses, self.active, finite, clear)
+        norms = self.optimizer.step(slots, scales)
         if self.slots != self.active:  # members left: shrink the stacks to the rest
             self._rebind(self.optimizer.keep(slots))
             self.slots = list(self.active)
@@ -292,12 +312,15 @@ class LoraPackEngine(_VectorisedEngine):
     def forward(self, train: bool) -> Forward:
         b, k = self.batch, len(self.slots)
         ids, mask, last = b.ids.repeat(k, 1), b.mask.repeat(k, 1), b.last.repeat(k)
-        with torch.set_grad_enabled(train), self.accelerator.autocast():
+
+        def run():
             logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=last[:, None]).logits
-        z = logits_dtype(logits[:, 0]).view(k, b.n, -1)  # (k, n_ctx, V)
-        h = self.head.value[:, 0].view(k, b.n, -1)  # (k, n_ctx, d)
+            return logits[:, 0], self.head.value[:, 0]
+
+        trained, z, h = forward_pair(self.precision, train, run)
+        z, h = z.view(k, b.n, -1), h.view(k, b.n, -1)  # (k, n_ctx, V), (k, n_ctx, d)
         keep = [self.slots.index(m) for m in self.active]
-        return Forward(z[keep], h[keep], self._loss(z)[keep])
+        return Forward(z[keep], h[keep], self._loss(trained.view(k, b.n, -1))[keep])
 
     def embedding(self, member: int) -> torch.Tensor:
         return self.E
@@ -357,11 +380,13 @@ class FullPackEngine(_VectorisedEngine):
 
     def forward(self, train: bool) -> Forward:
         b = self.batch
-        with torch.set_grad_enabled(train), self.accelerator.autocast():
-            logits, h = torch.func.vmap(self._one, in_dims=(0, None, None, None))(self.params, b.ids, b.mask, b.last)
-        z = logits_dtype(logits)  # (k, n_ctx, V)
+
+        def run():
+            return torch.func.vmap(self._one, in_dims=(0, None, None, None))(self.params, b.ids, b.mask, b.last)
+
+        trained, z, h = forward_pair(self.precision, train, run)  # (k, n_ctx, V), (k, n_ctx, d)
         keep = [self.slots.index(m) for m in self.active]
-        return Forward(z[keep], h[keep], self._loss(z)[keep])
+        return Forward(z[keep], h[keep], self._loss(trained)[keep])
 
     def embedding(self, member: int) -> torch.Tensor:
         return self.params[self.embed_name].detach()[self.slots.index(member)]
@@ -384,6 +409,7 @@ class LoopEngine:
         self.counts = {k: e.params_count(0) for k, e in self.engines.items()}
         self.active = list(range(len(cfgs)))
         self.device = self.engines[0].device
+        self.precision = self.engines[0].precision
 
     def forward(self, train: bool) -> Forward:
         self.parts = {k: self.engines[k].forward(train) for k in self.active}

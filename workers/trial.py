@@ -2,7 +2,9 @@
 
 Row ``t`` describes the model after ``t`` optimizer steps (row 0: the base model). The forward
 pass that computes step t+1's gradient *is* the evaluation of state t, so observing costs no
-extra forward except the last. Dropout is off (the model stays in eval mode): the study
+extra forward except the last — in full precision; a trial that trains under bf16 or fp16
+autocast reads its observables from a full-precision forward of their own (engines.Precision,
+docs/design/precision.md). Dropout is off (the model stays in eval mode): the study
 measures the deterministic dynamics of one example, and the observables must come from the
 same logits the gradient sees.
 
@@ -129,6 +131,7 @@ class Member:
                 trial_id=cfg.trial_id, step=step, context_id=i, model=cfg.model, protocol=str(cfg.protocol),
                 sentence_id=cfg.sentence_id, lr=float(cfg.lr), seed=int(cfg.seed), loss=o.loss,
                 grad_norm=self.cost.grad_norm, step_ms=self.cost.step_ms, obs_ms=obs_ms,
+                train_precision=self.record.train_precision, obs_precision=self.record.obs_precision,
                 **dataclasses.asdict(o.values)))
         self.record.steps_done = step
         return [{"loss": o.loss, **dataclasses.asdict(o.values)} for o in observed]
@@ -215,6 +218,7 @@ def run_pack(
         for k, m in enumerate(members):
             m.record.trainable_params, m.record.total_params = engine.params_count(k)
             m.record.device = _device_name(engine.device)
+            m.record.train_precision, m.record.obs_precision = engine.precision.train, engine.precision.observe
         budget = first.training.steps
 
         for t in range(budget + 1):

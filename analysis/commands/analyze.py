@@ -80,7 +80,7 @@ def analyze(
             i += 1
         from phantom.analysis.report.summary_text import summary_text
 
-        result.summary = summary_text(conn, out)
+        result.summary = summary_text(conn, out, report)
         # the tables are complete: move them into place, then the database that reads them
         stage.commit()
         t0 = time.perf_counter()

@@ -19,7 +19,8 @@ def _defined(frac) -> str:
     return "" if frac is None or frac >= 1 else f" ({100 * frac:.0f}% of resamples)"
 
 
-def summary_text(conn, out: Store) -> str:
+def summary_text(conn, out: Store, report: bool = True) -> str:
+    """The lines ``phantom analyze`` ends with; ``report``: whether report.html was written."""
     lines = []
     status = db.fetch(conn, "SELECT status, count(*) FROM trial_summary GROUP BY 1 ORDER BY 1")
     total = sum(n for _, n in status)
@@ -84,9 +85,10 @@ def summary_text(conn, out: Store) -> str:
     claims = db.records(conn, "SELECT claim_id, verdict, measured, why FROM claims ORDER BY ord")
     if claims:
         lines.append("")
-        lines.append("claims of the paper on this grid (the claims view; report.html has the paper's figures):")
+        lines.append("claims of the paper on this grid (the claims view"
+                     + ("; report.html has the paper's figures):" if report else "):"))
         for c in claims:
             lines.append(f"  {c['verdict']:<10} {c['claim_id']:<26} {c['measured']}")
     lines.append("")
-    lines.append(f"wrote {out.uri}/ (phantom.duckdb, report.html, tables as .parquet/.csv)")
+    lines.append(f"wrote {out.uri}/ (phantom.duckdb, {'report.html, ' if report else ''}tables as .parquet/.csv)")
     return "\n".join(lines)

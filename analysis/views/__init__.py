@@ -9,6 +9,8 @@ to the import below, nowhere else.
 - :mod:`~phantom.analysis.views.sources`: the raw views (which trials, their records, their steps,
   the geometry files) and the folders they come from;
 - :mod:`~phantom.analysis.views.summary`: ``trial_steps``, ``trial_summary`` (science §4);
+- :mod:`~phantom.analysis.views.precision`: each trial's precision label, and ``precisions``,
+  whose check keeps one fit to one precision;
 - :mod:`~phantom.analysis.views.fits`, :mod:`~phantom.analysis.views.bootstrap`: η_c, θ*, H, B_FT and their
   intervals (science §5);
 - :mod:`~phantom.analysis.views.tables`: the paper's tables (correlations, isolation, stopping,
@@ -19,7 +21,7 @@ to the import below, nowhere else.
 from __future__ import annotations
 
 from phantom.analysis.registry import REGISTRY, RegistryError, View, ViewContext, ViewRegistry
-from phantom.analysis.views import bootstrap, claims, fits, sources, summary, tables  # noqa: F401  (registers)
+from phantom.analysis.views import bootstrap, claims, fits, precision, sources, summary, tables  # noqa: F401  (registers)
 
 REGISTRY.validate()  # every view reads registered views, without a cycle
 

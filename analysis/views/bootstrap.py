@@ -61,7 +61,7 @@ def _mix(source: str, col: str, name: str) -> list[str]:
     return out
 
 
-@view("resamples", reads=("trial_summary",), snapshot=False, cache=True, internal=True)
+@view("resamples", reads=("trial_summary",), guards=("precisions",), snapshot=False, cache=True, internal=True)
 def resamples(ctx: ViewContext) -> str:
     """(model, protocol, r, sentence_id, w): replicate 0 = each sentence once; r = 1..N the
     multiplicity of each sentence drawn (a sentence not drawn has no row)."""

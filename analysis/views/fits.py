@@ -8,7 +8,8 @@
   θ = η_c·G_max and H = η_ref/η_c (Table 6).
 - ``eta_c_sentence``: the brackets of a sentence (seeds, contexts run separately) averaged.
 - ``sentence_burial``: per sentence, the burial depth after fine-tuning at the reference rate.
-- ``fits``: one row per (model, protocol): θ*_shape with its errors and separating interval,
+- ``fits``: one row per (model, protocol) and its ``precision`` (the label of its trials,
+  phantom.analysis.views.precision; one unless --mix-precisions): θ*_shape with its errors and separating interval,
   θ*_resolve, H (Eq. 17), B_FT, each with a bootstrap interval over sentences
   (phantom.analysis.bootstrap computes every fit once per resample; replicate 0 is the data itself).
 """
@@ -18,11 +19,17 @@ from __future__ import annotations
 from phantom.outcomes import CATAPULT_LIKE, SHAPED, BracketStatus, Character, StopReason, TrialStatus, sql_list
 
 from phantom.analysis.registry import ViewContext, view
+from phantom.analysis.schema import labels_sql
 
 OK, DIVERGED, ERROR = (f"'{s}'" for s in (TrialStatus.OK, TrialStatus.DIVERGED, TrialStatus.ERROR))
 
 
-@view("reference_trials", reads=("trial_summary", "lr_ref"))
+# every fit is guarded by `precisions`: its check refuses fits that would mix precisions
+# (unless asked); the views on trial_summary that start a fit name it
+GUARD = ("precisions",)
+
+
+@view("reference_trials", reads=("trial_summary", "lr_ref"), guards=GUARD)
 def reference_trials(ctx: ViewContext) -> str:
     """Ok trials at the rate nearest η_ref, per (model, protocol, sentence), all seeds; those
     stopped at their flip are left out after the rate is chosen (no final state to tabulate), so
@@ -42,7 +49,7 @@ ORDER BY ts.model, ts.protocol, ts.sentence_id, ts.context_index, ts.seed, ts.lr
 """
 
 
-@view("shape_points", reads=("trial_summary",), snapshot=False, cache=True, internal=True)
+@view("shape_points", reads=("trial_summary",), guards=GUARD, snapshot=False, cache=True, internal=True)
 def shape_points(ctx: ViewContext) -> str:
     """θ*_shape data: per (model, protocol, sentence, x) the catapult-like (pos) and other
     (neg) trials among those whose shape was judged."""
@@ -58,7 +65,7 @@ GROUP BY model, protocol, sentence_id, x
 """
 
 
-@view("eta_c", reads=("trial_summary", "lr_ref"))
+@view("eta_c", reads=("trial_summary", "lr_ref"), guards=GUARD)
 def eta_c(ctx: ViewContext) -> str:
     """One row per η_c bracket (phantom.outcomes.eta_c): lo, hi, η_c, status, θ, H."""
     B = {b.name: f"'{b}'" for b in BracketStatus}
@@ -68,6 +75,7 @@ WITH per AS (
            any_value(model) AS model, any_value(protocol) AS protocol,
            any_value(sentence_id) AS sentence_id, any_value(seed) AS seed,
            any_value(context_index) AS context_index, any_value(budget) AS budget,
+           {labels_sql()} AS precision,
            avg(gmax ORDER BY gmax) AS gmax,
            count(*) AS n_trials,
            count(flipped) AS n_outcomes,
@@ -105,8 +113,9 @@ ORDER BY model, protocol, sentence_id, seed, context_index, bracket_id
 @view("eta_c_sentence", reads=("eta_c",))
 def eta_c_sentence(ctx: ViewContext) -> str:
     """Per sentence: θ(s) = mean over its brackets with an η_c of η_c·G_max; H(s) = η_ref·G_max/θ(s)."""
-    return """
+    return f"""
 SELECT model, protocol, sentence_id,
+       {labels_sql(where="precision IS NOT NULL")} AS precision,
        count(*) AS n_brackets,
        count(eta_c) AS n_eta_c,
        count(*) FILTER (WHERE non_monotone) AS n_non_monotone,
@@ -204,6 +213,8 @@ def fits(ctx: ViewContext) -> str:
     return f"""
 WITH groups AS (
     SELECT model, protocol,
+           -- the precision of the fit: one label, or several joined by ' + ' (--mix-precisions)
+           {labels_sql()} AS precision,
            count(*) AS n_trials,
            count(*) FILTER (WHERE status = {OK}) AS n_ok,
            count(*) FILTER (WHERE status = {DIVERGED}) AS n_diverged,

@@ -11,7 +11,8 @@ The raw views read the Parquet in place (globs ``steps/*.parquet``, ``trials/*.p
   a grid point hold the same trial): a result before an error, then the latest ``finished_at``,
   then the folder given first. ``in_plan``: the id is in the union of the folders' plans, or
   the record comes from a folder without a plan (``phantom trial --out DIR``).
-- ``trials``: the records analysed: those ``in_plan`` (all of them with ``--all-trials``).
+- ``trials``: the records analysed: those ``in_plan`` (all of them with ``--all-trials``), with
+  the ``precision`` label of each (phantom.analysis.views.precision).
 - ``extra_trials``: complete records outside every plan (left on disk, listed, not analysed).
 - ``steps``: the step rows of ``trials``, each read *only from the folder of the kept record*,
   so every (trial_id, step, context_id) appears once however the folders overlap.
@@ -34,7 +35,7 @@ from phantom.results import LOOSE, committed_parts, keep_order_sql, part_files
 from phantom.storage import Store
 
 from phantom.analysis.registry import ViewContext, view
-from phantom.analysis.schema import MODEL_COLUMNS, SENTENCE_COLUMNS, empty_select
+from phantom.analysis.schema import LABEL_SQL, MODEL_COLUMNS, SENTENCE_COLUMNS, empty_select
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,9 @@ def _analysed(ctx: ViewContext) -> str:
 
 @view("trials", kind="raw", reads=("trial_records",))
 def trials(ctx: ViewContext) -> str:
-    """The trial records analysed: the plans' trials (every record with --all-trials)."""
-    return f"SELECT * EXCLUDE (part) FROM trial_records WHERE {_analysed(ctx)}"
+    """The trial records analysed: the plans' trials (every record with --all-trials), each
+    with its precision label (phantom.analysis.views.precision)."""
+    return f"SELECT * EXCLUDE (part), {LABEL_SQL} AS precision FROM trial_records WHERE {_analysed(ctx)}"
 
 
 @view("extra_trials", reads=("trial_records", "folders"))
@@ -257,19 +259,21 @@ ORDER BY f.path, r.model, r.protocol, r.sentence_id, r.lr, r.seed, r.trial_id
 @view("steps", kind="raw", reads=("trial_records",))
 def steps(ctx: ViewContext) -> str:
     """The step rows of ``trials``, each read only from the container of its kept record (its
-    loose steps file, or its part's): every (trial_id, step, context_id) once."""
+    loose steps file, or its part's): every (trial_id, step, context_id) once, typed as
+    STEP_SCHEMA whichever release wrote them (a column a file lacks is NULL)."""
     kept = f"SELECT trial_id FROM trial_records WHERE {_analysed(ctx)} AND source = {{src}} AND part = {{part}}"
-    parts = []
+    parts = [f"SELECT * FROM ({empty_select(STEP_SCHEMA)})"]
     for s in ctx.sources:
         globs = _globs(s, STEPS_DIR)
         if globs and _globs(s, TRIALS_DIR):
-            parts.append(f"SELECT * FROM {_read_parquet(globs, False)}\n"
+            # by name: a resumed folder holds files of an earlier release beside today's
+            parts.append(f"SELECT * FROM {_read_parquet(globs, True)}\n"
                          f"WHERE trial_id IN ({kept.format(src=s.index, part=quote(LOOSE))})")
         for part in s.parts:
             parts.append(f"SELECT * FROM {_read_parquet([s.file(*part_files(part)[0])], False)}\n"
                          f"WHERE trial_id IN ({kept.format(src=s.index, part=quote(part))})")
     # a steps file without its record (a killed trial, an uncommitted part) is never read
-    return "\nUNION ALL\n".join(parts) if parts else empty_select(STEP_SCHEMA)
+    return "\nUNION ALL BY NAME\n".join(parts)
 
 
 @view("geometry_rows", kind="raw", internal=True)

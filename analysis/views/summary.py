@@ -121,7 +121,7 @@ base AS (
                                          t.context_index, t.steps)) AS bracket_id,
         t.source, t.in_plan, t.model, t.protocol, t.sentence_id, t.context_index, t.target,
         t.competitor, t.lr, t.seed, t.steps AS budget, t.steps_done, t.status, t.stop_reason,
-        t.n_contexts, t.gmax, t.gmax_head, t.tied, t.lr * t.gmax AS x,
+        t.n_contexts, t.gmax, t.gmax_head, t.tied, t.lr * t.gmax AS x, t.precision,
         -- stopped at the flip (η_c search): the outcome is valid, the shape was not measured
         coalesce(t.stop_reason = '{StopReason.FLIP}', false) AS at_flip,
         a.evaluations, a.last_step,

@@ -49,6 +49,9 @@ def add_settings(p: argparse.ArgumentParser) -> None:
                    help="seed of the bootstrap draw (default %(default)s)")
     g.add_argument("--confidence", type=float, default=d.confidence,
                    help="level of the bootstrap and Spearman intervals (default %(default)s)")
+    g.add_argument("--mix-precisions", action="store_true",
+                   help="fit trials of several precisions (fp32, bf16/fp32, ...) together; "
+                   "refused by default (view precisions)")
 
 
 def settings_from(args: argparse.Namespace):
@@ -59,6 +62,6 @@ def settings_from(args: argparse.Namespace):
         catapult=args.catapult, catapult_like=args.catapult_like, intermediate=args.intermediate,
         borderline=args.borderline, saturation_window=args.saturation_window,
         saturation_tol=args.saturation_tol, all_trials=args.all_trials, bootstrap=args.bootstrap,
-        bootstrap_seed=args.bootstrap_seed, confidence=args.confidence,
+        bootstrap_seed=args.bootstrap_seed, confidence=args.confidence, mix_precisions=args.mix_precisions,
     )
     return base.with_lr_ref(parse_lr_ref(args.lr_ref))

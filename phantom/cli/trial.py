@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-targets", default=None, help="comma-separated module names")
     p.add_argument("--pool-mass", type=float, default=None, help="nucleus mass q (default 0.9)")
     p.add_argument("--pool-cap", type=int, default=None, help="K_max (default 1024)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="training precision (auto: fp32 on a CPU, bf16 on a GPU); the observables "
+                   "are read in fp32 whatever it is (default %(default)s)")
     p.add_argument("--phi-saturation", action="store_true",
                    help="stop once Φ plateaus after the flip (science §4.6; window 3, tol 0.01)")
     p.add_argument("--trust-remote-code", action="store_true")
@@ -51,7 +54,8 @@ def trial_config(args: argparse.Namespace):
         observables["pool_cap"] = args.pool_cap
     return config(args.model, args.sentence, lr=args.lr, steps=args.steps, protocol=args.protocol,
                   seed=args.seed, sentences=args.sentences, lora=lora, observables=observables,
-                  phi_saturation=args.phi_saturation, trust_remote_code=args.trust_remote_code)
+                  phi_saturation=args.phi_saturation, trust_remote_code=args.trust_remote_code,
+                  precision=args.precision)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     f = result.final
     print(
         f"trial {result.trial_id}: {result.status} after {result.steps_done} steps in {result.wall_s:.1f}s"
-        + (f" (Φ {f['phi']:+.4f}, loss {f['loss']:.4f}, rank_g {f['rank_g']}, rank_c {f['rank_c']})" if f else "")
+        + (f" (Φ {f['phi']:+.4f}, loss {f['loss']:.4f}, rank_g {f['rank_g']}, rank_c {f['rank_c']}; "
+           f"trained in {f['train_precision']}, observed in {f['obs_precision']})" if f else "")
     )
     if result.error:
         print(f"  {result.error}")

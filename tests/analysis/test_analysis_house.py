@@ -17,7 +17,7 @@ RANK = {
     "phantom.analysis.schema": 0, "phantom.analysis.stats": 0, "phantom.analysis.settings": 0, "phantom.analysis.registry": 1,
     "phantom.analysis.testing": 1,
     "phantom.analysis.views.sources": 2, "phantom.analysis.views.summary": 2, "phantom.analysis.views.fits": 2,
-    "phantom.analysis.views.tables": 2, "phantom.analysis.views.claims": 2, "phantom.analysis.views.bootstrap": 3,
+    "phantom.analysis.views.tables": 2, "phantom.analysis.views.claims": 2, "phantom.analysis.views.precision": 2, "phantom.analysis.views.bootstrap": 3,
     "phantom.analysis.views": 4,
     "phantom.analysis.db": 5,
     "phantom.analysis.report.registry": 6, "phantom.analysis.report.draw": 6, "phantom.analysis.report.summary_text": 6,
@@ -84,7 +84,8 @@ def test_views_are_registered_in_one_place():
     """Only the face of phantom.analysis.views imports the view modules for their side effect; db no
     longer registers them by importing them."""
     face = _imports(MODULES["phantom.analysis.views"])
-    assert {f"phantom.analysis.views.{m}" for m in ("sources", "summary", "fits", "bootstrap", "tables", "claims")} <= face
+    assert {f"phantom.analysis.views.{m}" for m in ("sources", "summary", "fits", "bootstrap", "tables", "claims",
+                                                    "precision")} <= face
     assert "phantom.analysis.views" in _imports(MODULES["phantom.analysis.db"])
     registering = {m for m, p in MODULES.items() if re.search(r"^@view\(", p.read_text(), re.MULTILINE)}
     assert registering and all(m.startswith("phantom.analysis.views.") for m in registering)

@@ -24,7 +24,7 @@ def load(conn, rows, settings=None):
     db.fetch(conn, """CREATE OR REPLACE TABLE trial_summary AS
         SELECT *, model || '|' || protocol || '|' || sentence_id || '|' || seed AS bracket_id,
                CAST(NULL AS INTEGER) AS context_index, 10 AS budget, -0.1 AS phi0,
-               CAST(NULL AS VARCHAR) AS stop_reason,
+               CAST(NULL AS VARCHAR) AS stop_reason, 'fp32' AS precision,
                CASE WHEN status = 'error' THEN NULL
                     ELSE status = 'diverged' OR flip_step IS NOT NULL END AS flipped
         FROM ts_rows""")

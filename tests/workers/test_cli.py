@@ -27,6 +27,17 @@ def test_trial_runs_and_reports_where_it_wrote(tmp_path, capsys):
     assert pq.read_table(steps).num_rows == 3
 
 
+def test_trial_trains_in_the_precision_asked_and_says_so(tmp_path, capsys):
+    code, out, _ = run(capsys, [*GOOD, "--out", str(tmp_path), "--quiet", "--precision", "bf16"])
+    assert code == 0 and "trained in bf16, observed in fp32)" in out
+    [record] = (tmp_path / "trials").iterdir()
+    row = pq.read_table(record).to_pylist()[0]
+    assert (row["train_precision"], row["obs_precision"]) == ("bf16", "fp32")
+    assert '"precision":"bf16"' in row["config"]
+    code, _, err = run(capsys, [*GOOD, "--out", str(tmp_path), "--precision", "fp8"])
+    assert code == 2 and "--precision: invalid choice: 'fp8'" in err
+
+
 @pytest.fixture
 def bad_sentences(tmp_path):
     path = tmp_path / "bad.yaml"
