@@ -87,13 +87,20 @@ def _start_head(work: Path) -> str:
     return f"127.0.0.1:{port}"
 
 
-def run_once(argv: list[str], folder: Path | None, log) -> dict:
+def _head_env() -> dict:
+    """The environment a command needs to attach to that head: Ray turns token authentication
+    on when ``~/.ray/auth_token`` exists (docs/how-to/ray-cluster.md#token-authentication)."""
+    token = Path.home() / ".ray" / "auth_token"
+    return {**os.environ, "RAY_AUTH_MODE": "token"} if token.exists() else dict(os.environ)
+
+
+def run_once(argv: list[str], folder: Path | None, log, env: dict | None = None) -> dict:
     """One whole run: its wall time and, when it wrote records under ``folder``, its first step."""
     if folder is not None and folder.exists():
         shutil.rmtree(folder)
     start = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.run(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     whole = time.perf_counter() - t0
     if proc.returncode not in (0,) and argv[-1] != "--help":
         raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: see the log")
@@ -167,6 +174,7 @@ def main() -> int:
     log = (work / "commands.log").open("w")
     print(f"bench_start: {args.runs} run(s) each; machine load {os.getloadavg()[0]:.1f}; log {work}/commands.log")
     commands: list[tuple[str, list[str], Path | None]] = []
+    envs: dict[str, dict] = {}  # a command's own environment, where it needs one
     if "help" in parts:
         commands.append(("phantom --help", [*PHANTOM, "--help"], None))
     if "trial" in parts:
@@ -185,6 +193,7 @@ def main() -> int:
         commands.append(("phantom sweep run (5, attached Ray)",
                          [*PHANTOM, "sweep", "run", str(sweep), "--storage", str(work / "st"), "--address", head],
                          work / "st" / "tiny-5"))
+        envs["phantom sweep run (5, attached Ray)"] = _head_env()
     if "lora" in parts:
         for label, extra in (("packed", []), ("unpacked", ["--set", "resources.pack=1"])):
             commands.append((f"five-LoRA sweep, {label}", [*PHANTOM, "sweep", "run", "lr50", "--storage", str(work / "st"),
@@ -192,7 +201,7 @@ def main() -> int:
                              work / "st" / f"five-{label}"))
     rows = {}
     for label, argv, folder in commands:
-        runs = [run_once(argv, folder, log) for _ in range(args.runs)]
+        runs = [run_once(argv, folder, log, envs.get(label)) for _ in range(args.runs)]
         rows[label] = runs
         print(f"  {label:<36} first step {figures(runs, 'first_step'):<24} whole {figures(runs, 'whole')}",
               flush=True)
