@@ -104,10 +104,14 @@ def flat_params(cfg) -> dict[str, str]:
 
 
 def metric_columns() -> tuple[str, ...]:
-    """The step columns that are measurements (phantom/schema.py minus the row's identity)."""
-    from phantom.schema import STEP_COLUMNS  # pyarrow: not at import (sweep validate stays light)
+    """The step columns that are measurements: the numeric columns of phantom/schema.py minus
+    the row's identity (the precision labels say how a row was measured: not a metric)."""
+    import pyarrow.types as pat  # pyarrow: not at import (sweep validate stays light)
 
-    return tuple(c for c in STEP_COLUMNS if c not in ID_COLUMNS)
+    from phantom.schema import STEP_SCHEMA
+
+    return tuple(f.name for f in STEP_SCHEMA if f.name not in ID_COLUMNS
+                 and (pat.is_floating(f.type) or pat.is_integer(f.type) or pat.is_boolean(f.type)))
 
 
 def metrics_of(row: dict) -> dict[str, float]:
