@@ -9,37 +9,15 @@ that uses it, and never Ray, DuckDB or matplotlib.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from phantom.orchestrator.testing import tiny_sweep
+from phantom.testing import imports_after as imported
 
-HEAVY = ("torch", "transformers", "peft", "accelerate", "ray", "duckdb", "scipy", "matplotlib", "tokenizers",
-         "pyarrow", "pandas")
 PREVIOUS = Path(__file__).parent / "data" / "previous-release" / "previous"
-
-_PROBE = """
-import atexit, json, sys
-HEAVY = {heavy!r}
-atexit.register(lambda: print("IMPORTED " + json.dumps(sorted(m for m in HEAVY if m in sys.modules)), flush=True))
-from phantom.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def imported(argv: list[str], cwd: Path) -> tuple[set[str], str]:
-    """(the heavy modules ``phantom ARGV`` imported, its output), from a fresh interpreter."""
-    import json
-
-    res = subprocess.run([sys.executable, "-c", _PROBE.format(heavy=HEAVY), *argv], capture_output=True,
-                         text=True, timeout=300, cwd=cwd)
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("IMPORTED ")]
-    assert lines, res.stdout + res.stderr
-    return set(json.loads(lines[-1].split(" ", 1)[1])), res.stdout + res.stderr
 
 
 def write_sweep(tmp_path: Path, data: dict) -> Path:

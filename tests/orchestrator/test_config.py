@@ -6,9 +6,6 @@ from __future__ import annotations
 import pytest
 import yaml
 
-import subprocess
-import sys
-
 from phantom.cli import main
 from phantom.errors import ConfigError
 from phantom.orchestrator.expand import expand
@@ -194,12 +191,10 @@ def test_contexts_each_makes_one_trial_per_context(write_sweep, tmp_path, capsys
 
 def _imports_after(argv: list[str], cwd) -> tuple[str, list[str]]:
     """Run ``phantom ARGV`` in a fresh interpreter: (its output, the heavy modules it imported)."""
-    code = ("import sys; from phantom.cli import main; rc = main(sys.argv[1:]);"
-            "print('IMPORTED', [m for m in ('torch', 'ray', 'transformers') if m in sys.modules], rc)")
-    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, cwd=cwd)
-    last = res.stdout.strip().splitlines()[-1]
-    assert last.startswith("IMPORTED"), res.stdout + res.stderr
-    return res.stdout, eval(last.split(" ", 1)[1].rsplit(" ", 1)[0])  # noqa: S307 - our own print
+    from phantom.testing import imports_after
+
+    got, out = imports_after(argv, cwd, heavy=("torch", "ray", "transformers"))
+    return out, sorted(got)
 
 
 def test_validate_imports_neither_torch_nor_transformers(write_sweep, tmp_path):
