@@ -73,27 +73,6 @@ def _tiny_sweep(work: Path, n: int) -> Path:
     return path
 
 
-def _start_head(work: Path) -> str:
-    """A Ray head on this machine (``ray start --head``), as a user keeps one between sweeps: its address."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port),
-                    "--num-cpus", str(os.cpu_count()), "--include-dashboard", "false", "--temp-dir",
-                    str(work / "ray")], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return f"127.0.0.1:{port}"
-
-
-def _head_env() -> dict:
-    """The environment a command needs to attach to that head: Ray turns token authentication
-    on when ``~/.ray/auth_token`` exists (docs/how-to/ray-cluster.md#token-authentication)."""
-    token = Path.home() / ".ray" / "auth_token"
-    return {**os.environ, "RAY_AUTH_MODE": "token"} if token.exists() else dict(os.environ)
-
-
 def run_once(argv: list[str], folder: Path | None, log, env: dict | None = None) -> dict:
     """One whole run: its wall time and, when it wrote records under ``folder``, its first step."""
     if folder is not None and folder.exists():
@@ -188,12 +167,14 @@ def main() -> int:
                              work / "st" / f"tiny-{n}"))
     head = None
     if "attached" in parts:  # the same 5 trials on a Ray already running (`ray start --head`, then --address)
+        from phantom.testing.ray_nodes import RayNodes
+
         sweep = _tiny_sweep(work, 5)
-        head = _start_head(work)
-        commands.append(("phantom sweep run (5, attached Ray)",
-                         [*PHANTOM, "sweep", "run", str(sweep), "--storage", str(work / "st"), "--address", head],
-                         work / "st" / "tiny-5"))
-        envs["phantom sweep run (5, attached Ray)"] = _head_env()
+        head = RayNodes(workers=0, head_cpus=os.cpu_count() or 1).start()
+        label = "phantom sweep run (5, attached Ray)"
+        commands.append((label, [*PHANTOM, "sweep", "run", str(sweep), "--storage", str(work / "st"),
+                                 "--address", head.address], work / "st" / "tiny-5"))
+        envs[label] = {**os.environ, **head.env}  # its token (Ray's token authentication is on)
     if "lora" in parts:
         for label, extra in (("packed", []), ("unpacked", ["--set", "resources.pack=1"])):
             commands.append((f"five-LoRA sweep, {label}", [*PHANTOM, "sweep", "run", "lr50", "--storage", str(work / "st"),
@@ -218,7 +199,7 @@ def main() -> int:
                                           str(work / "st")], log):
             print(f"  {at:6.1f}  {what}", flush=True)
     if head is not None:
-        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], stdout=log, stderr=log)
+        head.close()  # its own processes, by pid: never `ray stop`, which ends every Ray on the machine
     log.close()
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

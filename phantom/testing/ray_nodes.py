@@ -25,13 +25,17 @@ from phantom.testing.s3 import free_port
 
 
 class RayNodes:
-    def __init__(self, workers: int = 2, cpus: int = 1, env: dict[str, str] | None = None) -> None:
+    """``workers`` nodes of ``cpus`` CPUs each beside a head of ``head_cpus`` (0: the head runs
+    no trials, as on a cluster; a one-machine Ray kept between sweeps: ``RayNodes(0, head_cpus=N)``)."""
+
+    def __init__(self, workers: int = 2, cpus: int = 1, env: dict[str, str] | None = None,
+                 head_cpus: int = 0) -> None:
         self.node_env = dict(env or {})  # what every node has in its environment (storage settings)
         self.root = Path(tempfile.mkdtemp(prefix="phantom-nodes-"))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.token = secrets.token_hex(16)
-        self.workers, self.cpus = workers, cpus
+        self.workers, self.cpus, self.head_cpus = workers, cpus, head_cpus
         self.ray = str(Path(sys.executable).with_name("ray"))
 
     @property
@@ -48,7 +52,8 @@ class RayNodes:
                         "--disable-usage-stats", *args], env=env, check=True, capture_output=True, timeout=120)
 
     def start(self) -> RayNodes:
-        self._start("head", "--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard", "false")
+        self._start("head", "--head", "--port", str(self.port), "--num-cpus", str(self.head_cpus),
+                    "--include-dashboard", "false")
         for i in range(self.workers):
             self._start(f"node-{i + 1}", "--address", self.address, "--num-cpus", str(self.cpus))
         return self
